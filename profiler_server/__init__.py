@@ -1,0 +1,1 @@
+"""profiler_server package."""

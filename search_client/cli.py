@@ -1,0 +1,11 @@
+"""The `dnas` command line: one Typer app; each sub-area registers its commands from its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="FBNet DNAS search client.")
+
+
+def main() -> None:
+    app()
