@@ -1,10 +1,12 @@
-"""The `dnas` command line: one Typer app; each sub-area registers its commands from its own module."""
+"""The `dnas` command line: one Typer app; each area registers its commands from its own module."""
 
 from __future__ import annotations
 
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="FBNet DNAS search client.")
+
+# Each area adds one line here: `from search_client.commands import X; X.register(app)`.
 
 
 def main() -> None:

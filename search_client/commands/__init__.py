@@ -1,0 +1,1 @@
+"""Sub-command groups of `dnas`, one module per area; each exposes `register(app)`."""
