@@ -1,0 +1,70 @@
+"""The one small interface every backend implements: `prepare(op) -> Runner`, `runner.measure(policy)`.
+
+In-process runtimes (onnxruntime, torch) derive from `InProcessRunner` and only say how to run the op once;
+the shared timing engine does the rest. Out-of-process tools (adb + a benchmark binary) time themselves and
+implement `measure` directly.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from device_agents.timing import Clock, Measurement, TimeOneRun, TimingPolicy, measure, timed_by_clock
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """Provenance of a measurement (the `runtime` object of docs/contracts.md, less the per-op fields)."""
+
+    runtime: str
+    runtime_version: str
+    execution_provider: str
+    threads: int | None
+    cpu_affinity: list[int] | None
+    graph_optimization: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OpInput:
+    """One op to measure: its key, its ONNX file (with sha256) and its spec (for rebuilding backends)."""
+
+    key: str
+    onnx_path: Path
+    onnx_sha256: str
+    spec: dict[str, Any]
+
+
+class Runner(Protocol):
+    def measure(self, policy: TimingPolicy, clock: Clock = time.perf_counter) -> Measurement: ...
+
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def runtime_info(self) -> RuntimeInfo: ...
+
+    def prepare(self, op: OpInput) -> Runner: ...
+
+
+class InProcessRunner(abc.ABC):
+    """A runner whose op runs synchronously in this process: timed by the host clock around `run_once`."""
+
+    @abc.abstractmethod
+    def run_once(self) -> None: ...
+
+    def time_one_run(self, clock: Clock) -> TimeOneRun:
+        return timed_by_clock(self.run_once, clock)
+
+    def measure(self, policy: TimingPolicy, clock: Clock = time.perf_counter) -> Measurement:
+        return measure(self.time_one_run(clock), policy, clock)
+
+    def close(self) -> None:
+        """Release the runtime's resources (sessions, device memory); nothing to release by default."""
+        return None

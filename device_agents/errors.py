@@ -1,0 +1,21 @@
+"""The agent's exception tree: third-party errors are translated into these once, at the boundary."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class OpFailedError(AgentError):
+    """One op could not be measured (bad model, runtime error, unparsable tool output, timeout).
+
+    The agent reports it as a failed task with this message as the reason, and goes on."""
+
+
+class ManifestError(AgentError):
+    """An ops.jsonl or results.jsonl line is not what docs/contracts.md says."""
+
+
+class BackendUnavailableError(AgentError):
+    """The requested backend or execution provider is not installed on this host."""

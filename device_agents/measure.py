@@ -1,0 +1,82 @@
+"""One op, measured end to end: verify the file, prepare, time, and build the result record of the contract."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from device_agents import AGENT_VERSION
+from device_agents.backends.base import Backend, OpInput
+from device_agents.errors import OpFailedError
+from device_agents.manifest import verify_onnx
+from device_agents.system import SYS_ROOT, read_sensors
+from device_agents.timing import Clock, TimingPolicy
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def measure_op(
+    backend: Backend,
+    op: OpInput,
+    policy: TimingPolicy,
+    clock: Clock = time.perf_counter,
+    sys_root: Path = SYS_ROOT,
+) -> dict[str, Any]:
+    """A result record (docs/contracts.md) or, when the op cannot be measured, a failure record.
+
+    Never raises for a bad op: the caller reports the failure and goes on to the next one."""
+    result_id = str(uuid.uuid4())
+    started_at = _utc_now()
+    try:
+        verify_onnx(op)
+        runner = backend.prepare(op)
+        try:
+            measurement = runner.measure(policy, clock)
+        finally:
+            runner.close()
+    except OpFailedError as exc:
+        return {"result_id": result_id, "key": op.key, "onnx_sha256": op.onnx_sha256, "error": str(exc)}
+    except Exception as exc:  # a runtime error mid-timing (e.g. device out of memory) is this op's failure
+        reason = f"{type(exc).__name__}: {exc}"
+        return {"result_id": result_id, "key": op.key, "onnx_sha256": op.onnx_sha256, "error": reason}
+    sensors = read_sensors(sys_root)  # after the runs: the state the op ended in (throttled or not)
+    info = backend.runtime_info()
+    return {
+        "result_id": result_id,
+        "key": op.key,
+        "onnx_sha256": op.onnx_sha256,
+        "samples_us": measurement.samples_us,
+        "runtime": {
+            "runtime": info.runtime,
+            "runtime_version": info.runtime_version,
+            "execution_provider": info.execution_provider,
+            "threads": info.threads,
+            "cpu_affinity": info.cpu_affinity,
+            "graph_optimization": info.graph_optimization,
+            "agent_version": AGENT_VERSION,
+            "warmup_runs": measurement.warmup_runs,
+            "warmup_s": round(measurement.warmup_s, 6),
+            "timed_runs": measurement.timed_runs,
+            "temperatures_c": sensors.temperatures_c,
+            "cpu_freq_mhz": sensors.cpu_freq_mhz,
+            "started_at": started_at,
+            "finished_at": _utc_now(),
+            "extra": {
+                **info.extra,
+                "warmup_settled": measurement.warmup_settled,
+                "stop_reason": measurement.stop_reason,
+                "median_ci95_rel": round(measurement.ci_rel, 6),
+                "cpu_governors": sensors.cpu_governors,
+                "policy": policy.as_dict(),
+            },
+        },
+    }
+
+
+def is_failure(record: dict[str, Any]) -> bool:
+    return "error" in record

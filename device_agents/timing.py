@@ -1,0 +1,200 @@
+"""The timing engine shared by every backend: settle, then sample until the median is known to 1%.
+
+Pure: the clock, the sleep and the run are injected, so the stopping rules are tested on a fake clock.
+Warm-up runs until two consecutive windows agree (with a floor of runs and seconds, and a cap); timed runs
+go on until the 95% confidence interval of the median (order statistics, distribution-free) lies within
+`target_ci_rel` of the median, or a time cap. Raw samples are always kept: the server aggregates them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from device_agents.errors import OpFailedError
+
+Clock = Callable[[], float]  # monotonic seconds
+TimeOneRun = Callable[[], float]  # runs the op once, returns its duration in seconds
+
+# Two-sided 95% normal quantile: the binomial(n, 1/2) rank interval of the median uses it.
+_Z95 = 1.959964
+UNSTABLE_IQR_REL = 0.10  # torch.utils.benchmark's threshold: IQR/median >= 10% is unreliable
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    warmup_min_runs: int = 5
+    warmup_min_s: float = 0.05
+    warmup_max_s: float = 0.5
+    warmup_window: int = 5  # settled when the medians of the last two windows differ by <= settle_rel
+    settle_rel: float = 0.02
+    min_runs: int = 20
+    min_s: float = 0.05
+    max_s: float = 1.0  # per-op time cap for the timed phase
+    max_runs: int = 20_000
+    target_ci_rel: float = 0.01
+    cooldown_s: float = 0.0  # idle before warm-up, so a hot previous op does not throttle this one
+    op_timeout_s: float = 120.0  # an op whose floor of runs takes longer than this is failed, not waited on
+
+    def __post_init__(self) -> None:
+        if self.warmup_min_runs < 1 or self.min_runs < 6 or self.warmup_window < 1:
+            raise ValueError("warmup_min_runs >= 1, warmup_window >= 1 and min_runs >= 6 are required")
+        if not 0 < self.target_ci_rel < 1 or self.max_s <= 0 or self.max_runs < self.min_runs:
+            raise ValueError("0 < target_ci_rel < 1, max_s > 0 and max_runs >= min_runs are required")
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    samples_us: list[float]
+    warmup_runs: int
+    warmup_s: float
+    warmup_settled: bool
+    timed_s: float
+    ci_rel: float  # half-width of the median's 95% CI over the median, at the stop
+    stop_reason: str  # "ci" | "time_cap" | "max_runs"
+
+    @property
+    def timed_runs(self) -> int:
+        return len(self.samples_us)
+
+
+@dataclass(frozen=True)
+class Stats:
+    median_us: float
+    p10_us: float
+    p90_us: float
+    mean_us: float
+    std_us: float
+    iqr_us: float
+    cv: float
+    n: int
+    unstable: bool
+
+
+def summarize(samples_us: list[float]) -> Stats:
+    """The statistics the LUT serves, from raw samples (numpy's linear percentiles)."""
+    if not samples_us:
+        raise ValueError("no samples to summarize")
+    values = np.asarray(samples_us, dtype=np.float64)
+    p10, p25, median, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
+    mean = float(values.mean())
+    std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    iqr = float(p75 - p25)
+    return Stats(
+        median_us=float(median),
+        p10_us=float(p10),
+        p90_us=float(p90),
+        mean_us=mean,
+        std_us=std,
+        iqr_us=iqr,
+        cv=std / mean if mean > 0 else math.inf,
+        n=int(values.size),
+        unstable=bool(median <= 0 or iqr / median > UNSTABLE_IQR_REL),
+    )
+
+
+def median_ci_rel(samples: list[float]) -> float:
+    """Relative half-width of the distribution-free 95% CI of the median (binomial rank interval).
+
+    The ranks n/2 -+ z*sqrt(n)/2 bound the median with 95% confidence whatever the distribution; the
+    larger side over the median is returned, so 0.01 means both ends are within 1%."""
+    n = len(samples)
+    if n < 6:
+        return math.inf
+    ordered = sorted(samples)
+    half_span = _Z95 * math.sqrt(n) / 2
+    low = max(0, math.floor(n / 2 - half_span))
+    high = min(n - 1, math.ceil(n / 2 + half_span) - 1)
+    median = statistics.median(ordered)
+    if median <= 0:
+        return math.inf
+    return max(median - ordered[low], ordered[high] - median) / median
+
+
+def timed_by_clock(run_once: Callable[[], object], clock: Clock) -> TimeOneRun:
+    """Wrap a host-synchronous run: its duration is the clock's difference around it."""
+
+    def time_one_run() -> float:
+        start = clock()
+        run_once()
+        return clock() - start
+
+    return time_one_run
+
+
+def _check_deadline(op_started: float, policy: TimingPolicy, clock: Clock) -> None:
+    if clock() - op_started > policy.op_timeout_s:
+        raise OpFailedError(f"timed out: the op ran longer than op_timeout_s={policy.op_timeout_s:g}")
+
+
+def _warm_up(time_one_run: TimeOneRun, policy: TimingPolicy, clock: Clock) -> tuple[int, float, bool]:
+    started = clock()
+    durations = [time_one_run()]
+    # The cap counts from after the first run: that one carries lazy initialisation and may take seconds.
+    cap_started = clock()
+    window = policy.warmup_window
+    while True:
+        durations.append(time_one_run())
+        _check_deadline(started, policy, clock)
+        elapsed = clock() - started
+        if len(durations) >= max(policy.warmup_min_runs, 2 * window) and elapsed >= policy.warmup_min_s:
+            previous = statistics.median(durations[-2 * window : -window])
+            last = statistics.median(durations[-window:])
+            if previous > 0 and abs(last - previous) / previous <= policy.settle_rel:
+                return len(durations), elapsed, True
+        if clock() - cap_started >= policy.warmup_max_s and len(durations) >= policy.warmup_min_runs:
+            return len(durations), elapsed, False
+
+
+def measure(
+    time_one_run: TimeOneRun,
+    policy: TimingPolicy,
+    clock: Clock = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Measurement:
+    """Cool down, warm up until settled, then sample until the median's 95% CI is within the target."""
+    if policy.cooldown_s > 0:
+        sleep(policy.cooldown_s)
+    op_started = clock()
+    warmup_runs, warmup_s, settled = _warm_up(time_one_run, policy, clock)
+    started = clock()
+    samples_s: list[float] = []
+    next_check = policy.min_runs
+    ci_rel = math.inf
+    while True:
+        samples_s.append(time_one_run())
+        _check_deadline(op_started, policy, clock)
+        n = len(samples_s)
+        elapsed = clock() - started
+        # The CI needs a sort: check at geometrically spaced counts so tiny ops stay O(n log n) overall.
+        if n >= next_check and elapsed >= policy.min_s:
+            ci_rel = median_ci_rel(samples_s)
+            next_check = max(n + 1, int(n * 1.1))
+            if ci_rel <= policy.target_ci_rel:
+                reason = "ci"
+                break
+        if elapsed >= policy.max_s and n >= policy.min_runs:
+            ci_rel = median_ci_rel(samples_s)
+            reason = "time_cap"
+            break
+        if n >= policy.max_runs:
+            ci_rel = median_ci_rel(samples_s)
+            reason = "max_runs"
+            break
+    return Measurement(
+        samples_us=[s * 1e6 for s in samples_s],
+        warmup_runs=warmup_runs,
+        warmup_s=warmup_s,
+        warmup_settled=settled,
+        timed_s=clock() - started,
+        ci_rel=ci_rel,
+        stop_reason=reason,
+    )
