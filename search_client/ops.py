@@ -1,0 +1,64 @@
+"""Rebuilding an op from its spec (see keys.py): the single place a spec becomes an `nn.Module`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import nn
+
+from search_client.arch import Architecture
+from search_client.blocks import make_block
+from search_client.keys import OpSpec, validate_spec
+from search_client.model import build_model, make_classifier, make_head, make_stem
+from search_client.space import ClassifierSpec, HeadSpec, StemSpec, build_space, space_params_from_dict
+
+
+def _channels_hw(spec: OpSpec) -> tuple[int, tuple[int, int]]:
+    _, channels, height, width = spec["input_shape"]
+    return channels, (height, width)
+
+
+def _block(spec: OpSpec) -> nn.Module:
+    channels, _ = _channels_hw(spec)
+    return make_block(spec["block"], channels, spec["out_channels"], spec["stride"])
+
+
+def _stem(spec: OpSpec) -> nn.Module:
+    channels, hw = _channels_hw(spec)
+    return make_stem(StemSpec(channels, spec["out_channels"], spec["stride"], hw, spec["kernel_size"]))
+
+
+def _head(spec: OpSpec) -> nn.Module:
+    channels, hw = _channels_hw(spec)
+    return make_head(HeadSpec(channels, spec["out_channels"], hw))
+
+
+def _pool_fc(spec: OpSpec) -> nn.Module:
+    channels, hw = _channels_hw(spec)
+    return make_classifier(ClassifierSpec(channels, spec["num_classes"], hw))
+
+
+def _network(spec: OpSpec) -> nn.Module:
+    space = build_space(space_params_from_dict(spec["space"]))
+    return build_model(Architecture.from_string(spec["blocks"]), space)
+
+
+_BUILDERS: dict[str, Callable[[OpSpec], nn.Module]] = {
+    "block": _block,
+    "stem": _stem,
+    "head": _head,
+    "pool_fc": _pool_fc,
+    "network": _network,
+}
+
+
+def build_op(spec: Mapping[str, Any]) -> nn.Module:
+    """The freshly initialised module of an op (training mode; export.py seeds and freezes it)."""
+    valid = validate_spec(spec)
+    return _BUILDERS[valid["kind"]](valid)
+
+
+def op_input_shape(spec: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    batch, channels, height, width = validate_spec(spec)["input_shape"]
+    return (batch, channels, height, width)
