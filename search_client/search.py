@@ -1,0 +1,320 @@
+"""The DNAS search loop (FBNet section 3.3): weights and theta trained in alternation on disjoint data.
+
+Per epoch: the weights on the 80% split (SGD, cosine), then - after the warm-up epochs - theta on the other 20%
+(Adam). Both phases use the same loss, CE combined with the expected latency of the same Gumbel draw.
+Every epoch reseeds all random generators from (seed, epoch, phase, rank) and ends with a checkpoint, so a run
+resumed from its checkpoint replays exactly what an uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from search_client.blocks import CANDIDATES
+from search_client.data import load_data
+from search_client.distributed import DistContext, global_sum, shard_batch
+from search_client.errors import CheckpointError
+from search_client.latency import LatencyTable
+from search_client.loss import LossConfig, search_loss
+from search_client.schedule import split_for_search, temperature, warmup_epochs
+from search_client.space import SearchSpace, fbnet_space
+from search_client.supernet import Supernet, SupernetMode
+
+CHECKPOINT_NAME = "checkpoint.pt"
+HISTORY_NAME = "theta_history.json"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that determines a search; stored in its checkpoint so a resume can check it is the same run."""
+
+    data: str = "digits"
+    resolution: int = 32
+    width: float = 1.0
+    head_channels: int = 1984
+    small_input: bool = True
+    epochs: int = 10
+    batch_size: int = 64
+    mode: SupernetMode = "weighted"
+    seed: int = 0
+    loss: LossConfig = field(default_factory=LossConfig)
+    initial_temperature: float = 5.0
+    temperature_decay: float = 0.045
+    warmup_fraction: float = 0.1
+    weight_fraction: float = 0.8
+    weight_lr: float = 0.1
+    weight_momentum: float = 0.9
+    weight_decay: float = 1e-4
+    theta_lr: float = 0.01
+    theta_weight_decay: float = 5e-4
+    max_train_samples: int | None = None
+    workers: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> SearchConfig:
+        return cls(**{**payload, "loss": LossConfig(**payload["loss"])})
+
+    def space(self, num_classes: int) -> SearchSpace:
+        return fbnet_space(self.resolution, self.width, num_classes, self.head_channels, self.small_input)
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    temperature: float
+    trained_theta: bool
+    weight_loss: float
+    weight_accuracy: float
+    theta_loss: float | None
+    val_accuracy: float
+    expected_latency_ms: float
+    argmax_latency_ms: float
+    theta: list[list[float]]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class PhaseStats:
+    loss_sum: float = 0.0
+    correct: int = 0
+    samples: int = 0
+    latency_ms_sum: float = 0.0
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / max(1, self.samples)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / max(1, self.samples)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.latency_ms_sum / max(1, self.samples)
+
+
+StepCallback = Callable[[str, int, int, PhaseStats, float], None]
+EpochCallback = Callable[[EpochRecord], None]
+
+
+@dataclass
+class SearchState:
+    """What a checkpoint holds besides the configuration."""
+
+    model: Supernet
+    weight_optimizer: torch.optim.SGD
+    theta_optimizer: torch.optim.Adam
+    weight_scheduler: torch.optim.lr_scheduler.CosineAnnealingLR
+    history: list[EpochRecord] = field(default_factory=list)
+
+
+def _epoch_seed(seed: int, epoch: int, phase: int, rank: int) -> int:
+    # Distinct, reproducible streams per (epoch, phase, rank); the constants only spread them apart.
+    return (seed * 1_000_003 + epoch * 10_007 + phase * 101 + rank) % (2**63)
+
+
+def global_batches(indices: torch.Tensor, batch_size: int, seed: int) -> list[torch.Tensor]:
+    """Shuffle with a seeded generator (identical on every rank) and cut into global batches; a partial last
+    batch is dropped so that BatchNorm never sees a single sample and every rank gets equal shares."""
+    order = indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))]
+    return [order[start : start + batch_size] for start in range(0, len(order) - batch_size + 1, batch_size)]
+
+
+def iterate_batches(
+    dataset: Dataset, batches: list[torch.Tensor], workers: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """In-memory data sets are sliced directly (fast on CPU); file-backed ones go through a DataLoader."""
+    if isinstance(dataset, TensorDataset):
+        images, labels = dataset.tensors
+        for batch in batches:
+            yield images[batch], labels[batch]
+        return
+    loader = DataLoader(dataset, batch_sampler=[batch.tolist() for batch in batches], num_workers=workers)
+    yield from loader
+
+
+def build_state(config: SearchConfig, space: SearchSpace) -> SearchState:
+    torch.manual_seed(config.seed)
+    model = Supernet(space, config.mode)
+    weight_optimizer = torch.optim.SGD(
+        model.weight_parameters(),
+        lr=config.weight_lr,
+        momentum=config.weight_momentum,
+        weight_decay=config.weight_decay,
+    )
+    theta_optimizer = torch.optim.Adam(
+        [model.theta], lr=config.theta_lr, weight_decay=config.theta_weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_optimizer, T_max=config.epochs)
+    return SearchState(model, weight_optimizer, theta_optimizer, scheduler)
+
+
+def save_checkpoint(path: Path, config: SearchConfig, state: SearchState) -> None:
+    payload = {
+        "config": config.to_json(),
+        "model": state.model.state_dict(),
+        "weight_optimizer": state.weight_optimizer.state_dict(),
+        "theta_optimizer": state.theta_optimizer.state_dict(),
+        "weight_scheduler": state.weight_scheduler.state_dict(),
+        "history": [record.to_json() for record in state.history],
+    }
+    temporary = path.with_suffix(".tmp")
+    torch.save(payload, temporary)
+    os.replace(temporary, path)  # atomic: a kill mid-write never leaves a truncated checkpoint
+
+
+def load_checkpoint(path: Path, config: SearchConfig, state: SearchState) -> None:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    if payload["config"] != config.to_json():
+        changed = sorted(k for k, v in config.to_json().items() if payload["config"].get(k) != v)
+        raise CheckpointError(f"{path} is from a different search (differs in: {', '.join(changed)})")
+    state.model.load_state_dict(payload["model"])
+    state.weight_optimizer.load_state_dict(payload["weight_optimizer"])
+    state.theta_optimizer.load_state_dict(payload["theta_optimizer"])
+    state.weight_scheduler.load_state_dict(payload["weight_scheduler"])
+    state.history = [EpochRecord(**record) for record in payload["history"]]
+
+
+@dataclass(frozen=True)
+class PhaseRunner:
+    """What every training phase of one search shares."""
+
+    model: nn.Module  # the supernet, or its DistributedDataParallel wrapper
+    supernet: Supernet
+    dataset: Dataset
+    table: LatencyTable
+    config: SearchConfig
+    context: DistContext
+    on_step: StepCallback | None
+
+    def run(
+        self, optimizer: torch.optim.Optimizer, batches: list[torch.Tensor], tau: float, phase: str
+    ) -> PhaseStats:
+        """One pass over `batches`, stepping `optimizer` only (the weights' or theta's)."""
+        self.model.train()
+        stats = PhaseStats()
+        local_batches = [shard_batch(batch, self.context) for batch in batches]
+        for step, (images, labels) in enumerate(
+            iterate_batches(self.dataset, local_batches, self.config.workers)
+        ):
+            logits, weights = self.model(images, tau)
+            ce_sum = F.cross_entropy(logits, labels, reduction="sum")
+            latency_sum = self.table.expected_ms(weights).sum()
+            totals = global_sum(torch.stack([ce_sum, latency_sum]), self.context)
+            global_count = labels.shape[0] * self.context.world_size
+            mean_latency_ms = totals[1] / global_count
+            loss = search_loss(totals[0] / global_count, mean_latency_ms, self.config.loss)
+            self.supernet.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            stats.loss_sum += float(loss.detach()) * global_count
+            stats.samples += global_count
+            stats.latency_ms_sum += float(mean_latency_ms.detach()) * global_count
+            stats.correct += int(global_sum((logits.argmax(1) == labels).sum().detach(), self.context))
+            if self.on_step is not None:
+                self.on_step(phase, step + 1, len(batches), stats, tau)
+        return stats
+
+
+@torch.no_grad()
+def evaluate_argmax(supernet: Supernet, dataset: Dataset, batch_size: int, workers: int) -> float:
+    """Top-1 of the supernet's argmax path (no noise, one candidate per layer) on the validation split."""
+    supernet.eval()
+    batches = list(torch.arange(len(dataset)).split(batch_size))
+    correct = total = 0
+    for images, labels in iterate_batches(dataset, batches, workers):
+        noise = torch.zeros((images.shape[0], *supernet.theta.shape))
+        logits, _ = supernet(images, 1.0, noise=noise, mode="single_path")
+        correct += int((logits.argmax(1) == labels).sum())
+        total += labels.shape[0]
+    return correct / max(1, total)
+
+
+def run_search(
+    config: SearchConfig,
+    table: LatencyTable,
+    out_dir: Path,
+    resume: bool = False,
+    context: DistContext | None = None,
+    on_step: StepCallback | None = None,
+    on_epoch_end: EpochCallback | None = None,
+) -> SearchState:
+    """Run (or resume) a search; rank 0 writes the checkpoint and theta history into `out_dir` every epoch."""
+    context = context or DistContext()
+    config.loss.check_defined(table.min_ms())
+    data = load_data(config.data, config.resolution, config.seed)
+    space = config.space(data.num_classes)
+    state = build_state(config, space)
+    checkpoint = out_dir / CHECKPOINT_NAME
+    if resume:
+        if not checkpoint.is_file():
+            raise CheckpointError(f"--resume: no checkpoint at {checkpoint}")
+        load_checkpoint(checkpoint, config, state)
+    num_train = min(len(data.train), config.max_train_samples or len(data.train))
+    split = split_for_search(num_train, config.weight_fraction, config.seed)
+    warmup = warmup_epochs(config.epochs, config.warmup_fraction)
+    model: nn.Module = state.model
+    if context.enabled:
+        # single_path leaves the undrawn candidates without gradients in a step.
+        model = DistributedDataParallel(state.model, find_unused_parameters=config.mode == "single_path")
+    runner = PhaseRunner(model, state.model, data.train, table, config, context, on_step)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for epoch in range(len(state.history), config.epochs):
+        tau = temperature(epoch, config.initial_temperature, config.temperature_decay)
+        torch.manual_seed(_epoch_seed(config.seed, epoch, 0, context.rank))
+        batches = global_batches(
+            split.weight_indices, config.batch_size, _epoch_seed(config.seed, epoch, 0, 0)
+        )
+        weight_stats = runner.run(state.weight_optimizer, batches, tau, "weights")
+        theta_stats = None
+        if epoch >= warmup:
+            torch.manual_seed(_epoch_seed(config.seed, epoch, 1, context.rank))
+            batches = global_batches(
+                split.theta_indices, config.batch_size, _epoch_seed(config.seed, epoch, 1, 0)
+            )
+            theta_stats = runner.run(state.theta_optimizer, batches, tau, "theta")
+        state.weight_scheduler.step()
+        record = EpochRecord(
+            epoch=epoch,
+            temperature=tau,
+            trained_theta=theta_stats is not None,
+            weight_loss=weight_stats.loss,
+            weight_accuracy=weight_stats.accuracy,
+            theta_loss=None if theta_stats is None else theta_stats.loss,
+            val_accuracy=evaluate_argmax(state.model, data.val, config.batch_size, config.workers),
+            expected_latency_ms=(theta_stats or weight_stats).latency_ms,
+            argmax_latency_ms=table.architecture_ms(state.model.argmax_blocks()),
+            theta=state.model.theta.detach().cpu().tolist(),
+        )
+        state.history.append(record)
+        if context.is_main:
+            save_checkpoint(checkpoint, config, state)
+            write_history(out_dir / HISTORY_NAME, state.history)
+        if on_epoch_end is not None:
+            on_epoch_end(record)
+    return state
+
+
+def write_history(path: Path, history: list[EpochRecord]) -> None:
+    payload = {"candidates": list(CANDIDATES), "epochs": [record.to_json() for record in history]}
+    path.write_text(json.dumps(payload, indent=1))
