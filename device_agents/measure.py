@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from device_agents import AGENT_VERSION
 from device_agents.backends.base import Backend, OpInput
 from device_agents.errors import OpFailedError
 from device_agents.manifest import verify_onnx
-from device_agents.system import SYS_ROOT, read_sensors
 from device_agents.timing import Clock, TimingPolicy
 
 
@@ -25,7 +23,6 @@ def measure_op(
     op: OpInput,
     policy: TimingPolicy,
     clock: Clock = time.perf_counter,
-    sys_root: Path = SYS_ROOT,
 ) -> dict[str, Any]:
     """A result record (docs/contracts.md) or, when the op cannot be measured, a failure record.
 
@@ -44,7 +41,7 @@ def measure_op(
     except Exception as exc:  # a runtime error mid-timing (e.g. device out of memory) is this op's failure
         reason = f"{type(exc).__name__}: {exc}"
         return {"result_id": result_id, "key": op.key, "onnx_sha256": op.onnx_sha256, "error": reason}
-    sensors = read_sensors(sys_root)  # after the runs: the state the op ended in (throttled or not)
+    sensors = backend.read_sensors()  # after the runs: the state the op ended in (throttled or not)
     info = backend.runtime_info()
     return {
         "result_id": result_id,

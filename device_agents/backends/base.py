@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from device_agents.system import SensorReadings, describe_host, read_sensors
 from device_agents.timing import Clock, Measurement, TimeOneRun, TimingPolicy, measure, timed_by_clock
 
 
@@ -51,6 +52,20 @@ class Backend(Protocol):
     def runtime_info(self) -> RuntimeInfo: ...
 
     def prepare(self, op: OpInput) -> Runner: ...
+
+    def read_sensors(self) -> SensorReadings: ...
+
+    def describe_device(self) -> dict[str, Any]: ...
+
+
+class OnThisHost:
+    """For backends that run on this host: the device and its sensors are this host's."""
+
+    def read_sensors(self) -> SensorReadings:
+        return read_sensors()
+
+    def describe_device(self) -> dict[str, Any]:
+        return describe_host().as_dict()
 
 
 class InProcessRunner(abc.ABC):

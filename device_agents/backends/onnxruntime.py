@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from device_agents.backends.base import InProcessRunner, OpInput, RuntimeInfo
+from device_agents.backends.base import InProcessRunner, OnThisHost, OpInput, RuntimeInfo
 from device_agents.errors import BackendUnavailableError, OpFailedError
 from device_agents.system import current_affinity, set_affinity
 
@@ -33,7 +33,7 @@ class OnnxRuntimeRunner(InProcessRunner):
         self._session.run_with_iobinding(self._binding)
 
 
-class OnnxRuntimeBackend:
+class OnnxRuntimeBackend(OnThisHost):
     name = "onnxruntime"
 
     def __init__(
