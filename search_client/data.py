@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from search_client.errors import DataSpecError
 
@@ -232,3 +233,23 @@ def _imagefolder(root: Path, resolution: int) -> DataSplits:
         num_classes=len(classes),
         name=f"imagefolder:{root.name}",
     )
+
+
+def global_batches(indices: torch.Tensor, batch_size: int, seed: int) -> list[torch.Tensor]:
+    """Shuffle with a seeded generator (identical on every rank) and cut into global batches; a partial last
+    batch is dropped so that BatchNorm never sees a single sample and every rank gets equal shares."""
+    order = indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))]
+    return [order[start : start + batch_size] for start in range(0, len(order) - batch_size + 1, batch_size)]
+
+
+def iterate_batches(
+    dataset: Dataset, batches: list[torch.Tensor], workers: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """In-memory data sets are sliced directly (fast on CPU); file-backed ones go through a DataLoader."""
+    if isinstance(dataset, TensorDataset):
+        images, labels = dataset.tensors
+        for batch in batches:
+            yield images[batch], labels[batch]
+        return
+    loader = DataLoader(dataset, batch_sampler=[batch.tolist() for batch in batches], num_workers=workers)
+    yield from loader

@@ -82,3 +82,7 @@ class LutUnavailableError(SearchClientError):
 
 class CheckpointError(SearchClientError):
     """A checkpoint that cannot be read, or that belongs to a different search configuration."""
+
+
+class InvalidSearchConfigError(SearchClientError, ValueError):
+    """Search or training settings that cannot work together (e.g. a data split smaller than one batch)."""

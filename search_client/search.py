@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from search_client.blocks import CANDIDATES
-from search_client.data import load_data
+from search_client.data import global_batches, iterate_batches, load_data
 from search_client.distributed import DistContext, global_sum, shard_batch
-from search_client.errors import CheckpointError
+from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.latency import LatencyTable
 from search_client.loss import LossConfig, search_loss
 from search_client.schedule import split_for_search, temperature, warmup_epochs
@@ -130,26 +130,6 @@ def _epoch_seed(seed: int, epoch: int, phase: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + phase * 101 + rank) % (2**63)
 
 
-def global_batches(indices: torch.Tensor, batch_size: int, seed: int) -> list[torch.Tensor]:
-    """Shuffle with a seeded generator (identical on every rank) and cut into global batches; a partial last
-    batch is dropped so that BatchNorm never sees a single sample and every rank gets equal shares."""
-    order = indices[torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))]
-    return [order[start : start + batch_size] for start in range(0, len(order) - batch_size + 1, batch_size)]
-
-
-def iterate_batches(
-    dataset: Dataset, batches: list[torch.Tensor], workers: int
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """In-memory data sets are sliced directly (fast on CPU); file-backed ones go through a DataLoader."""
-    if isinstance(dataset, TensorDataset):
-        images, labels = dataset.tensors
-        for batch in batches:
-            yield images[batch], labels[batch]
-        return
-    loader = DataLoader(dataset, batch_sampler=[batch.tolist() for batch in batches], num_workers=workers)
-    yield from loader
-
-
 def build_state(config: SearchConfig, space: SearchSpace) -> SearchState:
     torch.manual_seed(config.seed)
     model = Supernet(space, config.mode)
@@ -205,6 +185,7 @@ class PhaseRunner:
     table: LatencyTable
     config: SearchConfig
     context: DistContext
+    device: torch.device
     on_step: StepCallback | None
 
     def run(
@@ -217,6 +198,10 @@ class PhaseRunner:
         for step, (images, labels) in enumerate(
             iterate_batches(self.dataset, local_batches, self.config.workers)
         ):
+            images, labels = (
+                images.to(self.device, non_blocking=True),
+                labels.to(self.device, non_blocking=True),
+            )
             logits, weights = self.model(images, tau)
             ce_sum = F.cross_entropy(logits, labels, reduction="sum")
             latency_sum = self.table.expected_ms(weights).sum()
@@ -237,13 +222,16 @@ class PhaseRunner:
 
 
 @torch.no_grad()
-def evaluate_argmax(supernet: Supernet, dataset: Dataset, batch_size: int, workers: int) -> float:
+def evaluate_argmax(
+    supernet: Supernet, dataset: Dataset, batch_size: int, workers: int, device: torch.device
+) -> float:
     """Top-1 of the supernet's argmax path (no noise, one candidate per layer) on the validation split."""
     supernet.eval()
     batches = list(torch.arange(len(dataset)).split(batch_size))
     correct = total = 0
     for images, labels in iterate_batches(dataset, batches, workers):
-        noise = torch.zeros((images.shape[0], *supernet.theta.shape))
+        images, labels = images.to(device), labels.to(device)
+        noise = torch.zeros((images.shape[0], *supernet.theta.shape), device=device)
         logits, _ = supernet(images, 1.0, noise=noise, mode="single_path")
         correct += int((logits.argmax(1) == labels).sum())
         total += labels.shape[0]
@@ -258,13 +246,16 @@ def run_search(
     context: DistContext | None = None,
     on_step: StepCallback | None = None,
     on_epoch_end: EpochCallback | None = None,
+    device: torch.device | None = None,
 ) -> SearchState:
     """Run (or resume) a search; rank 0 writes the checkpoint and theta history into `out_dir` every epoch."""
     context = context or DistContext()
+    device = device or torch.device("cpu")
     config.loss.check_defined(table.min_ms())
     data = load_data(config.data, config.resolution, config.seed)
     space = config.space(data.num_classes)
     state = build_state(config, space)
+    state.model.to(device)
     checkpoint = out_dir / CHECKPOINT_NAME
     if resume:
         if not checkpoint.is_file():
@@ -272,12 +263,26 @@ def run_search(
         load_checkpoint(checkpoint, config, state)
     num_train = min(len(data.train), config.max_train_samples or len(data.train))
     split = split_for_search(num_train, config.weight_fraction, config.seed)
+    smallest = min(len(split.weight_indices), len(split.theta_indices))
+    if smallest < config.batch_size:
+        raise InvalidSearchConfigError(
+            f"the theta split has {smallest} samples, fewer than one batch of {config.batch_size}: "
+            "lower --batch-size or use more training samples"
+        )
+    if config.batch_size % context.world_size:
+        raise InvalidSearchConfigError(
+            f"--batch-size {config.batch_size} (global) must be divisible by the {context.world_size} processes"
+        )
     warmup = warmup_epochs(config.epochs, config.warmup_fraction)
     model: nn.Module = state.model
     if context.enabled:
         # single_path leaves the undrawn candidates without gradients in a step.
-        model = DistributedDataParallel(state.model, find_unused_parameters=config.mode == "single_path")
-    runner = PhaseRunner(model, state.model, data.train, table, config, context, on_step)
+        model = DistributedDataParallel(
+            state.model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=config.mode == "single_path",
+        )
+    runner = PhaseRunner(model, state.model, data.train, table, config, context, device, on_step)
     out_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(len(state.history), config.epochs):
         tau = temperature(epoch, config.initial_temperature, config.temperature_decay)
@@ -301,7 +306,7 @@ def run_search(
             weight_loss=weight_stats.loss,
             weight_accuracy=weight_stats.accuracy,
             theta_loss=None if theta_stats is None else theta_stats.loss,
-            val_accuracy=evaluate_argmax(state.model, data.val, config.batch_size, config.workers),
+            val_accuracy=evaluate_argmax(state.model, data.val, config.batch_size, config.workers, device),
             expected_latency_ms=(theta_stats or weight_stats).latency_ms,
             argmax_latency_ms=table.architecture_ms(state.model.argmax_blocks()),
             theta=state.model.theta.detach().cpu().tolist(),

@@ -1,0 +1,64 @@
+"""The search loss: the paper's multiplicative form, its refusal below 1 ms, and gradients reaching theta."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from search_client.errors import LatencyLossUndefinedError
+from search_client.gumbel import gumbel_softmax_weights, sample_gumbel_noise
+from search_client.latency import build_latency_table
+from search_client.loss import LossConfig, search_loss
+
+
+def test_multiplicative_value_is_ce_times_alpha_times_log_latency_to_the_beta() -> None:
+    ce, latency_ms = torch.tensor(1.7), torch.tensor(20.0)
+    loss = search_loss(ce, latency_ms, LossConfig(alpha=0.2, beta=0.6))
+    assert loss.item() == pytest.approx(1.7 * 0.2 * math.log(20.0) ** 0.6)
+    # The common mistake, log(LAT^beta), is a different number: make sure it is not what we compute.
+    assert loss.item() != pytest.approx(1.7 * 0.2 * math.log(20.0**0.6))
+
+
+def test_additive_and_latency_unaware_forms() -> None:
+    ce, latency_ms = torch.tensor(1.5), torch.tensor(0.4)
+    assert search_loss(
+        ce, latency_ms, LossConfig(form="additive", lambda_per_ms=0.5)
+    ).item() == pytest.approx(1.7)
+    assert search_loss(ce, latency_ms, LossConfig(form="none")).item() == pytest.approx(1.5)
+
+
+def test_multiplicative_loss_refuses_a_lut_whose_fastest_network_is_under_one_ms() -> None:
+    with pytest.raises(LatencyLossUndefinedError, match="--latency-loss additive"):
+        LossConfig().check_defined(min_latency_ms=0.8)
+    LossConfig().check_defined(min_latency_ms=1.2)
+    LossConfig(form="additive").check_defined(min_latency_ms=0.8)
+
+
+def test_gradients_reach_theta_from_both_cross_entropy_and_latency_factor() -> None:
+    table = build_latency_table({"a": 3000.0, "b": 9000.0}, [["a", "b"], ["b", "a"]], [], ("a", "b"))
+    generator = torch.Generator().manual_seed(0)
+    theta = torch.zeros(2, 2, requires_grad=True)
+    noise = sample_gumbel_noise(8, theta, generator)
+    weights = gumbel_softmax_weights(theta, noise, temperature=1.0, hard=False)
+    # Logits that depend on the weights, as the supernet's do.
+    logits = torch.stack([weights[:, 0, 0] - weights[:, 1, 1], weights[:, 1, 0]], dim=1) * 3.0
+    labels = torch.tensor([0, 1] * 4)
+    ce = F.cross_entropy(logits, labels)
+    latency_ms = table.expected_ms(weights).mean()
+
+    (ce_grad,) = torch.autograd.grad(ce, theta, retain_graph=True)
+    (latency_grad,) = torch.autograd.grad(latency_ms, theta, retain_graph=True)
+    (total_grad,) = torch.autograd.grad(search_loss(ce, latency_ms, LossConfig()), theta)
+    assert ce_grad.abs().sum() > 0 and latency_grad.abs().sum() > 0
+    # Product rule: d(CE * a * log(L)^b) = a log(L)^b dCE + CE * a * b log(L)^(b-1) / L dL.
+    log_latency = math.log(latency_ms.item())
+    expected = (
+        0.2 * log_latency**0.6 * ce_grad
+        + ce.item() * 0.2 * 0.6 * log_latency ** (-0.4) / latency_ms.item() * latency_grad
+    )
+    assert torch.allclose(total_grad, expected, rtol=1e-4, atol=1e-7)
+    # Lower latency is rewarded: the latency gradient pushes probability away from the slow candidates.
+    assert latency_grad[0, 1] > latency_grad[0, 0] and latency_grad[1, 0] > latency_grad[1, 1]
