@@ -1,0 +1,40 @@
+"""The FastAPI application: wiring only (settings, database, middleware, routes, error handlers)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from db.session import make_engine, make_session_factory
+from profiler_server import __version__
+from profiler_server.body_limit import BodyLimitMiddleware
+from profiler_server.config import Settings
+from profiler_server.errors import install_error_handlers
+from profiler_server.metrics import Metrics, MetricsMiddleware
+from profiler_server.routes import agent, devices, health, jobs, lut, ops
+from profiler_server.services.lut import LutCache
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = make_engine(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="fbnet-lut profiler server", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.metrics = Metrics()
+    app.state.lut_cache = LutCache()
+    install_error_handlers(app)
+    # Outermost first: metrics see every response, including the body limit's 413.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for module in (health, devices, ops, jobs, agent, lut):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,102 @@
+"""The `profiler-server` command line: `serve` and `migrate`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from profiler_server import dev_tokens
+from profiler_server.config import DatabaseSettings, Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="The latency LUT service.")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"profiler-server: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _settings_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"invalid settings{f' ({where})' if where else ''}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def _migrate(database_url: str) -> None:
+    from db.migrate import upgrade  # alembic is imported only when migrating
+
+    try:
+        upgrade(database_url)
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot migrate {database_url}: {str(exc.orig or exc).strip().splitlines()[0]}") from exc
+
+
+def _dev_settings(host: str, port: int) -> Settings:
+    """Dev mode: reuse or generate the tokens, and publish them for this project's other CLIs."""
+    from profiler_server.security import new_token
+
+    base = Settings(dev=True)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    known = dev_tokens.read_dev_tokens(url)
+    admin = (
+        base.admin_token.get_secret_value()
+        if base.admin_token
+        else (known.admin_token if known else new_token())
+    )
+    enroll = (
+        base.enroll_token.get_secret_value()
+        if base.enroll_token
+        else (known.enroll_token if known else new_token())
+    )
+    path = dev_tokens.write_dev_tokens(url, admin, enroll)
+    typer.echo(f"dev mode: tokens for {url} are in {path}")
+    return Settings(dev=True, admin_token=admin, enroll_token=enroll)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Generate missing tokens and write them for the CLIs.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the server (applies migrations first unless PROFILER_MIGRATE_ON_START=false)."""
+    import uvicorn
+
+    from profiler_server.app import create_app
+
+    try:
+        settings = _dev_settings(host, port) if dev else Settings()
+    except ValidationError as exc:
+        raise _fail(_settings_error(exc)) from exc
+    if settings.migrate_on_start:
+        _migrate(settings.database_url)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[
+        str | None, typer.Option(help="Overrides PROFILER_DATABASE_URL.", show_default=False)
+    ] = None,
+) -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    try:
+        url = database_url or DatabaseSettings().database_url
+    except ValidationError as exc:
+        raise _fail(_settings_error(exc)) from exc
+    _migrate(url)
+    typer.echo(f"database at {url} is up to date")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Server settings: one typed object, read from `PROFILER_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_TOKEN_CHARS = 16
+
+
+class DatabaseSettings(BaseSettings):
+    """What `profiler-server migrate` needs: only the database."""
+
+    model_config = SettingsConfigDict(env_prefix="PROFILER_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./profiler.sqlite3"
+
+
+class Settings(DatabaseSettings):
+    admin_token: SecretStr | None = None
+    enroll_token: SecretStr | None = None
+    # Dev mode tolerates missing tokens (the CLI generates them) and is the only mode that does.
+    dev: bool = False
+    migrate_on_start: bool = True
+
+    lease_seconds: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    max_lease_tasks: int = Field(default=100, ge=1)
+
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_samples_per_result: int = Field(default=100_000, ge=1)
+    max_results_per_request: int = Field(default=1_000, ge=1)
+    max_keys_per_job: int = Field(default=100_000, ge=1)
+
+    # An entry is flagged unstable when IQR / median reaches this (torch.utils.benchmark warns at 10%).
+    unstable_iqr_ratio: float = Field(default=0.10, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    @model_validator(mode="after")
+    def _require_tokens_outside_dev(self) -> Settings:
+        for name in ("admin_token", "enroll_token"):
+            token: SecretStr | None = getattr(self, name)
+            if token is None:
+                if not self.dev:
+                    raise ValueError(
+                        f"PROFILER_{name.upper()} is required (or run `profiler-server serve --dev`)"
+                    )
+            elif len(token.get_secret_value()) < MIN_TOKEN_CHARS:
+                raise ValueError(f"PROFILER_{name.upper()} must be at least {MIN_TOKEN_CHARS} characters")
+        if self.admin_token is not None and self.admin_token == self.enroll_token:
+            raise ValueError("PROFILER_ADMIN_TOKEN and PROFILER_ENROLL_TOKEN must differ")
+        return self
+
+
+def get_settings(request: Request) -> Settings:
+    """FastAPI dependency: the settings the app was created with."""
+    return request.app.state.settings

@@ -1,0 +1,74 @@
+"""FastAPI dependencies: database sessions and the caller's identity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Device
+from db.session import begin_write
+from profiler_server.config import Settings, get_settings
+from profiler_server.errors import Forbidden, Unauthorized
+from profiler_server.security import Principal, Role, same_secret, token_sha256
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_write_session(request: Request) -> Iterator[Session]:
+    """A session whose transaction starts as a writer (SQLite: BEGIN IMMEDIATE)."""
+    with request.app.state.session_factory() as session:
+        begin_write(session)
+        yield session
+
+
+ReadSession = Annotated[Session, Depends(get_session)]
+WriteSession = Annotated[Session, Depends(get_write_session)]
+
+
+def get_principal(
+    request: Request, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    if not authorization:
+        raise Unauthorized("missing Authorization: Bearer <token> header")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    if settings.admin_token and same_secret(token, settings.admin_token.get_secret_value()):
+        return Principal(Role.admin)
+    if settings.enroll_token and same_secret(token, settings.enroll_token.get_secret_value()):
+        return Principal(Role.enroll)
+    # Its own short session: a writing route's transaction must begin with its first statement.
+    with request.app.state.session_factory() as session:
+        row = session.execute(
+            select(Device.id, Device.name).where(Device.token_sha256 == token_sha256(token))
+        ).first()
+    if row is None:
+        raise Unauthorized("unknown token")
+    return Principal(Role.device, device_id=row.id, device_name=row.name)
+
+
+def _require(*roles: Role):  # noqa: ANN202 - returns a FastAPI dependency
+    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if principal.role not in roles:
+            allowed = " or ".join(f"{r.value} token" for r in roles)
+            raise Forbidden(f"this endpoint needs an {allowed}; got a {principal.role.value} token")
+        return principal
+
+    return dependency
+
+
+AdminPrincipal = Annotated[Principal, Depends(_require(Role.admin))]
+EnrollPrincipal = Annotated[Principal, Depends(_require(Role.enroll))]
+DevicePrincipal = Annotated[Principal, Depends(_require(Role.device))]
+# Reading the LUT, devices and op models: admins and agents alike (not the enroll token: it only registers).
+ReaderPrincipal = Annotated[Principal, Depends(_require(Role.admin, Role.device))]

@@ -1,0 +1,73 @@
+"""The agent side of the protocol (device token): lease tasks, post results, upload offline measurements."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from profiler_server.clock import utcnow
+from profiler_server.config import Settings
+from profiler_server.deps import DevicePrincipal, SettingsDep, WriteSession
+from profiler_server.errors import BadRequest
+from profiler_server.schemas import LeaseRequest, LeaseResponse, MeasurementsPost, ResultsPost, ResultsReceipt
+from profiler_server.services import ingest, leasing
+
+router = APIRouter(prefix="/agent", tags=["agent"])
+
+
+def _limits(settings: Settings) -> ingest.IngestLimits:
+    return ingest.IngestLimits(
+        max_samples_per_result=settings.max_samples_per_result,
+        max_results_per_request=settings.max_results_per_request,
+        unstable_iqr_ratio=settings.unstable_iqr_ratio,
+    )
+
+
+@router.post("/lease", response_model=LeaseResponse)
+def lease(
+    body: LeaseRequest,
+    request: Request,
+    device: DevicePrincipal,
+    settings: SettingsDep,
+    session: WriteSession,
+) -> LeaseResponse:
+    if body.max_tasks > settings.max_lease_tasks:
+        raise BadRequest(
+            f"max_tasks {body.max_tasks} exceeds the limit {settings.max_lease_tasks}", "max_tasks"
+        )
+    assert device.device_id is not None  # a device principal always names its device
+    tasks = leasing.lease_tasks(
+        session, device.device_id, body.max_tasks, settings.lease_seconds, settings.max_attempts, utcnow()
+    )
+    request.app.state.metrics.count("tasks_leased", len(tasks))
+    return LeaseResponse(tasks=tasks, lease_seconds=settings.lease_seconds)
+
+
+@router.post("/results", response_model=ResultsReceipt)
+def post_results(
+    body: ResultsPost, request: Request, device: DevicePrincipal, settings: SettingsDep, session: WriteSession
+) -> ResultsReceipt:
+    assert device.device_id is not None
+    receipt = ingest.ingest_task_results(session, device.device_id, body.results, _limits(settings), utcnow())
+    _count(request, receipt)
+    return receipt
+
+
+@router.post("/measurements", response_model=ResultsReceipt)
+def post_measurements(
+    body: MeasurementsPost,
+    request: Request,
+    device: DevicePrincipal,
+    settings: SettingsDep,
+    session: WriteSession,
+) -> ResultsReceipt:
+    assert device.device_id is not None
+    receipt = ingest.ingest_offline(session, device.device_id, body.results, _limits(settings), utcnow())
+    _count(request, receipt)
+    return receipt
+
+
+def _count(request: Request, receipt: ResultsReceipt) -> None:
+    metrics = request.app.state.metrics
+    metrics.count("measurements_ingested", receipt.accepted)
+    metrics.count("measurement_duplicates", receipt.duplicates)
+    metrics.count("task_failures_reported", receipt.failures)

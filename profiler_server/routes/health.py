@@ -1,0 +1,38 @@
+"""Liveness/readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from db.models import Device, LutEntry, Task
+from profiler_server import __version__
+from profiler_server.deps import ReadSession
+from profiler_server.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(session: ReadSession) -> JSONResponse:
+    try:
+        session.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        body = Health(status="unavailable", database=f"error: {type(exc).__name__}", version=__version__)
+        return JSONResponse(body.model_dump(), status_code=503)
+    return JSONResponse(Health(status="ok", database="ok", version=__version__).model_dump())
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(request: Request, session: ReadSession) -> PlainTextResponse:
+    tasks = session.execute(select(Task.status, func.count()).group_by(Task.status)).all()
+    gauges = {
+        "devices": {(): float(session.scalar(select(func.count()).select_from(Device)) or 0)},
+        "lut_entries": {(): float(session.scalar(select(func.count()).select_from(LutEntry)) or 0)},
+        "tasks": {(("status", str(status)),): float(n) for status, n in tasks},
+    }
+    return PlainTextResponse(
+        request.app.state.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,177 @@
+"""Request and response bodies of the HTTP protocol (see docs/protocol.md), one model per direction."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
+Key = Annotated[str, StringConstraints(pattern=rf"^{KEY_PATTERN.pattern}$")]
+DeviceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+ResultId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,100}$")]
+SampleUs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class DeviceRegister(BaseModel):
+    name: DeviceName
+    platform: ShortText
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceRegistered(BaseModel):
+    name: str
+    token: str
+
+
+class Coverage(BaseModel):
+    measured: int
+    queued: int
+    leased: int
+    failed: int
+
+
+class DevicePublic(BaseModel):
+    name: str
+    platform: str
+    attributes: dict[str, Any]
+    created_at: datetime
+    last_seen_at: datetime | None
+    lut_version: int
+    coverage: Coverage
+
+
+class DevicesPublic(BaseModel):
+    data: list[DevicePublic]
+    count: int
+
+
+class OpUpload(BaseModel):
+    key: Key
+    spec: dict[str, Any]
+    onnx_b64: str = Field(min_length=1)
+
+
+class OpsUpload(BaseModel):
+    ops: list[OpUpload] = Field(min_length=1)
+
+
+class OpsReceipt(BaseModel):
+    created: list[str]
+    existing: list[str]
+
+
+class OpPublic(BaseModel):
+    key: str
+    spec: dict[str, Any]
+    onnx_sha256: str
+    size_bytes: int
+    created_at: datetime
+
+
+class JobsCreate(BaseModel):
+    device: DeviceName
+    keys: list[Key] = Field(min_length=1)
+    # Queue keys that already have a measurement too (e.g. after a runtime upgrade).
+    remeasure: bool = False
+
+
+class JobsReceipt(BaseModel):
+    device: str
+    queued: int
+    already_measured: int
+    already_queued: int
+
+
+class LeaseRequest(BaseModel):
+    max_tasks: int = Field(default=1, ge=1)
+
+
+class LeasedTask(BaseModel):
+    task_id: int
+    key: str
+    spec: dict[str, Any]
+    onnx_sha256: str
+    attempt: int
+    lease_expires_at: datetime
+
+
+class LeaseResponse(BaseModel):
+    tasks: list[LeasedTask]
+    lease_seconds: float
+
+
+class RuntimeInfo(BaseModel):
+    """Provenance of a measurement (docs/contracts.md); unknown fields are kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    runtime: ShortText
+    runtime_version: ShortText
+    execution_provider: ShortText | None = None
+    threads: Annotated[int, Field(ge=1)] | None = None
+    cpu_affinity: list[int] | None = None
+    graph_optimization: str | None = None
+    agent_version: ShortText | None = None
+    warmup_runs: Annotated[int, Field(ge=0)] | None = None
+    warmup_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    timed_runs: Annotated[int, Field(ge=1)] | None = None
+    temperatures_c: dict[str, float] | None = None
+    cpu_freq_mhz: dict[str, float] | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskResult(BaseModel):
+    """A result for a leased task: samples and runtime, or `error` for a failure."""
+
+    task_id: int
+    result_id: ResultId
+    key: Key | None = None
+    onnx_sha256: Sha256 | None = None
+    samples_us: list[SampleUs] | None = Field(default=None, min_length=1)
+    runtime: RuntimeInfo | None = None
+    error: Annotated[str, StringConstraints(min_length=1, max_length=4000)] | None = None
+
+    @model_validator(mode="after")
+    def _success_or_failure(self) -> TaskResult:
+        if self.error is None and (self.samples_us is None or self.runtime is None):
+            raise ValueError("a result needs samples_us and runtime (or error for a failure)")
+        if self.error is not None and self.samples_us is not None:
+            raise ValueError("a result has either samples_us or error, not both")
+        return self
+
+
+class ResultsPost(BaseModel):
+    results: list[TaskResult] = Field(min_length=1)
+
+
+class OfflineMeasurement(BaseModel):
+    """A measurement made without a task (`device-agent profile`, uploaded later)."""
+
+    result_id: ResultId
+    key: Key
+    onnx_sha256: Sha256
+    samples_us: list[SampleUs] = Field(min_length=1)
+    runtime: RuntimeInfo
+
+
+class MeasurementsPost(BaseModel):
+    results: list[OfflineMeasurement] = Field(min_length=1)
+
+
+class ResultsReceipt(BaseModel):
+    accepted: int
+    duplicates: int
+    failures: int
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    version: str

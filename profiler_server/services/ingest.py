@@ -1,0 +1,256 @@
+"""Ingest measurements: validate against tasks and ops, compute statistics, store once, update the LUT.
+
+Idempotency: every result carries an agent-made `result_id`, unique in the database; the insert skips ids that
+exist (`ON CONFLICT DO NOTHING`), so a retried or concurrent duplicate post never stores a measurement twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from db.models import Device, LutEntry, Measurement, Op, Task, TaskStatus
+from profiler_server.errors import BadRequest, Conflict, Forbidden, NotFound
+from profiler_server.schemas import OfflineMeasurement, ResultsReceipt, RuntimeInfo, TaskResult
+from profiler_server.services.jobs import chunks
+from profiler_server.stats import sample_stats
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    result_id: str
+    op_id: int
+    task_id: int | None
+    samples_us: list[float]
+    runtime: RuntimeInfo
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    max_samples_per_result: int
+    max_results_per_request: int
+    unstable_iqr_ratio: float
+
+
+def _dialect_insert(session: Session, table: type) -> Insert:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _check_counts(n_results: int, samples: list[list[float] | None], limits: IngestLimits) -> None:
+    if n_results > limits.max_results_per_request:
+        raise BadRequest(
+            f"{n_results} results in one request; the limit is {limits.max_results_per_request}",
+            field="results",
+        )
+    for i, values in enumerate(samples):
+        if values is not None and len(values) > limits.max_samples_per_result:
+            raise BadRequest(
+                f"{len(values)} samples; the limit is {limits.max_samples_per_result}",
+                field=f"results[{i}].samples_us",
+            )
+
+
+def _resolve_ops(session: Session, keyed: list[tuple[str, str, str | None]]) -> dict[str, tuple[int, str]]:
+    """(field, key, claimed sha256) -> {key: (op_id, sha256)}; unknown keys and sha256 mismatches are errors."""
+    keys = list(dict.fromkeys(key for _, key, _ in keyed))
+    found: dict[str, tuple[int, str]] = {}
+    for part in chunks(keys):
+        for row in session.execute(select(Op.key, Op.id, Op.onnx_sha256).where(Op.key.in_(part))):
+            found[row.key] = (row.id, row.onnx_sha256)
+    for field, key, claimed in keyed:
+        if key not in found:
+            raise NotFound(f"unknown op key {key!r}: the server has no such op", field=f"{field}.key")
+        if claimed is not None and claimed != found[key][1]:
+            raise Conflict(
+                f"onnx_sha256 {claimed} differs from the server's model for {key!r} ({found[key][1]}): "
+                "the result was measured on a different file",
+                field=f"{field}.onnx_sha256",
+            )
+    return found
+
+
+def _store(
+    session: Session, device_id: int, samples: list[_Sample], limits: IngestLimits, now: datetime
+) -> int:
+    """Insert new measurements, point the LUT at the latest per op; returns how many were new."""
+    rows = []
+    for sample in samples:
+        stats = sample_stats(sample.samples_us, limits.unstable_iqr_ratio)
+        runtime = sample.runtime
+        rows.append(
+            {
+                "result_id": sample.result_id,
+                "device_id": device_id,
+                "op_id": sample.op_id,
+                "task_id": sample.task_id,
+                "samples_us": sample.samples_us,
+                "n": stats.n,
+                "median_us": stats.median_us,
+                "p10_us": stats.p10_us,
+                "p90_us": stats.p90_us,
+                "mean_us": stats.mean_us,
+                "std_us": stats.std_us,
+                "iqr_us": stats.iqr_us,
+                "min_us": stats.min_us,
+                "max_us": stats.max_us,
+                "cv": stats.cv,
+                "unstable": stats.unstable,
+                "runtime": runtime.model_dump(mode="json"),
+                "runtime_name": runtime.runtime,
+                "runtime_version": runtime.runtime_version,
+                "execution_provider": runtime.execution_provider,
+                "threads": runtime.threads,
+                "agent_version": runtime.agent_version,
+                "measured_at": runtime.finished_at or now,
+                "received_at": now,
+            }
+        )
+    if not rows:
+        return 0
+    inserted = session.execute(
+        _dialect_insert(session, Measurement)
+        .on_conflict_do_nothing(index_elements=["result_id"])
+        .returning(Measurement.id, Measurement.op_id, Measurement.measured_at),
+        rows,
+    ).all()
+    if not inserted:
+        return 0
+    latest: dict[int, tuple[int, datetime]] = {}
+    for measurement_id, op_id, measured_at in inserted:
+        if op_id not in latest or measured_at >= latest[op_id][1]:
+            latest[op_id] = (measurement_id, measured_at)
+    upsert = _dialect_insert(session, LutEntry)
+    session.execute(
+        upsert.on_conflict_do_update(
+            index_elements=["device_id", "op_id"],
+            set_={
+                "measurement_id": upsert.excluded.measurement_id,
+                "measured_at": upsert.excluded.measured_at,
+            },
+            # An older measurement uploaded late (offline results) does not replace a newer one.
+            where=LutEntry.measured_at <= upsert.excluded.measured_at,
+        ),
+        [
+            {"device_id": device_id, "op_id": op_id, "measurement_id": mid, "measured_at": at}
+            for op_id, (mid, at) in latest.items()
+        ],
+    )
+    session.execute(update(Device).where(Device.id == device_id).values(lut_version=Device.lut_version + 1))
+    return len(inserted)
+
+
+def _new_result_ids(session: Session, result_ids: list[str]) -> set[str]:
+    known = set(session.scalars(select(Measurement.result_id).where(Measurement.result_id.in_(result_ids))))
+    known |= set(
+        session.scalars(select(Task.failure_result_id).where(Task.failure_result_id.in_(result_ids)))
+    )
+    return set(result_ids) - known
+
+
+def ingest_task_results(
+    session: Session, device_id: int, results: list[TaskResult], limits: IngestLimits, now: datetime
+) -> ResultsReceipt:
+    _check_counts(len(results), [r.samples_us for r in results], limits)
+    tasks = {
+        row.id: row
+        for row in session.execute(
+            select(Task.id, Task.device_id, Task.op_id, Task.status).where(
+                Task.id.in_({r.task_id for r in results})
+            )
+        )
+    }
+    op_keys = dict(
+        session.execute(select(Op.id, Op.key).where(Op.id.in_({t.op_id for t in tasks.values()})))
+        .tuples()
+        .all()
+    )
+    for i, result in enumerate(results):
+        task = tasks.get(result.task_id)
+        if task is None:
+            raise NotFound(f"unknown task {result.task_id}", field=f"results[{i}].task_id")
+        if task.device_id != device_id:
+            raise Forbidden(f"task {result.task_id} belongs to another device", field=f"results[{i}].task_id")
+        if result.key is not None and result.key != op_keys[task.op_id]:
+            raise BadRequest(
+                f"key {result.key!r} does not match task {result.task_id} (key {op_keys[task.op_id]!r})",
+                field=f"results[{i}].key",
+            )
+    _resolve_ops(
+        session,
+        [(f"results[{i}]", op_keys[tasks[r.task_id].op_id], r.onnx_sha256) for i, r in enumerate(results)],
+    )
+
+    fresh = _new_result_ids(session, [r.result_id for r in results])
+    samples: list[_Sample] = []
+    failures = 0
+    done_task_ids: set[int] = set()
+    for result in results:
+        if result.result_id not in fresh:
+            continue
+        fresh.discard(result.result_id)  # a second copy in the same request is a duplicate too
+        task = tasks[result.task_id]
+        if result.error is not None:
+            failures += 1
+            # A failure never overrides a measurement that already completed the task.
+            session.execute(
+                update(Task)
+                .where(Task.id == task.id, Task.status != TaskStatus.done)
+                .values(
+                    status=TaskStatus.failed,
+                    failure_reason=result.error,
+                    failure_result_id=result.result_id,
+                    finished_at=now,
+                    lease_expires_at=None,
+                )
+            )
+            continue
+        assert result.samples_us is not None and result.runtime is not None  # guaranteed by TaskResult
+        samples.append(_Sample(result.result_id, task.op_id, task.id, result.samples_us, result.runtime))
+        done_task_ids.add(task.id)
+
+    accepted = _store(session, device_id, samples, limits, now)
+    if done_task_ids:
+        # A result completes its task, whatever happened to the lease meanwhile.
+        session.execute(
+            update(Task)
+            .where(Task.id.in_(done_task_ids))
+            .values(status=TaskStatus.done, finished_at=now, lease_expires_at=None, failure_reason=None)
+        )
+    session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=now))
+    session.commit()
+    return ResultsReceipt(accepted=accepted, duplicates=len(results) - accepted - failures, failures=failures)
+
+
+def ingest_offline(
+    session: Session, device_id: int, results: list[OfflineMeasurement], limits: IngestLimits, now: datetime
+) -> ResultsReceipt:
+    _check_counts(len(results), [r.samples_us for r in results], limits)
+    ops = _resolve_ops(session, [(f"results[{i}]", r.key, r.onnx_sha256) for i, r in enumerate(results)])
+    fresh = _new_result_ids(session, [r.result_id for r in results])
+    samples: list[_Sample] = []
+    for result in results:
+        if result.result_id in fresh:
+            fresh.discard(result.result_id)
+            samples.append(
+                _Sample(result.result_id, ops[result.key][0], None, result.samples_us, result.runtime)
+            )
+    accepted = _store(session, device_id, samples, limits, now)
+    if samples:
+        # The measurement makes queued (not yet leased) work for the same op redundant.
+        session.execute(
+            update(Task)
+            .where(
+                Task.device_id == device_id,
+                Task.op_id.in_({s.op_id for s in samples}),
+                Task.status == TaskStatus.queued,
+            )
+            .values(status=TaskStatus.done, finished_at=now)
+        )
+    session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=now))
+    session.commit()
+    return ResultsReceipt(accepted=accepted, duplicates=len(results) - accepted, failures=0)

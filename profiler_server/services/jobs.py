@@ -1,0 +1,80 @@
+"""Jobs: queue one task per (device, op) that needs measuring."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from db.models import ACTIVE_TASK_STATUSES, LutEntry, Op, Task, TaskStatus
+from profiler_server.errors import NotFound
+from profiler_server.schemas import JobsReceipt
+from profiler_server.services.devices import device_by_name
+
+# Keeps IN (...) lists under every backend's bound-parameter limit.
+IN_CHUNK = 5_000
+
+
+def chunks(items: list[str] | list[int], size: int = IN_CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def op_ids_by_key(session: Session, keys: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for part in chunks(keys):
+        found.update(session.execute(select(Op.key, Op.id).where(Op.key.in_(part))).tuples().all())
+    return found
+
+
+def _op_ids_where(session: Session, column, op_ids: Iterable[int], *conditions) -> set[int]:  # noqa: ANN001
+    found: set[int] = set()
+    for part in chunks(sorted(set(op_ids))):
+        found.update(session.scalars(select(column).where(column.in_(part), *conditions)))
+    return found
+
+
+def create_jobs(
+    session: Session, device_name: str, keys: list[str], remeasure: bool, now: datetime
+) -> JobsReceipt:
+    device = device_by_name(session, device_name, field="device")
+    unique_keys = list(dict.fromkeys(keys))
+    ids = op_ids_by_key(session, unique_keys)
+    unknown = [k for k in unique_keys if k not in ids]
+    if unknown:
+        position = keys.index(unknown[0])
+        more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
+        raise NotFound(
+            f"unknown op key {unknown[0]!r}{more}: upload it with POST /ops first", f"keys[{position}]"
+        )
+
+    active = _op_ids_where(
+        session, Task.op_id, ids.values(), Task.device_id == device.id, Task.status.in_(ACTIVE_TASK_STATUSES)
+    )
+    measured = _op_ids_where(session, LutEntry.op_id, ids.values(), LutEntry.device_id == device.id)
+    to_queue = [
+        op_id for op_id in ids.values() if op_id not in active and (remeasure or op_id not in measured)
+    ]
+    if to_queue:
+        session.execute(
+            insert(Task),
+            [
+                {
+                    "device_id": device.id,
+                    "op_id": op_id,
+                    "status": TaskStatus.queued,
+                    "attempts": 0,
+                    "created_at": now,
+                }
+                for op_id in to_queue
+            ],
+        )
+    session.commit()
+    return JobsReceipt(
+        device=device.name,
+        queued=len(to_queue),
+        already_measured=0 if remeasure else len(measured - active),
+        already_queued=len(active),
+    )

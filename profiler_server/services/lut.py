@@ -1,0 +1,205 @@
+"""The LUT of a device: per op key, statistics of the latest measurement, with provenance.
+
+Every change to a device's LUT bumps `devices.lut_version` (in the ingest transaction), so the version is the
+ETag: a conditional GET costs one indexed read, and a rendered LUT can be cached in memory per (device, version)
+safely even with several server replicas - a stale version is never served because the version is read first.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Device, LutEntry, Measurement, Op
+from profiler_server.errors import NotFound
+
+CSV_COLUMNS = (
+    "key",
+    "median_us",
+    "p10_us",
+    "p90_us",
+    "mean_us",
+    "std_us",
+    "iqr_us",
+    "min_us",
+    "max_us",
+    "cv",
+    "n",
+    "unstable",
+    "measured_at",
+    "result_id",
+    "runtime",
+    "runtime_version",
+    "execution_provider",
+    "threads",
+    "agent_version",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LutVersion:
+    device_id: int
+    device_name: str
+    version: int
+
+
+def lut_version(session: Session, device_name: str) -> LutVersion:
+    row = session.execute(select(Device.id, Device.lut_version).where(Device.name == device_name)).first()
+    if row is None:
+        raise NotFound(f"unknown device {device_name!r}", field="device")
+    return LutVersion(row.id, device_name, row.lut_version)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def load_entries(session: Session, device_id: int) -> dict[str, dict[str, Any]]:
+    m = Measurement
+    rows = session.execute(
+        select(
+            Op.key,
+            m.median_us,
+            m.p10_us,
+            m.p90_us,
+            m.mean_us,
+            m.std_us,
+            m.iqr_us,
+            m.min_us,
+            m.max_us,
+            m.cv,
+            m.n,
+            m.unstable,
+            m.measured_at,
+            m.result_id,
+            m.runtime_name,
+            m.runtime_version,
+            m.execution_provider,
+            m.threads,
+            m.agent_version,
+        )  # fmt: skip
+        .select_from(LutEntry)
+        .join(m, m.id == LutEntry.measurement_id)
+        .join(Op, Op.id == LutEntry.op_id)
+        .where(LutEntry.device_id == device_id)
+        .order_by(Op.key)
+    )
+    entries: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entries[r[0]] = {
+            "median_us": r[1],
+            "p10_us": r[2],
+            "p90_us": r[3],
+            "mean_us": r[4],
+            "std_us": r[5],
+            "iqr_us": r[6],
+            "min_us": r[7],
+            "max_us": r[8],
+            "cv": r[9],
+            "n": r[10],
+            "unstable": r[11],
+            "measured_at": _iso(r[12]),
+            "result_id": r[13],
+            "provenance": {
+                "runtime": r[14],
+                "runtime_version": r[15],
+                "execution_provider": r[16],
+                "threads": r[17],
+                "agent_version": r[18],
+            },
+        }
+    return entries
+
+
+@dataclass(slots=True)
+class RenderedLut:
+    version: LutVersion
+    entries: dict[str, dict[str, Any]]
+    _json: bytes | None = field(default=None)
+    _csv: bytes | None = field(default=None)
+
+    def json_bytes(self, keys: list[str] | None) -> bytes:
+        if keys is None:
+            if self._json is None:
+                self._json = self._render_json(self.entries, None)
+            return self._json
+        return self._render_json({k: self.entries[k] for k in keys if k in self.entries}, keys)
+
+    def csv_bytes(self, keys: list[str] | None) -> bytes:
+        if keys is None:
+            if self._csv is None:
+                self._csv = self._render_csv(self.entries)
+            return self._csv
+        return self._render_csv({k: self.entries[k] for k in keys if k in self.entries})
+
+    def _render_json(self, entries: dict[str, dict[str, Any]], keys: list[str] | None) -> bytes:
+        body: dict[str, Any] = {
+            "device": self.version.device_name,
+            "lut_version": self.version.version,
+            "count": len(entries),
+            "entries": entries,
+        }
+        if keys is not None:
+            body["missing"] = [k for k in keys if k not in self.entries]
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @staticmethod
+    def _render_csv(entries: dict[str, dict[str, Any]]) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for key, e in entries.items():
+            p = e["provenance"]
+            writer.writerow(
+                [key] + [e[c] for c in CSV_COLUMNS[1:14]]
+                + [p["runtime"], p["runtime_version"], p["execution_provider"], p["threads"], p["agent_version"]]
+            )  # fmt: skip
+        return out.getvalue().encode()
+
+
+class LutCache:
+    """Rendered LUTs by (device id, LUT version); a small LRU, safe across threads."""
+
+    def __init__(self, max_devices: int = 32) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[int, RenderedLut] = OrderedDict()
+        self._max_devices = max_devices
+
+    def get(self, session: Session, version: LutVersion) -> RenderedLut:
+        with self._lock:
+            cached = self._items.get(version.device_id)
+            if cached is not None and cached.version == version:
+                self._items.move_to_end(version.device_id)
+                return cached
+        rendered = RenderedLut(version, load_entries(session, version.device_id))
+        with self._lock:
+            self._items[version.device_id] = rendered
+            self._items.move_to_end(version.device_id)
+            while len(self._items) > self._max_devices:
+                self._items.popitem(last=False)
+        return rendered
+
+
+def etag(version: LutVersion, keys: list[str] | None, media: str) -> str:
+    """Strong ETag of one representation: device, LUT version, key filter and media type."""
+    variant = hashlib.sha256(f"{media}|{','.join(keys) if keys is not None else '*'}".encode()).hexdigest()[
+        :16
+    ]
+    return f'"lut-{version.device_id}-{version.version}-{variant}"'
+
+
+def matches(if_none_match: str | None, current: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in candidates or current in candidates
