@@ -74,7 +74,7 @@ def is_identity(name: str, in_channels: int, out_channels: int, stride: int) -> 
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv (no bias) + BatchNorm + optional ReLU; the unit every block and fixed layer is made of."""
+    """Conv (no bias) + BatchNorm + optional activation; the unit every block and fixed layer is made of."""
 
     def __init__(
         self,
@@ -83,7 +83,7 @@ class ConvBNAct(nn.Sequential):
         kernel_size: int,
         stride: int = 1,
         groups: int = 1,
-        relu: bool = True,
+        activation: type[nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__(
             nn.Conv2d(
@@ -96,7 +96,7 @@ class ConvBNAct(nn.Sequential):
                 bias=False,
             ),
             nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True) if relu else nn.Identity(),
+            activation(inplace=True) if activation is not None else nn.Identity(),
         )
 
 
@@ -114,7 +114,11 @@ class ChannelShuffle(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """The FBNet candidate block (see the module docstring)."""
+    """The FBNet candidate block (see the module docstring).
+
+    `activation` and `expand_e1=False` (no first 1x1 conv when the expansion is 1) exist for MobileNetV2,
+    which differs from FBNet's blocks only there.
+    """
 
     def __init__(
         self,
@@ -124,13 +128,20 @@ class InvertedResidual(nn.Module):
         kernel_size: int,
         expansion: int,
         groups: int = 1,
+        activation: type[nn.Module] = nn.ReLU,
+        expand_e1: bool = True,
     ) -> None:
         super().__init__()
         mid_channels = in_channels * expansion
-        self.pw = ConvBNAct(in_channels, mid_channels, 1, groups=groups)
+        if expansion == 1 and not expand_e1:
+            self.pw: nn.Module = nn.Identity()
+        else:
+            self.pw = ConvBNAct(in_channels, mid_channels, 1, groups=groups, activation=activation)
         self.shuffle = ChannelShuffle(groups) if groups > 1 else nn.Identity()
-        self.dw = ConvBNAct(mid_channels, mid_channels, kernel_size, stride=stride, groups=mid_channels)
-        self.pwl = ConvBNAct(mid_channels, out_channels, 1, groups=groups, relu=False)
+        self.dw = ConvBNAct(
+            mid_channels, mid_channels, kernel_size, stride=stride, groups=mid_channels, activation=activation
+        )
+        self.pwl = ConvBNAct(mid_channels, out_channels, 1, groups=groups, activation=None)
         self.use_residual = stride == 1 and in_channels == out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

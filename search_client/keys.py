@@ -6,6 +6,7 @@ Spec kinds (see docs/contracts.md); all carry "kind", "batch": 1, "dtype": "floa
     head     {"out_channels"}                                      key head.c352.o1984.h7w7
     pool_fc  {"num_classes"}                                       key poolfc.c1984.o1000.h7w7
     network  {"blocks": arch string, "space": SpaceParams fields}  key net.r224.<16 hex of sha256(spec)>
+    mobilenetv2 {"width", "num_classes"}                           key mnv2.w1.0.o1000.h224w224
 A key depends only on the op's structure and shape, never on where it sits in a network, so two layers (or two
 search spaces) that need the same op share one LUT entry. Identity skips are not ops: they cost nothing.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -23,6 +25,7 @@ from search_client.arch import Architecture
 from search_client.blocks import CANDIDATES, check_block_geometry, is_identity
 from search_client.errors import InvalidOpSpecError, SearchClientError
 from search_client.space import (
+    IMAGE_CHANNELS,
     ClassifierSpec,
     HeadSpec,
     LayerSpec,
@@ -44,6 +47,7 @@ _KIND_FIELDS: dict[str, dict[str, type]] = {
     "head": {"out_channels": int},
     "pool_fc": {"num_classes": int},
     "network": {"blocks": str, "space": dict},
+    "mobilenetv2": {"width": float, "num_classes": int},
 }
 _COMMON_FIELDS = ("kind", "batch", "dtype", "input_shape")
 
@@ -95,6 +99,14 @@ def network_spec(arch: Architecture, params: SpaceParams) -> OpSpec:
     return {**spec, "blocks": arch.to_string(), "space": asdict(params)}
 
 
+def mobilenetv2_spec(width: float, num_classes: int, resolution: int) -> OpSpec:
+    return {
+        **_base("mobilenetv2", IMAGE_CHANNELS, (resolution, resolution)),
+        "width": float(width),
+        "num_classes": num_classes,
+    }
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -126,7 +138,17 @@ def validate_spec(spec: Mapping[str, Any]) -> OpSpec:
         if field not in spec:
             raise InvalidOpSpecError(f"op spec of kind {kind!r} is missing field {field!r}")
         value = spec[field]
-        ok = _is_int(value) and value > 0 if field_type is int else isinstance(value, field_type)
+        if field_type is int:
+            ok = _is_int(value) and value > 0
+        elif field_type is float:
+            ok = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value > 0
+            )
+        else:
+            ok = isinstance(value, field_type)
         if not ok:
             raise InvalidOpSpecError(f"op spec field {field!r} is invalid: {value!r}")
     return _validate_kind({**dict(spec), "input_shape": list(shape)})
@@ -155,6 +177,10 @@ def _validate_kind(spec: OpSpec) -> OpSpec:
             )
         # `"width": 1` and `"width": 1.0` are one network: hash the decoded parameters, not the raw JSON.
         return {**spec, "space": asdict(params)}
+    elif kind == "mobilenetv2":
+        if spec["input_shape"][1] != IMAGE_CHANNELS:
+            raise InvalidOpSpecError(f"mobilenetv2 op spec: input_shape must have {IMAGE_CHANNELS} channels")
+        return {**spec, "width": float(spec["width"])}
     return spec
 
 
@@ -176,6 +202,8 @@ def op_key(spec: Mapping[str, Any]) -> str:
         key = f"head.c{channels}.o{spec['out_channels']}.{shape}"
     elif kind == "pool_fc":
         key = f"poolfc.c{channels}.o{spec['num_classes']}.{shape}"
+    elif kind == "mobilenetv2":
+        key = f"mnv2.w{spec['width']}.o{spec['num_classes']}.{shape}"
     else:
         # An architecture string is too long for a key; the hash of the canonical spec is stable across runs.
         digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:NETWORK_HASH_CHARS]

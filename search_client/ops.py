@@ -10,6 +10,7 @@ from torch import nn
 from search_client.arch import Architecture
 from search_client.blocks import make_block
 from search_client.keys import OpSpec, validate_spec
+from search_client.mobilenetv2 import MobileNetV2
 from search_client.model import build_model, make_classifier, make_head, make_stem
 from search_client.space import ClassifierSpec, HeadSpec, StemSpec, build_space, space_params_from_dict
 
@@ -44,12 +45,17 @@ def _network(spec: OpSpec) -> nn.Module:
     return build_model(Architecture.from_string(spec["blocks"]), space)
 
 
+def _mobilenetv2(spec: OpSpec) -> nn.Module:
+    return MobileNetV2(spec["width"], spec["num_classes"])
+
+
 _BUILDERS: dict[str, Callable[[OpSpec], nn.Module]] = {
     "block": _block,
     "stem": _stem,
     "head": _head,
     "pool_fc": _pool_fc,
     "network": _network,
+    "mobilenetv2": _mobilenetv2,
 }
 
 
