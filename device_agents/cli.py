@@ -1,17 +1,135 @@
-"""The `device-agent` command line."""
+"""The `device-agent` command line: info, profile (offline), upload, run (online)."""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Device agent (not yet implemented: issue 4).")
+from device_agents.backends import BACKEND_NAMES, BackendOptions, load_backend
+from device_agents.errors import AgentError
+from device_agents.system import parse_cpu_list
+from device_agents.timing import TimingPolicy
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Measure ONNX ops on this device for the LUT.")
+
+BackendName = Annotated[str, typer.Option("--backend", help=f"One of {', '.join(BACKEND_NAMES)}.")]
+Provider = Annotated[str, typer.Option(help="onnxruntime execution provider.")]
+Threads = Annotated[int, typer.Option(min=1, help="Intra-op threads (1 for a stable LUT).")]
+Affinity = Annotated[
+    str | None, typer.Option("--cpu-affinity", help="CPUs to pin to, e.g. '0' or '4-7' (the phone's for adb).")
+]
+GraphOptimization = Annotated[str, typer.Option(help="onnxruntime graph optimisation level.")]
+TorchDevice = Annotated[str, typer.Option(help="torch backend: 'cpu' or 'cuda[:N]'.")]
+CudaGraphs = Annotated[bool, typer.Option(help="torch backend on CUDA: replay one captured CUDA graph per run.")]
+AdbTool = Annotated[str, typer.Option(help="adb: onnxruntime_perf_test or benchmark_model.")]
+AdbBinary = Annotated[Path | None, typer.Option(help="adb: the benchmark binary built for the phone.")]
+AdbSerial = Annotated[str | None, typer.Option(help="adb: device serial when several are attached.")]
+RuntimeVersion = Annotated[str | None, typer.Option(help="adb: the binary's runtime version, when known.")]
+MaxS = Annotated[float, typer.Option(min=0.01, help="Per-op cap on the timed phase, seconds.")]
+TargetCi = Annotated[float, typer.Option(min=0.001, max=0.5, help="Stop when the median's 95% CI is within this.")]
+WarmupMaxS = Annotated[float, typer.Option(min=0.0, help="Per-op cap on the warm-up, seconds.")]
+CooldownS = Annotated[float, typer.Option(min=0.0, help="Idle seconds before each op (thermal cool-down).")]
+OpTimeoutS = Annotated[float, typer.Option(min=1.0, help="An op running longer than this is failed.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"device-agent: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _backend_options(
+    threads: int, cpu_affinity: str | None, provider: str, graph_optimization: str, torch_device: str,
+    cuda_graphs: bool, adb_tool: str, adb_binary: Path | None, adb_serial: str | None, runtime_version: str | None,
+) -> BackendOptions:
+    try:
+        cpus = parse_cpu_list(cpu_affinity) if cpu_affinity else None
+    except ValueError as exc:
+        raise _fail(f"--cpu-affinity: {exc}") from exc
+    return BackendOptions(
+        threads=threads, cpu_affinity=cpus, provider=provider, graph_optimization=graph_optimization,
+        torch_device=torch_device, cuda_graphs=cuda_graphs, adb_tool=adb_tool, adb_binary=adb_binary,
+        adb_serial=adb_serial, runtime_version=runtime_version,
+    )
+
+
+def _policy(max_s: float, target_ci: float, warmup_max_s: float, cooldown_s: float, op_timeout_s: float) -> TimingPolicy:
+    return TimingPolicy(max_s=max_s, target_ci_rel=target_ci, warmup_max_s=warmup_max_s, cooldown_s=cooldown_s,
+                        op_timeout_s=op_timeout_s)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
 
 
 @app.command()
-def info() -> None:
-    """Not yet: the agent lands with issue 4."""
-    typer.echo("device-agent: not yet implemented (issue 4)", err=True)
-    raise typer.Exit(2)
+def info(
+    backend: BackendName = "onnxruntime",
+    provider: Provider = "CPUExecutionProvider",
+    threads: Threads = 1,
+    cpu_affinity: Affinity = None,
+    graph_optimization: GraphOptimization = "ORT_ENABLE_ALL",
+    torch_device: TorchDevice = "cpu",
+    cuda_graphs: CudaGraphs = False,
+    adb_tool: AdbTool = "onnxruntime_perf_test",
+    adb_binary: AdbBinary = None,
+    adb_serial: AdbSerial = None,
+    runtime_version: RuntimeVersion = None,
+) -> None:
+    """Print, as JSON, the description this agent would register and the runtime it would measure with."""
+    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
+                               adb_tool, adb_binary, adb_serial, runtime_version)
+    try:
+        chosen = load_backend(backend, options)
+        description = {"device": chosen.describe_device(), "runtime": chosen.runtime_info().__dict__,
+                       "sensors": chosen.read_sensors().__dict__}
+    except AgentError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(json.dumps(description, indent=2))
+
+
+@app.command()
+def profile(
+    ops: Annotated[Path, typer.Option("--ops", help="ops.jsonl written by `dnas export-ops`.")],
+    out: Annotated[Path, typer.Option("--out", help="results.jsonl to append to (resumable).")],
+    backend: BackendName = "onnxruntime",
+    provider: Provider = "CPUExecutionProvider",
+    threads: Threads = 1,
+    cpu_affinity: Affinity = None,
+    graph_optimization: GraphOptimization = "ORT_ENABLE_ALL",
+    torch_device: TorchDevice = "cpu",
+    cuda_graphs: CudaGraphs = False,
+    adb_tool: AdbTool = "onnxruntime_perf_test",
+    adb_binary: AdbBinary = None,
+    adb_serial: AdbSerial = None,
+    runtime_version: RuntimeVersion = None,
+    max_s: MaxS = 1.0,
+    target_ci: TargetCi = 0.01,
+    warmup_max_s: WarmupMaxS = 0.5,
+    cooldown_s: CooldownS = 0.0,
+    op_timeout_s: OpTimeoutS = 120.0,
+) -> None:
+    """Measure every op of a manifest without a server; keys already measured in --out are skipped."""
+    from device_agents.manifest import read_ops
+    from device_agents.offline import profile as run_profile
+
+    _setup_logging()
+    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
+                               adb_tool, adb_binary, adb_serial, runtime_version)
+    try:
+        policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
+        op_inputs = read_ops(ops)
+        chosen = load_backend(backend, options)
+        summary = run_profile(op_inputs, out, chosen, policy)
+    except (AgentError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"measured {summary.measured}, failed {summary.failed}, skipped {summary.skipped} (already in {out})")
+    if summary.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

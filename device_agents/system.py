@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from device_agents import AGENT_VERSION
+from device_agents.errors import BackendUnavailableError
 
 SYS_ROOT = Path("/sys")
 
@@ -67,8 +68,11 @@ def current_affinity() -> list[int] | None:
 def set_affinity(cpus: list[int]) -> None:
     """Pin this process (and the runtime threads it starts afterwards) to `cpus`."""
     if not hasattr(os, "sched_setaffinity"):
-        raise OSError("CPU affinity is not supported on this OS")
-    os.sched_setaffinity(0, set(cpus))
+        raise BackendUnavailableError("CPU affinity is not supported on this OS (Linux and Android only)")
+    try:
+        os.sched_setaffinity(0, set(cpus))
+    except OSError as exc:
+        raise BackendUnavailableError(f"cannot pin to CPUs {cpus}: {exc.strerror} (this host has {os.cpu_count()})") from exc
 
 
 def parse_cpu_list(text: str) -> list[int]:

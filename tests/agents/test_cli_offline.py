@@ -1,0 +1,50 @@
+"""`device-agent profile` end to end (real CLI process, real ONNX files): resumable, failures recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.agents.conftest import write_conv_onnx, write_manifest
+
+FAST = ["--max-s", "0.05", "--warmup-max-s", "0.02"]
+
+
+def _agent(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "device_agents", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_profile_measures_a_manifest_records_failures_and_resumes(tmp_path: Path):
+    good = [(f"conv.c{c}", tmp_path / f"conv{c}.onnx") for c in (4, 8)]
+    entries = [(key, path, write_conv_onnx(path, channels=int(key[6:]))) for key, path in good]
+    corrupt = tmp_path / "bad.onnx"
+    corrupt.write_bytes(b"garbage")
+    import hashlib
+
+    entries.append(("bad", corrupt, hashlib.sha256(b"garbage").hexdigest()))
+    manifest = write_manifest(tmp_path, entries)
+    out = tmp_path / "results.jsonl"
+
+    first = _agent("profile", "--ops", str(manifest), "--out", str(out), "--cpu-affinity", "0", *FAST)
+    assert first.returncode == 1, first.stderr  # one op failed: the exit status says so
+    assert "measured 2, failed 1, skipped 0" in first.stdout
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["key"] for r in records] == ["conv.c4", "conv.c8", "bad"]
+    assert all(r["samples_us"] and r["runtime"]["cpu_affinity"] == [0] for r in records[:2])
+    assert "onnxruntime could not load bad.onnx" in records[2]["error"]
+
+    second = _agent("profile", "--ops", str(manifest), "--out", str(out), *FAST)
+    assert "measured 0, failed 1, skipped 2" in second.stdout  # only the failed op is tried again
+    assert len(out.read_text().splitlines()) == 4
+
+
+def test_profile_rejects_a_manifest_line_without_its_fields(tmp_path: Path):
+    manifest = tmp_path / "ops.jsonl"
+    manifest.write_text(json.dumps({"key": "k", "file": "k.onnx"}) + "\n")
+    result = _agent("profile", "--ops", str(manifest), "--out", str(tmp_path / "r.jsonl"))
+    assert result.returncode == 2
+    assert "ops.jsonl:1: missing field(s) spec, sha256" in result.stderr
+    assert "Traceback" not in result.stderr
