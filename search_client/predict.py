@@ -1,0 +1,30 @@
+"""Latency prediction from a LUT: a network's latency as the sum of its ops' entries.
+
+The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). Summing is
+exactly what the paper's latency term assumes; how well it holds on a device is measured, not assumed (see
+docs/models.md and the validation of issue 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from search_client.arch import Architecture
+from search_client.errors import MissingLutEntries
+from search_client.keys import ops_for_architecture
+from search_client.space import SearchSpace
+
+
+def latency_breakdown_us(
+    lut: Mapping[str, float], arch: Architecture, space: SearchSpace
+) -> list[tuple[str, float]]:
+    """(key, latency in us) of each op the network runs, in order; every missing key is reported at once."""
+    keys = [op.key for op in ops_for_architecture(arch, space)]
+    missing = sorted({key for key in keys if key not in lut})
+    if missing:
+        raise MissingLutEntries(missing)
+    return [(key, float(lut[key])) for key in keys]
+
+
+def predict_latency_us(lut: Mapping[str, float], arch: Architecture, space: SearchSpace) -> float:
+    return sum(latency_us for _, latency_us in latency_breakdown_us(lut, arch, space))
