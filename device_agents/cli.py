@@ -132,5 +132,124 @@ def profile(
         raise typer.Exit(1)
 
 
+@app.command()
+def upload(
+    results: Annotated[Path, typer.Argument(help="results.jsonl written by `device-agent profile`.")],
+    server: Annotated[str, typer.Option(help="Server URL.")],
+    name: Annotated[str, typer.Option(help="This device's name on the server.")],
+    enroll_token: Annotated[
+        str | None, typer.Option(envvar="PROFILER_ENROLL_TOKEN", help="Needed only if the device is not registered yet.")
+    ] = None,
+    state_dir: Annotated[Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root.")] = None,
+) -> None:
+    """Send offline results to the server; safe to repeat (each result_id is stored once)."""
+    import threading
+
+    from device_agents.jsonl import read_records
+    from device_agents.measure import is_failure
+    from device_agents.online import AgentSettings, ensure_registered
+    from device_agents.state import AgentPaths, default_state_dir
+    from profiler_server.client import ProfilerClient, ProfilerError
+
+    _setup_logging()
+    paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
+    settings = AgentSettings(server_url=server, name=name, paths=paths)
+    try:
+        records = read_records(results)
+        measurements = [record for record in records if not is_failure(record)]
+        token = enroll_token or _dev_enroll_token(server)
+        if not measurements:
+            raise AgentError(f"{results} holds no successful measurement to upload")
+        device = measurements[0]["runtime"].get("extra", {}).get("device") or {"platform": "unknown"}
+        credentials = ensure_registered(settings, token, device, threading.Event())
+        with ProfilerClient(server, credentials.device_token) as client:
+            receipt = client.post_measurements(measurements)
+    except (AgentError, OSError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    except ProfilerError as exc:
+        raise _fail(f"the server refused the upload: {exc}") from exc
+    skipped = len(records) - len(measurements)
+    typer.echo(f"accepted {receipt.accepted}, duplicates {receipt.duplicates}, failures not uploaded {skipped}")
+
+
+@app.command()
+def run(
+    server: Annotated[str, typer.Option(help="Server URL, e.g. http://127.0.0.1:8000.")],
+    name: Annotated[str, typer.Option(help="This device's name on the server (one per device/runtime setting).")],
+    enroll_token: Annotated[
+        str | None,
+        typer.Option(envvar="PROFILER_ENROLL_TOKEN", help="For the first registration; default: the dev tokens file."),
+    ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root (token, spool, ONNX cache).")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Drain the queue, post, and exit.")] = False,
+    backend: BackendName = "onnxruntime",
+    provider: Provider = "CPUExecutionProvider",
+    threads: Threads = 1,
+    cpu_affinity: Affinity = None,
+    graph_optimization: GraphOptimization = "ORT_ENABLE_ALL",
+    torch_device: TorchDevice = "cpu",
+    cuda_graphs: CudaGraphs = False,
+    adb_tool: AdbTool = "onnxruntime_perf_test",
+    adb_binary: AdbBinary = None,
+    adb_serial: AdbSerial = None,
+    runtime_version: RuntimeVersion = None,
+    max_s: MaxS = 1.0,
+    target_ci: TargetCi = 0.01,
+    warmup_max_s: WarmupMaxS = 0.5,
+    cooldown_s: CooldownS = 0.0,
+    op_timeout_s: OpTimeoutS = 120.0,
+    post_batch: Annotated[int, typer.Option(min=1, help="Post results in batches of this many.")] = 16,
+    idle_poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls of an empty queue.")] = 5.0,
+) -> None:
+    """Register (once), then lease, measure and report tasks until stopped (SIGINT/SIGTERM: finish the op, post, exit)."""
+    import signal
+    import threading
+
+    from device_agents.online import Agent, AgentSettings, ensure_registered
+    from device_agents.state import AgentPaths, default_state_dir
+    from profiler_server.client import ProfilerClient
+
+    _setup_logging()
+    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
+                               adb_tool, adb_binary, adb_serial, runtime_version)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        logging.getLogger("device_agents").info("%s: finishing the current op, then posting and exiting",
+                                                signal.Signals(signum).name)
+        stop.set()
+        signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
+    settings = AgentSettings(server_url=server, name=name, paths=paths, once=once, post_batch=post_batch,
+                             idle_poll_s=idle_poll_s)
+    try:
+        policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
+        chosen = load_backend(backend, options)
+        device = {**chosen.describe_device(), "runtime": chosen.runtime_info().__dict__}
+        credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, stop)
+        with ProfilerClient(server, credentials.device_token) as client:
+            summary = Agent(client, chosen, policy, settings, stop).run()
+    except (AgentError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"measured {summary.measured}, failed {summary.failed}, posted {summary.posted}, "
+               f"rejected {summary.rejected}")
+
+
+def _dev_enroll_token(server: str) -> str | None:
+    """The enroll token `profiler-server serve --dev` wrote for this server, if any."""
+    from profiler_server.dev_tokens import read_dev_tokens
+
+    try:
+        tokens = read_dev_tokens(server)
+    except RuntimeError:
+        return None
+    return tokens.enroll_token if tokens else None
+
+
 def main() -> None:
     app()

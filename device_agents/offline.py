@@ -31,9 +31,13 @@ def profile(ops: list[OpInput], results: Path, backend: Backend, policy: TimingP
     done = measured_keys(results)
     todo = [op for op in ops if op.key not in done]
     measured = failed = 0
+    # Carried in each record so that `upload` can register the device that measured, not the uploading host.
+    device = {**backend.describe_device(), "runtime": backend.runtime_info().__dict__}
     with OpProgress(len(todo), "profile") as progress:
         for op in todo:
             record = measure_op(backend, op, policy)
+            if not is_failure(record):
+                record["runtime"]["extra"]["device"] = device
             append_records(results, [record])  # fsynced: a crash loses at most the op in flight
             if is_failure(record):
                 failed += 1

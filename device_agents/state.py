@@ -60,3 +60,10 @@ def save_credentials(paths: AgentPaths, credentials: Credentials) -> None:
         os.fsync(handle.fileno())
     os.chmod(temporary, 0o600)
     os.replace(temporary, paths.credentials)
+
+
+def default_state_dir() -> Path:
+    """$PROFILER_STATE_DIR or ~/.config/fbnet-lut: where `profiler-server serve --dev` writes its tokens too."""
+    from profiler_server.dev_tokens import state_dir
+
+    return state_dir()
