@@ -7,6 +7,7 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="FBNet DNAS search client.")
 
 # Each area adds one line here: `from search_client.commands import X; X.register(app)`.
+from search_client.commands import space_cmds; space_cmds.register(app)  # noqa: E402, E702, I001
 
 
 def main() -> None:

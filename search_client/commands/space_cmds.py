@@ -1,0 +1,173 @@
+"""`dnas models`, `dnas space`, `dnas export-ops`: the zoo, the ops a search space needs, and their ONNX files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from search_client.counting import ModelCount, count_model
+from search_client.errors import SearchClientError
+from search_client.export import export_onnx, sha256_hex
+from search_client.keys import Op, candidate_ops, make_op, ops_for_space
+from search_client.space import SearchSpace, SpaceParams, build_space
+from search_client.zoo import ZOO, ZooEntry, get_model, input_shape
+
+SPACES = ("fbnet",)
+MANIFEST_NAME = "ops.jsonl"
+
+SpaceName = Annotated[str, typer.Option("--space", help=f"Search space: {', '.join(SPACES)}.")]
+Resolution = Annotated[int, typer.Option("--resolution", help="Input resolution (pixels, square).")]
+Width = Annotated[float, typer.Option("--width", help="Channel multiplier (rounded to multiples of 8).")]
+NumClasses = Annotated[int, typer.Option("--num-classes", help="Classifier outputs.")]
+HeadChannels = Annotated[int, typer.Option("--head-channels", help="Width of the 1x1 head conv.")]
+SmallInput = Annotated[
+    bool, typer.Option("--small-input", help="Stride schedule for 32x32-style inputs (total stride 8).")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"dnas: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _space(
+    name: str, resolution: int, width: float, num_classes: int, head_channels: int, small_input: bool
+) -> SearchSpace:
+    if name not in SPACES:
+        raise _fail(f"--space: unknown space {name!r}; valid: {', '.join(SPACES)}")
+    try:
+        return build_space(SpaceParams(resolution, width, num_classes, head_channels, small_input))
+    except SearchClientError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _model_json(entry: ZooEntry, counts: ModelCount) -> dict[str, object]:
+    return {
+        "name": entry.name,
+        "resolution": entry.resolution,
+        "params": counts.params,
+        "madds": counts.macs,
+        "paper": asdict(entry.paper) if entry.paper else None,
+    }
+
+
+def models(as_json: AsJson = False) -> None:
+    """The model zoo: name, input resolution, parameters and multiply-adds (convs + fc), with the paper's figures."""
+    counted = [(entry, count_model(entry.build(), input_shape(entry))) for entry in ZOO.values()]
+    if as_json:
+        typer.echo(json.dumps([_model_json(entry, counts) for entry, counts in counted], indent=2))
+        return
+    table = Table("model", "input", "params", "mult-adds", "paper params", "paper mult-adds", "paper S8 ms")
+    for entry, counts in counted:
+        paper = entry.paper
+        table.add_row(
+            entry.name,
+            f"{entry.resolution}x{entry.resolution}",
+            f"{counts.params / 1e6:.2f}M",
+            f"{counts.macs / 1e6:.1f}M",
+            f"{paper.params_m}M" if paper else "-",
+            f"{paper.madds_m}M" if paper else "-",
+            f"{paper.s8_latency_ms}" if paper else "-",
+        )
+    Console().print(table)
+
+
+def _summary(space: SearchSpace, ops: list[Op]) -> dict[str, int]:
+    per_layer = candidate_ops(space)
+    signatures = {
+        (layer.in_channels, layer.out_channels, layer.input_hw, layer.stride) for layer in space.layers
+    }
+    blocks = {op.key for layer in per_layer for op in layer if op is not None}
+    return {
+        "layers": len(space.layers),
+        "layer_signatures": len(signatures),
+        "candidate_entries": len(signatures) * len(per_layer[0]),
+        "identity_skips": len(signatures) * len(per_layer[0]) - len(blocks),
+        "block_ops": len(blocks),
+        "ops": len(ops),
+    }
+
+
+def space(
+    space_name: SpaceName = "fbnet",
+    resolution: Resolution = 224,
+    width: Width = 1.0,
+    num_classes: NumClasses = 1000,
+    head_channels: HeadChannels = 1984,
+    small_input: SmallInput = False,
+    as_json: AsJson = False,
+) -> None:
+    """The unique ops (LUT entries) a search space needs, with their keys; identity skips need none."""
+    searched = _space(space_name, resolution, width, num_classes, head_channels, small_input)
+    ops = ops_for_space(searched)
+    summary = _summary(searched, ops)
+    if as_json:
+        document = {"space": asdict(searched.params), **summary, "entries": [asdict(op) for op in ops]}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    table = Table("key", "kind", "input shape")
+    for op in ops:
+        table.add_row(op.key, op.spec["kind"], "x".join(str(d) for d in op.spec["input_shape"]))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"{summary['layers']} layers, {summary['layer_signatures']} distinct layer signatures x 9 candidates = "
+        f"{summary['candidate_entries']} entries, of which {summary['identity_skips']} identity skips are free: "
+        f"{summary['block_ops']} block ops + 3 fixed ops = {summary['ops']} ops to measure"
+    )
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    # Re-running export-ops leaves identical files untouched (their mtimes stay, rsync stays cheap).
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+
+
+def export_ops(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the ONNX files and ops.jsonl.")],
+    space_name: SpaceName = "fbnet",
+    resolution: Resolution = 224,
+    width: Width = 1.0,
+    num_classes: NumClasses = 1000,
+    head_channels: HeadChannels = 1984,
+    small_input: SmallInput = False,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="Also export this zoo model as one whole-network op (repeatable)."),
+    ] = None,
+) -> None:
+    """Write one ONNX file per op plus ops.jsonl (key, spec, file, sha256): the input of `device-agent profile`."""
+    searched = _space(space_name, resolution, width, num_classes, head_channels, small_input)
+    try:
+        ops = ops_for_space(searched) + [make_op(get_model(name).spec()) for name in model or []]
+    except SearchClientError as exc:
+        raise _fail(f"--model: {exc}") from exc
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lines = []
+        for op in track(ops, description="exporting ops", transient=True):
+            data = export_onnx(op.spec)
+            file_name = f"{op.key}.onnx"
+            _write_if_changed(out / file_name, data)
+            record = {"key": op.key, "spec": op.spec, "file": file_name, "sha256": sha256_hex(data)}
+            lines.append(json.dumps(record, sort_keys=True))
+        (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
+    except OSError as exc:
+        raise _fail(f"--out: cannot write to {out}: {exc}") from exc
+    except SearchClientError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"wrote {len(ops)} ONNX files and {out / MANIFEST_NAME}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)
+    app.command("space")(space)
+    app.command("export-ops")(export_ops)
