@@ -29,6 +29,11 @@ def tiny_onnx(seed: int, channels: int = 4, size: int = 8) -> bytes:
     return model.SerializeToString()
 
 
+def unique(prefix: str) -> str:
+    """A name no other test uses (the session's server is shared)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
 def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 

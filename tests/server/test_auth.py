@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
 
-from tests.server.helpers import Setup, task_result
+from tests.server.helpers import Setup, task_result, unique
 
 # (method, path template, body, roles allowed)
 ENDPOINTS = [
@@ -25,13 +23,9 @@ ENDPOINTS = [
 ]
 
 
-def _unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 @pytest.fixture(scope="module")
 def world(live_server):
-    s = Setup(live_server, _unique, n_ops=1)
+    s = Setup(live_server, unique, n_ops=1)
     tokens = {"admin": live_server.admin_token, "enroll": live_server.enroll_token, "device": s.device_token}
     return live_server, s, tokens
 
@@ -41,7 +35,7 @@ def _call(world, method, path, body, token):
 
     def fill(value):
         if isinstance(value, str):
-            return value.format(device=s.device_name, key=s.keys[0], new=_unique("new"))
+            return value.format(device=s.device_name, key=s.keys[0], new=unique("new"))
         if isinstance(value, dict):
             return {k: fill(v) for k, v in value.items()}
         if isinstance(value, list):
