@@ -1,0 +1,65 @@
+"""A retried or concurrent duplicate post never stores a measurement twice."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.server.helpers import Setup, offline_result, task_result
+
+
+def _measurement_count(database_url: str, result_ids: list[str]) -> int:
+    from sqlalchemy import func, select
+
+    from db.models import Measurement
+    from db.session import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(select(func.count()).where(Measurement.result_id.in_(result_ids)))
+    finally:
+        engine.dispose()
+
+
+def test_retried_post_is_counted_as_duplicate_and_stored_once(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=2)
+    tasks = s.agent.lease(max_tasks=2)
+    results = [task_result(t.task_id, t.key, [9.0, 9.5, 10.0]) for t in tasks]
+    assert s.agent.post_results(results).accepted == 2
+    retry = s.agent.post_results(results)
+    assert (retry.accepted, retry.duplicates) == (0, 2)
+    version = s.admin.get_lut(s.device_name).lut_version
+    s.agent.post_results(results)
+    assert s.admin.get_lut(s.device_name).lut_version == version  # duplicates do not touch the LUT
+    assert _measurement_count(live_server.database_url, [r["result_id"] for r in results]) == 2
+
+
+def test_same_result_twice_in_one_request(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1)
+    task = s.agent.lease()[0]
+    result = task_result(task.task_id, task.key, [1.0, 1.1, 1.2])
+    receipt = s.agent.post_results([result, result])
+    assert (receipt.accepted, receipt.duplicates) == (1, 1)
+
+
+def test_concurrent_identical_posts_store_one_measurement(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1)
+    result = offline_result(s.keys[0], s.sha[s.keys[0]], [2.0, 2.1, 2.2, 2.3])
+    agents = [live_server.client(s.device_token) for _ in range(6)]
+    with ThreadPoolExecutor(len(agents)) as pool:
+        receipts = list(pool.map(lambda agent: agent.post_measurements([result]), agents))
+    assert sum(r.accepted for r in receipts) == 1
+    assert sum(r.duplicates for r in receipts) == len(agents) - 1
+    assert _measurement_count(live_server.database_url, [result["result_id"]]) == 1
+
+
+def test_newer_measurement_replaces_the_lut_entry_and_older_upload_does_not(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1, queue=False)
+    key = s.keys[0]
+    newer = offline_result(key, s.sha[key], [50.0, 50.0, 50.0])
+    newer["runtime"] = {**newer["runtime"], "finished_at": "2026-11-28T12:00:00Z"}
+    older = offline_result(key, s.sha[key], [90.0, 90.0, 90.0])
+    older["runtime"] = {**older["runtime"], "finished_at": "2026-11-27T12:00:00Z"}
+    s.agent.post_measurements([newer])
+    s.agent.post_measurements([older])
+    assert s.admin.get_lut(s.device_name).entries[key]["median_us"] == 50.0

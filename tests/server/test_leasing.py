@@ -1,0 +1,55 @@
+"""Leases: FIFO per device, never one task to two agents, expired leases re-queued then failed."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.server.helpers import Setup, task_result
+
+N_AGENTS = 6
+N_TASKS = 40
+
+
+def test_concurrent_agents_never_receive_the_same_task(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=N_TASKS)
+    agents = [live_server.client(s.device_token) for _ in range(N_AGENTS)]
+
+    def drain(agent) -> list[int]:
+        leased: list[int] = []
+        while batch := agent.lease(max_tasks=3):
+            leased += [t.task_id for t in batch]
+        return leased
+
+    with ThreadPoolExecutor(N_AGENTS) as pool:
+        per_agent = list(pool.map(drain, agents))
+    handed_out = [task_id for leased in per_agent for task_id in leased]
+    assert len(handed_out) == N_TASKS
+    assert len(set(handed_out)) == N_TASKS, "a task was leased twice"
+    assert s.admin.get_device(s.device_name).coverage.leased == N_TASKS
+
+
+def test_expired_lease_is_requeued_then_failed_after_max_attempts(backend, live_server_factory, unique_name):
+    lease_s = 0.5
+    server = live_server_factory(backend, lease_seconds=lease_s, max_attempts=2)
+    s = Setup(server, unique_name, n_ops=1)
+    first = s.agent.lease()
+    assert [t.attempt for t in first] == [1]
+    assert s.agent.lease() == []  # still leased
+    time.sleep(lease_s + 0.2)
+    second = s.agent.lease()
+    assert [(t.task_id, t.attempt) for t in second] == [(first[0].task_id, 2)]
+    time.sleep(lease_s + 0.2)
+    assert s.agent.lease() == []  # attempts spent: the task failed instead of coming back
+    coverage = s.admin.get_device(s.device_name).coverage
+    assert (coverage.failed, coverage.queued, coverage.leased) == (1, 0, 0)
+
+
+def test_late_result_after_expiry_still_completes_the_task(live_server_factory, unique_name):
+    server = live_server_factory(lease_seconds=0.3)
+    s = Setup(server, unique_name, n_ops=1)
+    task = s.agent.lease()[0]
+    time.sleep(0.5)
+    assert s.agent.post_results([task_result(task.task_id, task.key, [4.0, 4.1, 4.2])]).accepted == 1
+    assert s.agent.lease() == []  # the re-queued task was completed by the late result
+    assert s.admin.get_device(s.device_name).coverage.measured == 1
