@@ -63,3 +63,31 @@ def fast_policy():
     return TimingPolicy(warmup_min_s=0.0, warmup_max_s=0.05, min_runs=10, min_s=0.0, max_s=0.1)
 
 
+
+
+def write_runtime_broken_onnx(path: Path) -> str:
+    """Valid for onnx.checker (the server accepts it) but not runnable: the conv weight has 4 input channels
+    for an 8-channel input, which onnxruntime rejects - a 'runtime error' op."""
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((8, 4, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["output"], pads=[1, 1, 1, 1])],
+        "broken",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8, 16, 16])],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path.write_bytes(model.SerializeToString())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def queue_ops(server, device: str, ops: list[tuple[str, Path]]) -> None:
+    """Upload ops (admin token) and queue them for `device`, as `dnas` does."""
+    from profiler_server.client import OpUpload
+
+    admin = server.client(server.admin_token)
+    uploads = [OpUpload(key, {"kind": "test_conv", "batch": 1, "dtype": "float32"}, p.read_bytes()) for key, p in ops]
+    admin.upload_ops(uploads)
+    admin.create_jobs(device, [key for key, _ in ops])
