@@ -116,7 +116,7 @@ def _new_database(
     return new_database
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -132,7 +132,7 @@ class LiveServer:
         self.database_url = database_url
         self.admin_token = f"admin-{secrets.token_urlsafe(16)}"
         self.enroll_token = f"enroll-{secrets.token_urlsafe(16)}"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = dict(settings or {})
         self.log_path = log_dir / f"server-{self.port}.log"
