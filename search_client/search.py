@@ -26,6 +26,7 @@ from search_client.blocks import CANDIDATES
 from search_client.data import global_batches, iterate_batches, load_data
 from search_client.distributed import DistContext, global_sum, shard_batch
 from search_client.errors import CheckpointError, InvalidSearchConfigError
+from search_client.gumbel import sample_gumbel_noise
 from search_client.latency import LatencyTable
 from search_client.loss import LossConfig, search_loss
 from search_client.schedule import split_for_search, temperature, warmup_epochs
@@ -189,24 +190,33 @@ class PhaseRunner:
     on_step: StepCallback | None
 
     def run(
-        self, optimizer: torch.optim.Optimizer, batches: list[torch.Tensor], tau: float, phase: str
+        self,
+        optimizer: torch.optim.Optimizer,
+        batches: list[torch.Tensor],
+        tau: float,
+        phase: str,
+        noise_seed: int,
     ) -> PhaseStats:
-        """One pass over `batches`, stepping `optimizer` only (the weights' or theta's)."""
-        self.model.train()
+        """One pass over `batches` (global batches), stepping `optimizer` only (the weights' or theta's).
+
+        The Gumbel noise of each global batch is drawn from `noise_seed` identically on every rank and sliced
+        like the batch, so each sample gets the same draw whatever the number of processes.
+        """
         stats = PhaseStats()
+        noise_generator = torch.Generator().manual_seed(noise_seed)
+        theta_like = torch.empty(self.supernet.theta.shape)
         local_batches = [shard_batch(batch, self.context) for batch in batches]
-        for step, (images, labels) in enumerate(
-            iterate_batches(self.dataset, local_batches, self.config.workers)
-        ):
-            images, labels = (
-                images.to(self.device, non_blocking=True),
-                labels.to(self.device, non_blocking=True),
+        loaded = iterate_batches(self.dataset, local_batches, self.config.workers)
+        for step, (images, labels) in enumerate(loaded):
+            noise = shard_batch(
+                sample_gumbel_noise(len(batches[step]), theta_like, noise_generator), self.context
             )
-            logits, weights = self.model(images, tau)
+            images, labels = images.to(self.device), labels.to(self.device)
+            logits, weights = self.model(images, tau, noise=noise.to(self.device))
             ce_sum = F.cross_entropy(logits, labels, reduction="sum")
             latency_sum = self.table.expected_ms(weights).sum()
             totals = global_sum(torch.stack([ce_sum, latency_sum]), self.context)
-            global_count = labels.shape[0] * self.context.world_size
+            global_count = len(batches[step])
             mean_latency_ms = totals[1] / global_count
             loss = search_loss(totals[0] / global_count, mean_latency_ms, self.config.loss)
             self.supernet.zero_grad(set_to_none=True)
@@ -286,18 +296,22 @@ def run_search(
     out_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(len(state.history), config.epochs):
         tau = temperature(epoch, config.initial_temperature, config.temperature_decay)
+        state.model.train()
+        # The global generator drives data augmentation and DataLoader workers; reseeded per epoch for resume.
         torch.manual_seed(_epoch_seed(config.seed, epoch, 0, context.rank))
         batches = global_batches(
             split.weight_indices, config.batch_size, _epoch_seed(config.seed, epoch, 0, 0)
         )
-        weight_stats = runner.run(state.weight_optimizer, batches, tau, "weights")
+        noise_seed = _epoch_seed(config.seed, epoch, 2, 0)
+        weight_stats = runner.run(state.weight_optimizer, batches, tau, "weights", noise_seed)
         theta_stats = None
         if epoch >= warmup:
             torch.manual_seed(_epoch_seed(config.seed, epoch, 1, context.rank))
             batches = global_batches(
                 split.theta_indices, config.batch_size, _epoch_seed(config.seed, epoch, 1, 0)
             )
-            theta_stats = runner.run(state.theta_optimizer, batches, tau, "theta")
+            noise_seed = _epoch_seed(config.seed, epoch, 3, 0)
+            theta_stats = runner.run(state.theta_optimizer, batches, tau, "theta", noise_seed)
         state.weight_scheduler.step()
         record = EpochRecord(
             epoch=epoch,
