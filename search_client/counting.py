@@ -23,7 +23,7 @@ from torch import nn
 class LayerCount:
     name: str
     params: int
-    macs: int
+    madds: int
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class ModelCount:
         return sum(layer.params for layer in self.layers)
 
     @property
-    def macs(self) -> int:
-        return sum(layer.macs for layer in self.layers)
+    def madds(self) -> int:
+        return sum(layer.madds for layer in self.layers)
 
 
 def _units(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -47,7 +47,7 @@ def _units(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
             yield name, child
 
 
-def _macs(module: nn.Module, output: torch.Tensor) -> int:
+def _madds(module: nn.Module, output: torch.Tensor) -> int:
     if isinstance(module, nn.Conv2d):
         kernel_area = module.kernel_size[0] * module.kernel_size[1]
         return output.numel() * (module.in_channels // module.groups) * kernel_area
@@ -60,7 +60,7 @@ def count_model(model: nn.Module, input_shape: tuple[int, int, int, int]) -> Mod
     """Count `model` on one input of `input_shape` (batch must be 1: counts are per image)."""
     if input_shape[0] != 1:
         raise ValueError(f"count_model counts one image: batch must be 1, got input_shape {input_shape}")
-    macs: dict[str, int] = defaultdict(int)
+    madds: dict[str, int] = defaultdict(int)
     handles = []
     units = list(_units(model))
     for unit_name, unit in units:
@@ -70,7 +70,7 @@ def count_model(model: nn.Module, input_shape: tuple[int, int, int, int]) -> Mod
                 def hook(
                     module: nn.Module, _inputs: object, output: torch.Tensor, name: str = unit_name
                 ) -> None:
-                    macs[name] += _macs(module, output)
+                    madds[name] += _madds(module, output)
 
                 handles.append(module.register_forward_hook(hook))
     was_training = model.training
@@ -84,7 +84,7 @@ def count_model(model: nn.Module, input_shape: tuple[int, int, int, int]) -> Mod
         model.train(was_training)
     return ModelCount(
         tuple(
-            LayerCount(name, sum(p.numel() for p in unit.parameters() if p.requires_grad), macs[name])
+            LayerCount(name, sum(p.numel() for p in unit.parameters() if p.requires_grad), madds[name])
             for name, unit in units
         )
     )

@@ -54,13 +54,38 @@ def _model_json(entry: ZooEntry, counts: ModelCount) -> dict[str, object]:
         "name": entry.name,
         "resolution": entry.resolution,
         "params": counts.params,
-        "madds": counts.macs,
+        "madds": counts.madds,
         "paper": asdict(entry.paper) if entry.paper else None,
     }
 
 
-def models(as_json: AsJson = False) -> None:
+def _per_layer(name: str, as_json: bool) -> None:
+    try:
+        entry = get_model(name)
+    except SearchClientError as exc:
+        raise _fail(f"--model: {exc}") from exc
+    counts = count_model(entry.build(), input_shape(entry))
+    if as_json:
+        layers = [asdict(layer) for layer in counts.layers]
+        typer.echo(json.dumps({**_model_json(entry, counts), "layers": layers}, indent=2))
+        return
+    table = Table(
+        "layer", "params", "mult-adds", title=f"{entry.name} at {entry.resolution}x{entry.resolution}"
+    )
+    for layer in counts.layers:
+        table.add_row(layer.name, f"{layer.params:,}", f"{layer.madds:,}")
+    table.add_row("total", f"{counts.params:,}", f"{counts.madds:,}")
+    Console().print(table)
+
+
+def models(
+    as_json: AsJson = False,
+    model: Annotated[str | None, typer.Option("--model", help="Show this zoo model layer by layer.")] = None,
+) -> None:
     """The model zoo: name, input resolution, parameters and multiply-adds (convs + fc), with the paper's figures."""
+    if model is not None:
+        _per_layer(model, as_json)
+        return
     counted = [(entry, count_model(entry.build(), input_shape(entry))) for entry in ZOO.values()]
     if as_json:
         typer.echo(json.dumps([_model_json(entry, counts) for entry, counts in counted], indent=2))
@@ -72,7 +97,7 @@ def models(as_json: AsJson = False) -> None:
             entry.name,
             f"{entry.resolution}x{entry.resolution}",
             f"{counts.params / 1e6:.2f}M",
-            f"{counts.macs / 1e6:.1f}M",
+            f"{counts.madds / 1e6:.1f}M",
             f"{paper.params_m}M" if paper else "-",
             f"{paper.madds_m}M" if paper else "-",
             f"{paper.s8_latency_ms}" if paper else "-",

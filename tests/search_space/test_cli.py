@@ -103,3 +103,15 @@ def test_models_json_lists_the_zoo_with_counts() -> None:
     assert rows["fbnet_96_035_1"]["resolution"] == 96
     assert rows["fbnet_a"]["paper"]["madds_m"] == 249
     assert abs(rows["fbnet_a"]["madds"] / 1e6 - 249) / 249 < 0.02
+
+
+def test_models_per_layer_adds_up() -> None:
+    result = runner.invoke(app, ["models", "--model", "fbnet_a", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert [layer["name"] for layer in document["layers"]][:2] == ["stem", "layers.0"]
+    assert len(document["layers"]) == 1 + 22 + 2
+    assert sum(layer["madds"] for layer in document["layers"]) == document["madds"]
+    assert document["layers"][1]["params"] == 0, "FBNet-A's first layer is an identity skip"
+    bad = runner.invoke(app, ["models", "--model", "fbnet_z"])
+    assert bad.exit_code == 2 and "unknown model 'fbnet_z'" in bad.stderr

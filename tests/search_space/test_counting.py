@@ -16,15 +16,15 @@ def test_counts_a_conv_and_a_linear_by_formula() -> None:
     )
     counts = count_model(model, (1, 4, 8, 8))
     assert [layer.name for layer in counts.layers] == ["0", "1", "2", "3"]
-    assert [layer.macs for layer in counts.layers] == [6 * 4 * 4 * 4 * 9, 0, 0, 96 * 10]
+    assert [layer.madds for layer in counts.layers] == [6 * 4 * 4 * 4 * 9, 0, 0, 96 * 10]
     assert [layer.params for layer in counts.layers] == [6 * 4 * 9 + 6, 12, 0, 96 * 10 + 10]
 
 
 def test_grouped_and_depthwise_convs() -> None:
     block = make_block("k3_e1_g2", 16, 16, 1)
-    macs = count_model(nn.Sequential(block), (1, 16, 4, 4)).macs
+    madds = count_model(nn.Sequential(block), (1, 16, 4, 4)).madds
     pixels = 16
-    assert macs == pixels * (16 * 8 + 16 * 9 + 16 * 8)
+    assert madds == pixels * (16 * 8 + 16 * 9 + 16 * 8)
 
 
 def test_per_layer_rows_follow_the_space() -> None:
@@ -34,7 +34,7 @@ def test_per_layer_rows_follow_the_space() -> None:
     names = [layer.name for layer in counts.layers]
     assert names == ["stem"] + [f"layers.{i}" for i in range(22)] + ["head", "classifier"]
     assert counts.params == sum(p.numel() for p in model.parameters())
-    assert all(layer.macs > 0 for layer in counts.layers)
+    assert all(layer.madds > 0 for layer in counts.layers)
 
 
 def test_batch_other_than_one_is_refused() -> None:
