@@ -160,3 +160,7 @@ class LutEntry(Base):
     op_id: Mapped[int] = mapped_column(ForeignKey("ops.id"), primary_key=True)
     measurement_id: Mapped[int] = mapped_column(ForeignKey("measurements.id"))
     measured_at: Mapped[datetime]
+
+
+# Registers the search-space and validation tables on Base.metadata (Alembic and the migration tests read it).
+from db import models_validation  # noqa: E402, F401
