@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +22,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
+from search_client.arch import Architecture
 from search_client.blocks import CANDIDATES
 from search_client.data import global_batches, iterate_batches, load_data
 from search_client.distributed import DistContext, global_sum, shard_batch
 from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.gumbel import sample_gumbel_noise
-from search_client.latency import LatencyTable
+from search_client.latency import US_PER_MS, LatencyTable, latency_table_for_space
 from search_client.loss import LossConfig, search_loss
+from search_client.predict import predict_latency_us
 from search_client.schedule import split_for_search, temperature, warmup_epochs
 from search_client.space import SearchSpace, fbnet_space
 from search_client.supernet import Supernet, SupernetMode
@@ -248,22 +250,36 @@ def evaluate_argmax(
     return correct / max(1, total)
 
 
+@dataclass
+class SearchResult:
+    state: SearchState
+    space: SearchSpace
+    table: LatencyTable
+    outputs: list[Path]
+
+
 def run_search(
     config: SearchConfig,
-    table: LatencyTable,
+    median_us: Mapping[str, float],
     out_dir: Path,
     resume: bool = False,
     context: DistContext | None = None,
     on_step: StepCallback | None = None,
     on_epoch_end: EpochCallback | None = None,
     device: torch.device | None = None,
-) -> SearchState:
-    """Run (or resume) a search; rank 0 writes the checkpoint and theta history into `out_dir` every epoch."""
+    sample_count: int = 6,
+) -> SearchResult:
+    """Run (or resume) a search with the LUT `median_us` (key -> us).
+
+    Rank 0 writes the checkpoint and theta history into `out_dir` every epoch, and at the end the argmax
+    architecture and `sample_count` architectures sampled from P_theta, each with its predicted latency.
+    """
     context = context or DistContext()
     device = device or torch.device("cpu")
-    config.loss.check_defined(table.min_ms())
     data = load_data(config.data, config.resolution, config.seed)
     space = config.space(data.num_classes)
+    table = latency_table_for_space(space, median_us)
+    config.loss.check_defined(table.min_ms())
     state = build_state(config, space)
     state.model.to(device)
     checkpoint = out_dir / CHECKPOINT_NAME
@@ -331,9 +347,48 @@ def run_search(
             write_history(out_dir / HISTORY_NAME, state.history)
         if on_epoch_end is not None:
             on_epoch_end(record)
-    return state
+    outputs = []
+    if context.is_main:
+        outputs = write_search_outputs(out_dir, state.model, space, median_us, sample_count, config.seed)
+    return SearchResult(state, space, table, outputs)
 
 
 def write_history(path: Path, history: list[EpochRecord]) -> None:
     payload = {"candidates": list(CANDIDATES), "epochs": [record.to_json() for record in history]}
     path.write_text(json.dumps(payload, indent=1))
+
+
+ARGMAX_NAME = "arch_argmax.json"
+SAMPLES_DIR = "samples"
+
+
+def architecture_record(
+    blocks: list[str], space: SearchSpace, median_us: Mapping[str, float]
+) -> dict[str, Any]:
+    """An architecture file (arch.py's JSON, readable by `dnas train/export --arch`) plus its predicted latency."""
+    arch = Architecture(tuple(blocks))
+    predicted_ms = predict_latency_us(median_us, arch, space) / US_PER_MS
+    return {**arch.to_dict(space.params), "arch": arch.to_string(), "predicted_latency_ms": predicted_ms}
+
+
+def write_search_outputs(
+    out_dir: Path,
+    supernet: Supernet,
+    space: SearchSpace,
+    median_us: Mapping[str, float],
+    sample_count: int,
+    seed: int,
+) -> list[Path]:
+    """arch_argmax.json and `sample_count` architectures drawn from P_theta (samples/arch_NN.json)."""
+    written = [out_dir / ARGMAX_NAME]
+    written[0].write_text(
+        json.dumps(architecture_record(supernet.argmax_blocks(), space, median_us), indent=2)
+    )
+    samples_dir = out_dir / SAMPLES_DIR
+    samples_dir.mkdir(exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    for index, blocks in enumerate(supernet.sample_blocks(sample_count, generator)):
+        path = samples_dir / f"arch_{index:02d}.json"
+        path.write_text(json.dumps(architecture_record(blocks, space, median_us), indent=2))
+        written.append(path)
+    return written

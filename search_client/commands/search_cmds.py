@@ -1,0 +1,303 @@
+"""`dnas search`, `dnas train`, `dnas export`, `dnas show`: the DNAS search and what follows it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from profiler_server.client import ProfilerError
+from search_client.arch import load_architecture
+from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
+from search_client.distributed import DistContext, init_from_environment
+from search_client.errors import SearchClientError
+from search_client.export import export_module
+from search_client.latency import median_us_by_key
+from search_client.loss import LOSS_FORMS, LossConfig
+from search_client.lut_client import LutCache, pull_lut, read_lut_file
+from search_client.model import build_model
+from search_client.plots import PLOT_NAME, plot_probabilities, read_history
+from search_client.search import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
+from search_client.space import build_space
+from search_client.supernet import SUPERNET_MODES
+from search_client.train import TrainConfig, TrainEpoch, train_architecture
+
+DataSpec = Annotated[str, typer.Option("--data", help="digits | fake | cifar10:PATH | imagefolder:PATH")]
+TorchDevice = Annotated[str, typer.Option("--torch-device", help="Where to train: cpu, cuda, cuda:1 ...")]
+Threads = Annotated[
+    int | None, typer.Option("--threads", help="torch CPU threads (default: torch's choice).")
+]
+Seed = Annotated[int, typer.Option("--seed", help="Seeds data order, initialisation and Gumbel draws.")]
+
+
+def _median_us(
+    lut: Path | None, device: str | None, server: str | None, token: str | None, cache: Path | None
+):
+    if (lut is None) == (device is None):
+        raise fail("give exactly one of --lut PATH and --device NAME")
+    if lut is not None:
+        return median_us_by_key(read_lut_file(lut))
+    with connect(server, token) as client:
+        result = pull_lut(client, device, LutCache(cache))
+    if result.from_cache:
+        typer.secho(
+            f"server unreachable, using the cached LUT ({result.offline_reason})", err=True, fg="yellow"
+        )
+    return median_us_by_key(result.lut.to_json())
+
+
+def _compute_device(name: str, context: DistContext) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", context.local_rank)
+    return device
+
+
+class SearchProgress:
+    """Rich progress bars for the two phases, with loss, accuracy, expected latency and temperature."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.1%} "),
+            TextColumn("lat {task.fields[latency_ms]:.2f} ms tau {task.fields[tau]:.2f}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.epoch = 0
+
+    def step(self, phase: str, done: int, total: int, stats: PhaseStats, tau: float) -> None:
+        if phase not in self.tasks:
+            fields = {"loss": 0.0, "acc": 0.0, "latency_ms": 0.0, "tau": tau}
+            self.tasks[phase] = self.progress.add_task(phase, total=total, **fields)
+        description = f"epoch {self.epoch + 1}/{self.epochs} {phase:<7}"
+        self.progress.update(
+            self.tasks[phase],
+            description=description,
+            completed=done,
+            total=total,
+            loss=stats.loss,
+            acc=stats.accuracy,
+            latency_ms=stats.latency_ms,
+            tau=tau,
+        )
+
+    def epoch_end(self, record: EpochRecord) -> None:
+        self.epoch = record.epoch + 1
+        self.progress.console.print(
+            f"epoch {record.epoch + 1}: val acc (argmax) {record.val_accuracy:.1%}, "
+            f"expected latency {record.expected_latency_ms:.3f} ms, argmax {record.argmax_latency_ms:.3f} ms, "
+            f"tau {record.temperature:.2f}" + ("" if record.trained_theta else " (warm-up: weights only)")
+        )
+
+
+def search(
+    out: Annotated[
+        Path, typer.Option("--out", help="Output directory (checkpoint, history, architectures).")
+    ],
+    lut: Annotated[Path | None, typer.Option("--lut", help="A LUT JSON file (dnas lut pull -o).")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="Pull this device's LUT from the server.")
+    ] = None,
+    data: DataSpec = "digits",
+    resolution: Annotated[int, typer.Option("--resolution")] = 32,
+    width: Annotated[float, typer.Option("--width", help="Channel multiplier.")] = 1.0,
+    head_channels: Annotated[int, typer.Option("--head-channels")] = 1984,
+    small_input: Annotated[
+        bool | None,
+        typer.Option(
+            "--small-input/--imagenet-strides", help="Stride schedule; default: small below 100 px."
+        ),
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")
+    ] = 64,
+    mode: Annotated[str, typer.Option("--mode", help=f"{' | '.join(SUPERNET_MODES)}")] = "weighted",
+    latency_loss: Annotated[
+        str, typer.Option("--latency-loss", help=f"{' | '.join(LOSS_FORMS)}")
+    ] = "multiplicative",
+    alpha: Annotated[float, typer.Option("--alpha")] = 0.2,
+    beta: Annotated[float, typer.Option("--beta")] = 0.6,
+    lambda_per_ms: Annotated[float, typer.Option("--lambda-per-ms", help="Additive loss weight.")] = 0.1,
+    temperature: Annotated[float, typer.Option("--temperature", help="Initial Gumbel temperature.")] = 5.0,
+    temperature_decay: Annotated[
+        float, typer.Option("--temperature-decay", help="tau *= exp(-d) per epoch.")
+    ] = 0.045,
+    warmup_fraction: Annotated[float, typer.Option("--warmup-fraction", help="Weights-only epochs.")] = 0.1,
+    samples: Annotated[int, typer.Option("--samples", help="Architectures to sample from P_theta.")] = 6,
+    max_train_samples: Annotated[int | None, typer.Option("--max-train-samples")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="DataLoader workers (file-backed data).")] = 0,
+    seed: Seed = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
+    torch_device: TorchDevice = "cpu",
+    threads: Threads = None,
+    server: Server = None,
+    token: Token = None,
+    cache_dir: CacheDir = None,
+) -> None:
+    """Search an architecture for a device (FBNet DNAS). Run under torchrun for several processes."""
+    if mode not in SUPERNET_MODES:
+        raise fail(f"--mode: expected one of {', '.join(SUPERNET_MODES)}, got {mode!r}")
+    if latency_loss not in LOSS_FORMS:
+        raise fail(f"--latency-loss: expected one of {', '.join(LOSS_FORMS)}, got {latency_loss!r}")
+    if threads:
+        torch.set_num_threads(threads)
+    config = SearchConfig(
+        data=data,
+        resolution=resolution,
+        width=width,
+        head_channels=head_channels,
+        small_input=resolution < 100 if small_input is None else small_input,
+        epochs=epochs,
+        batch_size=batch_size,
+        mode=mode,  # type: ignore[arg-type]  # checked above
+        seed=seed,
+        loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms),  # type: ignore[arg-type]
+        initial_temperature=temperature,
+        temperature_decay=temperature_decay,
+        warmup_fraction=warmup_fraction,
+        max_train_samples=max_train_samples,
+        workers=workers,
+    )
+    try:
+        median_us = _median_us(lut, device, server, token, cache_dir)
+        context = init_from_environment(torch.device(torch_device))
+        compute_device = _compute_device(torch_device, context)
+        display = SearchProgress(epochs) if context.is_main else None
+        if display is not None:
+            display.progress.start()
+        try:
+            result = run_search(
+                config,
+                median_us,
+                out,
+                resume=resume,
+                context=context,
+                on_step=display.step if display else None,
+                on_epoch_end=display.epoch_end if display else None,
+                device=compute_device,
+                sample_count=samples,
+            )
+        finally:
+            if display is not None:
+                display.progress.stop()
+    except (ProfilerError, SearchClientError) as exc:
+        raise fail(str(exc)) from exc
+    if context.is_main:
+        argmax = json.loads((out / ARGMAX_NAME).read_text())
+        typer.echo(f"argmax architecture: {argmax['arch']}")
+        typer.echo(f"predicted latency: {argmax['predicted_latency_ms']:.3f} ms")
+        typer.echo(
+            f"wrote {', '.join(str(path) for path in result.outputs[:2])} ... ({len(result.outputs)} files)"
+        )
+
+
+def train(
+    arch: Annotated[Path, typer.Option("--arch", help="Architecture JSON (from dnas search).")],
+    data: DataSpec = "digits",
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 64,
+    lr: Annotated[float, typer.Option("--lr")] = 0.1,
+    seed: Seed = 0,
+    workers: Annotated[int, typer.Option("--workers")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write train_result.json and model.pt here.")
+    ] = None,
+    torch_device: TorchDevice = "cpu",
+    threads: Threads = None,
+) -> None:
+    """Train an architecture from scratch and report its top-1 on the validation split."""
+    if threads:
+        torch.set_num_threads(threads)
+    config = TrainConfig(data=data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, workers=workers)
+
+    def show(record: TrainEpoch) -> None:
+        typer.echo(
+            f"epoch {record.epoch + 1}/{epochs}: loss {record.train_loss:.3f}, "
+            f"train acc {record.train_accuracy:.1%}, val top-1 {record.val_accuracy:.1%}"
+        )
+
+    try:
+        architecture, params = load_architecture(arch)
+        result = train_architecture(
+            architecture, params, config, torch.device(torch_device), on_epoch_end=show
+        )
+    except SearchClientError as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"top-1: {result.top1:.2%}")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_result.json").write_text(json.dumps(result.to_json(), indent=2))
+        torch.save(result.model.state_dict(), out / "model.pt")
+        typer.echo(f"wrote {out / 'train_result.json'}, {out / 'model.pt'}")
+
+
+def export(
+    arch: Annotated[Path, typer.Option("--arch", help="Architecture JSON.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
+    weights: Annotated[Path | None, typer.Option("--weights", help="model.pt from dnas train --out.")] = None,
+) -> None:
+    """Export an architecture (freshly initialised, or with trained weights) to ONNX, batch 1, eval mode."""
+    try:
+        architecture, params = load_architecture(arch)
+        space = build_space(params)
+        model = build_model(architecture, space)
+        if weights is not None:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        output.write_bytes(export_module(model.eval(), space.input_shape))
+    except (SearchClientError, OSError, RuntimeError) as exc:
+        raise fail(str(exc)) from exc
+    typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {list(space.input_shape)})")
+
+
+def show(
+    search_dir: Annotated[Path, typer.Argument(help="A dnas search --out directory.")],
+    plot: Annotated[Path | None, typer.Option("--plot", help=f"PNG path; default DIR/{PLOT_NAME}.")] = None,
+) -> None:
+    """The searched architecture as a table (per layer: argmax block and its probability) and a PNG."""
+    try:
+        history = read_history(search_dir)
+    except SearchClientError as exc:
+        raise fail(str(exc)) from exc
+    final = history.final
+    table = Table(title=f"{search_dir}: after epoch {history.epochs[-1] + 1}")
+    table.add_column("layer", justify="right")
+    table.add_column("argmax block")
+    table.add_column("P", justify="right")
+    table.add_column("runner-up")
+    for layer, probabilities in enumerate(final):
+        ranked = probabilities.argsort(descending=True).tolist()
+        best, second = ranked[0], ranked[1]
+        table.add_row(
+            str(layer + 1),
+            history.candidates[best],
+            f"{probabilities[best]:.2f}",
+            f"{history.candidates[second]} {probabilities[second]:.2f}",
+        )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"argmax predicted latency {history.argmax_latency_ms[-1]:.3f} ms, "
+        f"val acc (argmax path) {history.val_accuracy[-1]:.1%}, tau {history.temperatures[-1]:.2f}"
+    )
+    path = plot_probabilities(history, plot or search_dir / PLOT_NAME)
+    console.print(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)
+    app.command("train")(train)
+    app.command("export")(export)
+    app.command("show")(show)
