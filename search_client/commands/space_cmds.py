@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from search_client.blocks import CANDIDATES
 from search_client.counting import ModelCount, count_model
 from search_client.errors import SearchClientError
 from search_client.export import export_onnx, sha256_hex
@@ -106,17 +107,18 @@ def models(
 
 
 def _summary(space: SearchSpace, ops: list[Op]) -> dict[str, int]:
-    per_layer = candidate_ops(space)
     signatures = {
         (layer.in_channels, layer.out_channels, layer.input_hw, layer.stride) for layer in space.layers
     }
-    blocks = {op.key for layer in per_layer for op in layer if op is not None}
+    blocks = {op.key for layer in candidate_ops(space) for op in layer if op is not None}
+    entries = len(signatures) * len(CANDIDATES)
     return {
         "layers": len(space.layers),
         "layer_signatures": len(signatures),
-        "candidate_entries": len(signatures) * len(per_layer[0]),
-        "identity_skips": len(signatures) * len(per_layer[0]) - len(blocks),
+        "candidate_entries": entries,
+        "identity_skips": entries - len(blocks),
         "block_ops": len(blocks),
+        "fixed_ops": len(ops) - len(blocks),
         "ops": len(ops),
     }
 
@@ -144,9 +146,9 @@ def space(
     console = Console()
     console.print(table)
     console.print(
-        f"{summary['layers']} layers, {summary['layer_signatures']} distinct layer signatures x 9 candidates = "
+        f"{summary['layers']} layers, {summary['layer_signatures']} distinct layer signatures x {len(CANDIDATES)} candidates = "
         f"{summary['candidate_entries']} entries, of which {summary['identity_skips']} identity skips are free: "
-        f"{summary['block_ops']} block ops + 3 fixed ops = {summary['ops']} ops to measure"
+        f"{summary['block_ops']} block ops + {summary['fixed_ops']} fixed ops = {summary['ops']} ops to measure"
     )
 
 
