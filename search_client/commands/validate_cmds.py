@@ -1,0 +1,140 @@
+"""`dnas validate`: measure the zoo and N random networks end to end on a device, compare with the LUT's sum."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from profiler_server.client import ProfilerError
+from search_client.calibration import DEFAULT_FIT_FRACTION
+from search_client.commands.lut_cmds import Server, Token, _wait, connect, fail
+from search_client.errors import SearchClientError
+from search_client.fidelity import FidelitySummary
+from search_client.fidelity_plot import plot_validation_scatter
+from search_client.validate import (
+    LATENCY_FIELD,
+    ValidationPoint,
+    ValidationReport,
+    build_report,
+    measure_and_compare,
+    validation_models,
+    with_splits,
+)
+
+SPACE_NAME = "fbnet"
+RESULT_NAME = "validation.json"
+SCATTER_NAME = "scatter.png"
+
+
+def _summary_line(title: str, summary: FidelitySummary) -> str:
+    tau = "n/a" if summary.kendall_tau is None else f"{summary.kendall_tau:.3f}"
+    return (
+        f"{title} ({summary.count} networks): MAPE {summary.mape_pct:.2f} %, "
+        f"within 5 % {summary.within_5_pct:.0f} %, within 10 % {summary.within_10_pct:.0f} %, "
+        f"Kendall tau {tau}, mean signed error {summary.mean_signed_error_pct:+.2f} %"
+    )
+
+
+def _print_points(console: Console, points: list[ValidationPoint]) -> None:
+    table = Table("network", "kind", "split", "predicted ms", "measured ms", "error %")
+    for point in points:
+        if point.predicted_us is None:
+            predicted = error = "-"
+        else:
+            predicted = f"{point.predicted_us / 1000:.3f}"
+            error = f"{100 * (point.predicted_us - point.measured_us) / point.measured_us:+.1f}"
+        table.add_row(
+            point.name, point.kind, point.split or "-", predicted, f"{point.measured_us / 1000:.3f}", error
+        )
+    console.print(table)
+
+
+def _print_report(report: ValidationReport) -> None:
+    typer.echo(_summary_line("raw LUT sum, all", report.raw))
+    if report.calibration is None or report.raw_holdout is None or report.calibrated_holdout is None:
+        return
+    calibration = report.calibration
+    typer.echo(
+        f"calibration fitted on {calibration.fit_count} random networks: "
+        f"measured = {calibration.scale:.4f} x predicted {calibration.offset_us:+.1f} us"
+    )
+    typer.echo(_summary_line("raw LUT sum, held out", report.raw_holdout))
+    typer.echo(_summary_line("calibrated, held out", report.calibrated_holdout))
+
+
+def validation_document(
+    device: str,
+    label: str,
+    resolution: int,
+    seed: int,
+    points: list[ValidationPoint],
+    report: ValidationReport,
+) -> dict[str, Any]:
+    """validation.json: the run's settings, every point and the figures (a superset of the server's body)."""
+    return {
+        "device": device,
+        "space": SPACE_NAME,
+        "label": label,
+        "resolution": resolution,
+        "seed": seed,
+        "statistic": LATENCY_FIELD,
+        "points": [point.to_json() for point in points],
+        "summary": report.to_json(),
+    }
+
+
+def validate(
+    device: Annotated[str, typer.Option("--device", help="Device name, as its agent registered it.")],
+    n: Annotated[int, typer.Option("--n", min=0, help="Random architectures besides the zoo.")] = 30,
+    resolution: Annotated[int, typer.Option("--resolution", help="Input resolution (pixels, square).")] = 224,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random architectures and the split.")] = 0,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate", help="Fit a linear calibration on half the random networks.")
+    ] = False,
+    fit_fraction: Annotated[
+        float, typer.Option("--fit-fraction", help="Share of random networks the calibration is fitted on.")
+    ] = DEFAULT_FIT_FRACTION,
+    out: Annotated[Path, typer.Option("--out", help="Folder for validation.json and scatter.png.")] = Path(
+        "validation"
+    ),
+    label: Annotated[str | None, typer.Option("--label", help="Name of this run (default: derived).")] = None,
+    timeout_s: Annotated[float, typer.Option("--timeout-s", help="Give up waiting for the agent.")] = 3600.0,
+    poll_s: Annotated[float, typer.Option("--poll-s", help="Seconds between progress polls.")] = 2.0,
+    server: Server = None,
+    token: Token = None,
+) -> None:
+    """Measure FBNet-A/B/C, MobileNetV2 and N random architectures whole on the device; print MAPE, share within
+    +-5/10 %, Kendall tau of the LUT's sum (and of a calibration on held-out networks); write JSON and a plot."""
+    run_label = label or f"{SPACE_NAME}-r{resolution}-n{n}-seed{seed}"
+    try:
+        models = validation_models(n, seed, resolution)
+        with connect(server, token) as client:
+            typer.echo(
+                f"{device}: exporting and uploading {len(models)} networks and their blocks (once each)"
+            )
+            points = measure_and_compare(client, device, models, timeout_s, poll_s, wait=_wait)
+        if calibrate:
+            points = with_splits(points, fit_fraction, seed)
+        report = build_report(points, calibrate)
+    except (ProfilerError, SearchClientError) as exc:
+        raise fail(str(exc)) from exc
+    _print_points(Console(), points)
+    _print_report(report)
+    document = validation_document(device, run_label, resolution, seed, points, report)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / RESULT_NAME).write_text(json.dumps(document, indent=1) + "\n")
+        title = f"{device}: LUT sum vs whole network, {resolution}x{resolution}, {len(points)} networks"
+        plot_validation_scatter(points, out / SCATTER_NAME, title, report.calibration)
+    except OSError as exc:
+        raise fail(f"--out: cannot write to {out}: {exc}") from exc
+    typer.echo(f"wrote {out / RESULT_NAME} and {out / SCATTER_NAME}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)

@@ -1,0 +1,230 @@
+"""LUT fidelity validation: measure whole networks on a device and compare them with the LUT's sum of blocks.
+
+The validation set is the zoo (FBNet-A/B/C and MobileNetV2 1.0) plus N random architectures of the FBNet space,
+uniform over the 9 candidates per layer and seeded. Each network becomes one op of kind `network` (or
+`mobilenetv2`); it is uploaded, queued and measured by the device's agent like any block, so prediction and
+measurement use the same runtime, settings and statistic (the LUT's median). MobileNetV2 is outside the FBNet
+space: it has no block-sum prediction and is measured only (a point for the trade-off plot, not for fidelity).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from profiler_server.client import ProfilerClient
+from search_client.arch import Architecture
+from search_client.blocks import CANDIDATES
+from search_client.calibration import (
+    DEFAULT_FIT_FRACTION,
+    FIT,
+    HOLDOUT,
+    LinearCalibration,
+    fit_linear,
+    split_names,
+)
+from search_client.errors import SearchClientError
+from search_client.fidelity import FidelitySummary, summarize
+from search_client.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
+from search_client.lut_client import request_lut, wait_for_entries
+from search_client.predict import predict_latency_us
+from search_client.space import NUM_LAYERS, SpaceParams, build_space
+from search_client.zoo import MobileNetV2Entry, get_model
+
+ModelKind = Literal["zoo", "random"]
+DEFAULT_ZOO = ("fbnet_a", "fbnet_b", "fbnet_c", "mobilenetv2_100")
+LATENCY_FIELD = "median_us"  # the statistic the search uses; validation compares like with like
+
+
+class ValidationTimeout(SearchClientError):
+    """The device did not measure every op in time (no agent running, or ops that fail on it)."""
+
+    def __init__(self, missing_keys: Sequence[str]) -> None:
+        self.missing_keys = tuple(missing_keys)
+        super().__init__(
+            f"{len(self.missing_keys)} ops still unmeasured (is an agent running for this device?): "
+            + ", ".join(self.missing_keys[:10])
+            + (" ..." if len(self.missing_keys) > 10 else "")
+        )
+
+
+@dataclass(frozen=True)
+class ValidationModel:
+    """One network of the validation set: the whole-network op, and its architecture when it is in the space."""
+
+    name: str
+    kind: ModelKind
+    network: Op
+    arch: Architecture | None = None
+    params: SpaceParams | None = None
+
+    def block_ops(self) -> list[Op]:
+        """The LUT entries the prediction sums (none for a network outside the space)."""
+        if self.arch is None or self.params is None:
+            return []
+        return ops_for_architecture(self.arch, build_space(self.params))
+
+    def predicted_us(self, median_us: Mapping[str, float]) -> float | None:
+        if self.arch is None or self.params is None:
+            return None
+        return predict_latency_us(median_us, self.arch, build_space(self.params))
+
+
+@dataclass(frozen=True)
+class ValidationPoint:
+    """What `POST /devices/{name}/validations` stores per network; `split` is set when a calibration is fitted."""
+
+    name: str
+    kind: ModelKind
+    key: str
+    predicted_us: float | None
+    measured_us: float
+    split: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "key": self.key,
+            "predicted_us": self.predicted_us,
+            "measured_us": self.measured_us,
+            "split": self.split,
+        }
+
+
+def random_architectures(count: int, seed: int) -> list[Architecture]:
+    """`count` architectures, each layer's block drawn uniformly from the 9 candidates; distinct, seeded."""
+    if count < 0:
+        raise SearchClientError(f"the number of random architectures must be >= 0, got {count}")
+    generator = random.Random(seed)
+    drawn: dict[Architecture, None] = {}
+    # 9^22 architectures: a repeat is practically impossible, but one is never counted twice.
+    while len(drawn) < count:
+        drawn[Architecture(tuple(generator.choice(CANDIDATES) for _ in range(NUM_LAYERS)))] = None
+    return list(drawn)
+
+
+def _zoo_model(name: str, resolution: int) -> ValidationModel:
+    entry = get_model(name)
+    if isinstance(entry, MobileNetV2Entry):
+        return ValidationModel(
+            name, "zoo", make_op(mobilenetv2_spec(entry.width, entry.num_classes, resolution))
+        )
+    # The zoo's FBNets keep their own head width and classes; only the resolution moves.
+    params = replace(entry.params, resolution=resolution)
+    return ValidationModel(name, "zoo", make_op(network_spec(entry.arch, params)), entry.arch, params)
+
+
+def validation_models(
+    count: int, seed: int, resolution: int = 224, zoo_names: Sequence[str] = DEFAULT_ZOO
+) -> list[ValidationModel]:
+    """The zoo networks (at `resolution`) followed by `count` random architectures of the default FBNet space."""
+    params = SpaceParams(resolution)
+    build_space(params)  # fails early, with the space's own message, on a resolution the space cannot take
+    models = [_zoo_model(name, resolution) for name in zoo_names]
+    for index, arch in enumerate(random_architectures(count, seed)):
+        network = make_op(network_spec(arch, params))
+        models.append(ValidationModel(f"random_{index:03d}", "random", network, arch, params))
+    return models
+
+
+def ops_to_measure(models: Sequence[ValidationModel]) -> list[Op]:
+    """Every op the validation needs, once: the whole networks and the blocks their predictions sum."""
+    unique: dict[str, Op] = {}
+    for model in models:
+        unique[model.network.key] = model.network
+        unique.update((op.key, op) for op in model.block_ops())
+    return list(unique.values())
+
+
+def medians_us(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    return {key: float(entry[LATENCY_FIELD]) for key, entry in entries.items()}
+
+
+def compare(models: Sequence[ValidationModel], median_us: Mapping[str, float]) -> list[ValidationPoint]:
+    """One point per network: its LUT-sum prediction (None outside the space) and its measured latency."""
+    missing = sorted({op.key for op in ops_to_measure(models)} - set(median_us))
+    if missing:
+        raise ValidationTimeout(missing)
+    return [
+        ValidationPoint(
+            model.name,
+            model.kind,
+            model.network.key,
+            model.predicted_us(median_us),
+            median_us[model.network.key],
+        )
+        for model in models
+    ]
+
+
+def measure_and_compare(
+    client: ProfilerClient,
+    device: str,
+    models: Sequence[ValidationModel],
+    timeout_s: float,
+    poll_s: float = 2.0,
+    wait: Callable[[ProfilerClient, str, list[str], float, float], list[str]] | None = None,
+) -> list[ValidationPoint]:
+    """Upload and queue whatever the device has not measured, wait for its agent, then compare.
+
+    `wait(client, device, keys, timeout_s, poll_s)` returns the keys still missing; the default polls quietly,
+    the CLI passes one that draws a progress bar. Needs the admin token (uploading ops, queueing jobs)."""
+    ops = ops_to_measure(models)
+    request_lut(client, device, ops)
+    keys = [op.key for op in ops]
+    waiter = wait or (lambda c, d, k, t, p: wait_for_entries(c, d, k, t, p))
+    missing = waiter(client, device, keys, timeout_s, poll_s)
+    if missing:
+        raise ValidationTimeout(missing)
+    return compare(models, medians_us(client.get_lut(device, keys=keys).entries))
+
+
+def with_splits(
+    points: Sequence[ValidationPoint], fit_fraction: float = DEFAULT_FIT_FRACTION, seed: int = 0
+) -> list[ValidationPoint]:
+    """Random architectures split into fit / holdout (seeded); the zoo is always held out; a network
+    without a prediction (MobileNetV2) takes no part."""
+    randoms = [point.name for point in points if point.kind == "random" and point.predicted_us is not None]
+    fit = set(split_names(randoms, fit_fraction, seed).fit)
+    return [
+        point if point.predicted_us is None else replace(point, split=FIT if point.name in fit else HOLDOUT)
+        for point in points
+    ]
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The raw LUT sum over every predicted network; with a calibration, raw and calibrated on the holdout."""
+
+    raw: FidelitySummary
+    calibration: LinearCalibration | None = None
+    raw_holdout: FidelitySummary | None = None
+    calibrated_holdout: FidelitySummary | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "raw": self.raw.to_json(),
+            "calibration": self.calibration.to_json() if self.calibration else None,
+            "raw_holdout": self.raw_holdout.to_json() if self.raw_holdout else None,
+            "calibrated_holdout": self.calibrated_holdout.to_json() if self.calibrated_holdout else None,
+        }
+
+
+def _pairs(points: Sequence[ValidationPoint], split: str | None = None) -> tuple[list[float], list[float]]:
+    chosen = [p for p in points if p.predicted_us is not None and (split is None or p.split == split)]
+    return [p.predicted_us for p in chosen if p.predicted_us is not None], [p.measured_us for p in chosen]
+
+
+def build_report(points: Sequence[ValidationPoint], calibrate: bool) -> ValidationReport:
+    """Fidelity of the raw sum; with `calibrate`, a linear calibration fitted on the fit split (the points
+    must carry splits, see `with_splits`) and judged on the holdout split only."""
+    raw = summarize(*_pairs(points))
+    if not calibrate:
+        return ValidationReport(raw)
+    calibration = fit_linear(*_pairs(points, FIT))
+    predicted, measured = _pairs(points, HOLDOUT)
+    calibrated = [calibration.apply_us(value) for value in predicted]
+    return ValidationReport(raw, calibration, summarize(predicted, measured), summarize(calibrated, measured))
