@@ -10,6 +10,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="FBNet DNAS s
 from search_client.commands import space_cmds; space_cmds.register(app)  # noqa: E402, E702, I001
 from search_client.commands import search_cmds; search_cmds.register(app)  # noqa: E402, E702, I001
 from search_client.commands import lut_cmds; lut_cmds.register(app)  # noqa: E402, E702, I001
+from search_client.commands import validate_cmds; validate_cmds.register(app)  # noqa: E402, E702, I001
 
 
 def main() -> None:
