@@ -41,7 +41,9 @@ class SearchSpaceKey(Base):
 
     __tablename__ = "search_space_keys"
 
-    space_id: Mapped[int] = mapped_column(ForeignKey("search_spaces.id", ondelete="CASCADE"), primary_key=True)
+    space_id: Mapped[int] = mapped_column(
+        ForeignKey("search_spaces.id", ondelete="CASCADE"), primary_key=True
+    )
     key: Mapped[str] = mapped_column(String(KEY_MAX_CHARS), primary_key=True)
 
 
