@@ -323,6 +323,22 @@ class ProfilerClient:
             params["keys"] = ",".join(keys)
         return self._request("GET", f"/lut/{device}", params=params).text
 
+    # -- search spaces and validation (bodies as documented in docs/protocol.md) --------------------------------
+    def put_space(self, name: str, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or replace a search space (admin token): `manifest` = {layers, candidates, fixed_keys, params}."""
+        return self._json("PUT", f"/spaces/{name}", json=dict(manifest))
+
+    def get_spaces(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/spaces")["data"]
+
+    def post_validation(self, device: str, run: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a validation run (admin token): {space, label, points, calibration}; returns it with its summary."""
+        return self._json("POST", f"/devices/{device}/validations", json=dict(run))
+
+    def get_validations(self, device: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The device's latest validation runs, newest first, each with its summary and points."""
+        return self._json("GET", f"/devices/{device}/validations", params={"limit": limit})["data"]
+
 
 def _batches_by_size(ops: Iterable[OpUpload], max_request_bytes: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
