@@ -68,6 +68,8 @@ def measure_op(
                 "warmup_settled": measurement.warmup_settled,
                 "stop_reason": measurement.stop_reason,
                 "median_ci95_rel": round(measurement.ci_rel, 6),
+                "preempted_runs_discarded": measurement.preempted_runs_discarded,
+                "preempted_runs_kept": measurement.preempted_runs_kept,
                 "cpu_governors": sensors.cpu_governors,
                 "policy": policy.as_dict(),
             },

@@ -12,6 +12,11 @@ import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+try:
+    import resource
+except ImportError:  # Windows: no getrusage, so no preemption detection
+    resource = None  # type: ignore[assignment]
+
 from device_agents import AGENT_VERSION
 from device_agents.errors import BackendUnavailableError
 
@@ -73,6 +78,15 @@ def set_affinity(cpus: list[int]) -> None:
         os.sched_setaffinity(0, set(cpus))
     except OSError as exc:
         raise BackendUnavailableError(f"cannot pin to CPUs {cpus}: {exc.strerror} (this host has {os.cpu_count()})") from exc
+
+
+def involuntary_switches() -> int:
+    """Involuntary context switches of this process so far (0 where the OS does not count them).
+
+    Process-wide (RUSAGE_SELF) so that a runtime's pool threads count too."""
+    if resource is None:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
 
 
 def parse_cpu_list(text: str) -> list[int]:

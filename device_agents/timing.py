@@ -1,6 +1,9 @@
 """The timing engine shared by every backend: settle, then sample until the median is known to 1%.
 
 Pure: the clock, the sleep and the run are injected, so the stopping rules are tested on a fake clock.
+Runs during which the OS switched the process out (where a preemption counter is given) are discarded and
+counted: on a shared machine they measure the neighbours, not the op. If too few clean runs remain at the
+time cap, all runs are kept and the measurement says so.
 Warm-up runs until two consecutive windows agree (with a floor of runs and seconds, and a cap); timed runs
 go on until the 95% confidence interval of the median (order statistics, distribution-free) lies within
 `target_ci_rel` of the median, or a time cap. Raw samples are always kept: the server aggregates them.
@@ -20,6 +23,9 @@ from device_agents.errors import OpFailedError
 
 Clock = Callable[[], float]  # monotonic seconds
 TimeOneRun = Callable[[], float]  # runs the op once, returns its duration in seconds
+# Cumulative count of involuntary context switches of the measuring process: a run during which it grew was
+# descheduled, so its wall time includes someone else's work (see system.involuntary_switches).
+PreemptionCounter = Callable[[], int]
 
 # Two-sided 95% normal quantile: the binomial(n, 1/2) rank interval of the median uses it.
 _Z95 = 1.959964
@@ -34,7 +40,7 @@ class TimingPolicy:
     warmup_window: int = 5  # settled when the medians of the last two windows differ by <= settle_rel
     settle_rel: float = 0.02
     min_runs: int = 20
-    min_s: float = 0.05
+    min_s: float = 0.5  # spread the samples over time: a burst of interference then moves the median less
     max_s: float = 1.0  # per-op time cap for the timed phase
     max_runs: int = 20_000
     target_ci_rel: float = 0.01
@@ -60,6 +66,8 @@ class Measurement:
     timed_s: float
     ci_rel: float  # half-width of the median's 95% CI over the median, at the stop
     stop_reason: str  # "ci" | "time_cap" | "max_runs"
+    preempted_runs_discarded: int = 0
+    preempted_runs_kept: int = 0  # > 0 only when clean runs were too few at the cap
 
     @property
     def timed_runs(self) -> int:
@@ -135,23 +143,36 @@ def _check_deadline(op_started: float, policy: TimingPolicy, clock: Clock) -> No
         raise OpFailedError(f"timed out: the op ran longer than op_timeout_s={policy.op_timeout_s:g}")
 
 
-def _warm_up(time_one_run: TimeOneRun, policy: TimingPolicy, clock: Clock) -> tuple[int, float, bool]:
+def _timed_run(time_one_run: TimeOneRun, preempted: PreemptionCounter | None) -> tuple[float, bool]:
+    before = preempted() if preempted is not None else 0
+    seconds = time_one_run()
+    return seconds, preempted is not None and preempted() != before
+
+
+def _warm_up(
+    time_one_run: TimeOneRun, policy: TimingPolicy, clock: Clock, preempted: PreemptionCounter | None
+) -> tuple[int, float, bool]:
     started = clock()
-    durations = [time_one_run()]
+    time_one_run()
+    runs = 1
     # The cap counts from after the first run: that one carries lazy initialisation and may take seconds.
     cap_started = clock()
     window = policy.warmup_window
+    durations: list[float] = []  # undisturbed runs only: a preempted run says nothing about settling
     while True:
-        durations.append(time_one_run())
+        seconds, disturbed = _timed_run(time_one_run, preempted)
+        runs += 1
+        if not disturbed:
+            durations.append(seconds)
         _check_deadline(started, policy, clock)
         elapsed = clock() - started
-        if len(durations) >= max(policy.warmup_min_runs, 2 * window) and elapsed >= policy.warmup_min_s:
+        if len(durations) >= 2 * window and runs >= policy.warmup_min_runs and elapsed >= policy.warmup_min_s:
             previous = statistics.median(durations[-2 * window : -window])
             last = statistics.median(durations[-window:])
             if previous > 0 and abs(last - previous) / previous <= policy.settle_rel:
-                return len(durations), elapsed, True
-        if clock() - cap_started >= policy.warmup_max_s and len(durations) >= policy.warmup_min_runs:
-            return len(durations), elapsed, False
+                return runs, elapsed, True
+        if clock() - cap_started >= policy.warmup_max_s and runs >= policy.warmup_min_runs:
+            return runs, elapsed, False
 
 
 def measure(
@@ -159,18 +180,23 @@ def measure(
     policy: TimingPolicy,
     clock: Clock = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
+    preempted: PreemptionCounter | None = None,
 ) -> Measurement:
     """Cool down, warm up until settled, then sample until the median's 95% CI is within the target."""
     if policy.cooldown_s > 0:
         sleep(policy.cooldown_s)
     op_started = clock()
-    warmup_runs, warmup_s, settled = _warm_up(time_one_run, policy, clock)
+    warmup_runs, warmup_s, settled = _warm_up(time_one_run, policy, clock, preempted)
     started = clock()
-    samples_s: list[float] = []
+    runs: list[tuple[float, bool]] = []
+    samples_s: list[float] = []  # the clean ones
     next_check = policy.min_runs
     ci_rel = math.inf
     while True:
-        samples_s.append(time_one_run())
+        seconds, disturbed = _timed_run(time_one_run, preempted)
+        runs.append((seconds, disturbed))
+        if not disturbed:
+            samples_s.append(seconds)
         _check_deadline(op_started, policy, clock)
         n = len(samples_s)
         elapsed = clock() - started
@@ -181,14 +207,18 @@ def measure(
             if ci_rel <= policy.target_ci_rel:
                 reason = "ci"
                 break
-        if elapsed >= policy.max_s and n >= policy.min_runs:
-            ci_rel = median_ci_rel(samples_s)
+        if elapsed >= policy.max_s and len(runs) >= policy.min_runs:
             reason = "time_cap"
             break
-        if n >= policy.max_runs:
-            ci_rel = median_ci_rel(samples_s)
+        if len(runs) >= policy.max_runs:
             reason = "max_runs"
             break
+    discarded = len(runs) - len(samples_s)
+    kept = 0
+    if len(samples_s) < policy.min_runs:  # a machine so busy that clean runs are rare: keep every run
+        samples_s, kept, discarded = [seconds for seconds, _ in runs], discarded, 0
+    if reason != "ci":
+        ci_rel = median_ci_rel(samples_s)
     return Measurement(
         samples_us=[s * 1e6 for s in samples_s],
         warmup_runs=warmup_runs,
@@ -197,4 +227,6 @@ def measure(
         timed_s=clock() - started,
         ci_rel=ci_rel,
         stop_reason=reason,
+        preempted_runs_discarded=discarded,
+        preempted_runs_kept=kept,
     )

@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from device_agents.system import SensorReadings, describe_host, read_sensors
-from device_agents.timing import Clock, Measurement, TimeOneRun, TimingPolicy, measure, timed_by_clock
+from device_agents.system import SensorReadings, describe_host, involuntary_switches, read_sensors
+from device_agents.timing import (
+    Clock,
+    Measurement,
+    PreemptionCounter,
+    TimeOneRun,
+    TimingPolicy,
+    measure,
+    timed_by_clock,
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,11 @@ class InProcessRunner(abc.ABC):
         return timed_by_clock(self.run_once, clock)
 
     def measure(self, policy: TimingPolicy, clock: Clock = time.perf_counter) -> Measurement:
-        return measure(self.time_one_run(clock), policy, clock)
+        return measure(self.time_one_run(clock), policy, clock, preempted=self.preemption_counter())
+
+    def preemption_counter(self) -> PreemptionCounter | None:
+        """Host-timed runs are discarded when the process was switched out during them."""
+        return involuntary_switches
 
     def close(self) -> None:
         """Release the runtime's resources (sessions, device memory); nothing to release by default."""

@@ -11,7 +11,7 @@ from typing import Any
 from device_agents.backends.base import InProcessRunner, OnThisHost, OpInput, RuntimeInfo
 from device_agents.errors import BackendUnavailableError, OpFailedError
 from device_agents.system import current_affinity, set_affinity
-from device_agents.timing import Clock, TimeOneRun
+from device_agents.timing import Clock, PreemptionCounter, TimeOneRun
 
 _CUDA_GRAPH_WARMUP_RUNS = 3  # eager runs on a side stream before capture (cuDNN picks its kernels there)
 
@@ -61,6 +61,9 @@ class TorchCudaRunner(InProcessRunner):
             return self._start.elapsed_time(self._end) / 1e3  # elapsed_time is in milliseconds
 
         return time_one_run
+
+    def preemption_counter(self) -> PreemptionCounter | None:
+        return None  # the GPU's events time the GPU: a descheduled host thread does not inflate them
 
     def close(self) -> None:
         self._graph = None
@@ -118,11 +121,12 @@ class TorchBackend(OnThisHost):
 
     def prepare(self, op: OpInput) -> InProcessRunner:
         from search_client.errors import SearchClientError
-        from search_client.ops import build_op, op_input_shape
+        from search_client.export import seeded_eval_op
+        from search_client.ops import op_input_shape
 
         torch = self._torch
         try:
-            module = build_op(op.spec).eval().to(self._device)
+            module = seeded_eval_op(op.spec).to(self._device)  # the same weights as the ONNX file
             example = torch.randn(op_input_shape(op.spec), device=self._device)
         except SearchClientError as exc:
             raise OpFailedError(f"cannot rebuild {op.key} from its spec: {exc}") from exc

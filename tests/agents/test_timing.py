@@ -58,7 +58,7 @@ def test_a_single_first_run_outlier_does_not_hold_the_warmup_back():
     clock = FakeClock()
     policy = TimingPolicy(warmup_min_runs=5, warmup_min_s=0.0, min_runs=20, min_s=0.0)
     result = measure(scripted_runs(clock, [3.0] + [1e-3] * 10_000), policy, clock, clock.sleep)
-    assert result.warmup_runs == 2 * policy.warmup_window  # window medians ignore the 3 s first run
+    assert result.warmup_runs == 1 + 2 * policy.warmup_window  # the 3 s first run does not hold it back
     assert result.samples_us == [1000.0] * result.timed_runs
 
 
@@ -136,3 +136,44 @@ def test_policy_rejects_settings_that_cannot_give_a_ci():
         TimingPolicy(min_runs=3)
     with pytest.raises(ValueError, match="target_ci_rel"):
         TimingPolicy(target_ci_rel=0.0)
+
+
+class PreemptedRuns:
+    """Scripted runs, some of which were 'preempted': the counter counts those executed so far."""
+
+    def __init__(self, clock: FakeClock, durations_s: list[float], preempted_runs: set[int]) -> None:
+        self._clock, self._durations, self._preempted = clock, durations_s, preempted_runs
+        self.executed = 0
+
+    def time_one_run(self) -> float:
+        duration = self._durations[self.executed]
+        self.executed += 1
+        self._clock.now_s += duration
+        return duration
+
+    def counter(self) -> int:
+        return sum(1 for i in range(self.executed) if i in self._preempted)
+
+
+def test_runs_during_which_the_process_was_preempted_are_discarded_and_counted():
+    clock = FakeClock()
+    policy = TimingPolicy(warmup_min_runs=1, warmup_window=1, warmup_min_s=0.0, min_runs=10, min_s=0.0)
+    # Every 3rd run was preempted and took 3x as long: the neighbour's time slice is in its wall time.
+    preempted = {i for i in range(3, 10_000) if i % 3 == 0}
+    durations = [3e-3 if i in preempted else 1e-3 for i in range(10_000)]
+    runs = PreemptedRuns(clock, durations, preempted)
+    result = measure(runs.time_one_run, policy, clock, clock.sleep, runs.counter)
+    assert set(result.samples_us) == {1000.0}
+    assert result.preempted_runs_discarded >= 3 and result.preempted_runs_kept == 0
+    assert result.stop_reason == "ci"
+
+
+def test_when_clean_runs_are_too_few_at_the_cap_every_run_is_kept_and_flagged():
+    clock = FakeClock()
+    policy = TimingPolicy(warmup_min_runs=1, warmup_window=1, warmup_min_s=0.0, warmup_max_s=0.0, min_runs=10,
+                          min_s=0.0, max_s=0.05)
+    runs = PreemptedRuns(clock, [1e-3] * 10_000, set(range(1, 10_000)))  # all but the first run preempted
+    result = measure(runs.time_one_run, policy, clock, clock.sleep, runs.counter)
+    assert result.stop_reason == "time_cap"
+    assert result.preempted_runs_discarded == 0
+    assert result.preempted_runs_kept == result.timed_runs >= policy.min_runs
