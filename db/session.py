@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,12 +27,29 @@ def normalise_database_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def _json_dumps(value: Any) -> str:
+    # JSON columns (runtime provenance, op specs): orjson is several times faster than json.dumps here.
+    return orjson.dumps(value).decode()
+
+
 def make_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> Engine:
     url = make_url(normalise_database_url(database_url))
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+        )
 
-    engine = create_engine(url, connect_args={"check_same_thread": False, "isolation_level": None})
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "isolation_level": None},
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+    )
 
     @event.listens_for(engine, "connect")
     def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

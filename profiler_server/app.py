@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from db.session import make_engine, make_session_factory
-from profiler_server import __version__
+from profiler_server import __version__, dashboard
 from profiler_server.body_limit import BodyLimitMiddleware
 from profiler_server.config import Settings
 from profiler_server.errors import install_error_handlers
 from profiler_server.metrics import Metrics, MetricsMiddleware
-from profiler_server.routes import agent, devices, health, jobs, lut, ops
+from profiler_server.routes import agent, devices, health, jobs, lut, ops, spaces, validations
 from profiler_server.services.lut import LutCache
 
 
@@ -35,6 +35,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Outermost first: metrics see every response, including the body limit's 413.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (health, devices, ops, jobs, agent, lut):
+    for module in (health, devices, ops, jobs, agent, lut, spaces, validations):
         app.include_router(module.router)
+    if settings.dashboard_enabled:
+        dashboard.install(app)
     return app

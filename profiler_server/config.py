@@ -36,6 +36,8 @@ class Settings(DatabaseSettings):
     # An entry is flagged unstable when IQR / median reaches this (torch.utils.benchmark warns at 10%).
     unstable_iqr_ratio: float = Field(default=0.10, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # The read-only HTML dashboard at `/` (no token needed to view it; it shows no secrets).
+    dashboard_enabled: bool = True
 
     @model_validator(mode="after")
     def _require_tokens_outside_dev(self) -> Settings:
@@ -53,6 +55,6 @@ class Settings(DatabaseSettings):
         return self
 
 
-def get_settings(request: Request) -> Settings:
-    """FastAPI dependency: the settings the app was created with."""
+async def get_settings(request: Request) -> Settings:
+    """FastAPI dependency: the settings the app was created with (async: no worker thread for a lookup)."""
     return request.app.state.settings

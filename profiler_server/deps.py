@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from db.models import Device
 from db.session import begin_write
@@ -34,9 +35,19 @@ ReadSession = Annotated[Session, Depends(get_session)]
 WriteSession = Annotated[Session, Depends(get_write_session)]
 
 
-def get_principal(
-    request: Request, settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
+def _device_for_token(request: Request, token: str) -> Principal | None:
+    with request.app.state.session_factory() as session:
+        row = session.execute(
+            select(Device.id, Device.name).where(Device.token_sha256 == token_sha256(token))
+        ).first()
+    return None if row is None else Principal(Role.device, device_id=row.id, device_name=row.name)
+
+
+async def get_principal(request: Request) -> Principal:
+    # Async, reading the header directly, with a worker thread only for the device-token lookup: this runs on
+    # every request, and FastAPI's parameter machinery and thread hops cost more than the check itself.
+    settings: Settings = request.app.state.settings
+    authorization = request.headers.get("authorization")
     if not authorization:
         raise Unauthorized("missing Authorization: Bearer <token> header")
     scheme, _, token = authorization.partition(" ")
@@ -48,17 +59,14 @@ def get_principal(
     if settings.enroll_token and same_secret(token, settings.enroll_token.get_secret_value()):
         return Principal(Role.enroll)
     # Its own short session: a writing route's transaction must begin with its first statement.
-    with request.app.state.session_factory() as session:
-        row = session.execute(
-            select(Device.id, Device.name).where(Device.token_sha256 == token_sha256(token))
-        ).first()
-    if row is None:
+    principal = await run_in_threadpool(_device_for_token, request, token)
+    if principal is None:
         raise Unauthorized("unknown token")
-    return Principal(Role.device, device_id=row.id, device_name=row.name)
+    return principal
 
 
 def _require(*roles: Role):  # noqa: ANN202 - returns a FastAPI dependency
-    def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in roles:
             allowed = " or ".join(f"{r.value} token" for r in roles)
             raise Forbidden(f"this endpoint needs an {allowed}; got a {principal.role.value} token")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,28 +32,39 @@ def sample_stats(samples_us: Sequence[float], unstable_iqr_ratio: float) -> Samp
     Percentiles interpolate linearly (numpy's default); `std_us` is the sample standard deviation (ddof=1);
     `cv` = std / mean; `unstable` when IQR / median >= `unstable_iqr_ratio` or there are too few samples.
     """
-    values = np.asarray(samples_us, dtype=np.float64)
-    n = int(values.size)
-    if n == 0:
-        raise ValueError("no samples")
-    p10, p25, p50, p75, p90 = (float(v) for v in np.percentile(values, [10, 25, 50, 75, 90]))
-    mean = float(values.mean())
-    std = float(values.std(ddof=1)) if n > 1 else 0.0
-    iqr = p75 - p25
-    unstable = n < MIN_SAMPLES_TO_JUDGE_STABILITY or iqr / p50 >= unstable_iqr_ratio
-    stats = SampleStats(
-        n=n,
-        median_us=p50,
-        p10_us=p10,
-        p90_us=p90,
-        mean_us=mean,
-        std_us=std,
-        iqr_us=iqr,
-        min_us=float(values.min()),
-        max_us=float(values.max()),
-        cv=std / mean,
-        unstable=bool(unstable),
-    )
-    if not math.isfinite(stats.std_us):
-        raise ValueError("samples overflow float64")
-    return stats
+    return batch_stats([samples_us], unstable_iqr_ratio)[0]
+
+
+def batch_stats(samples_us: Sequence[Sequence[float]], unstable_iqr_ratio: float) -> list[SampleStats]:
+    """`sample_stats` of many sample lists; lists of equal length are computed together (one numpy call each)."""
+    by_length: dict[int, list[int]] = {}
+    for index, values in enumerate(samples_us):
+        if len(values) == 0:
+            raise ValueError("no samples")
+        by_length.setdefault(len(values), []).append(index)
+    out: list[SampleStats | None] = [None] * len(samples_us)
+    for n, indices in by_length.items():
+        values = np.asarray([samples_us[i] for i in indices], dtype=np.float64)
+        p10, p25, p50, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90], axis=1)
+        mean = values.mean(axis=1)
+        std = values.std(axis=1, ddof=1) if n > 1 else np.zeros(len(indices))
+        if not np.isfinite(std).all():
+            raise ValueError("samples overflow float64")
+        iqr = p75 - p25
+        unstable = (iqr / p50 >= unstable_iqr_ratio) | (n < MIN_SAMPLES_TO_JUDGE_STABILITY)
+        minimum, maximum = values.min(axis=1), values.max(axis=1)
+        for row, index in enumerate(indices):
+            out[index] = SampleStats(
+                n=n,
+                median_us=float(p50[row]),
+                p10_us=float(p10[row]),
+                p90_us=float(p90[row]),
+                mean_us=float(mean[row]),
+                std_us=float(std[row]),
+                iqr_us=float(iqr[row]),
+                min_us=float(minimum[row]),
+                max_us=float(maximum[row]),
+                cv=float(std[row] / mean[row]),
+                unstable=bool(unstable[row]),
+            )
+    return [s for s in out if s is not None]

@@ -96,7 +96,7 @@ def upgrade() -> None:
         sa.Column("device_id", sa.Integer(), nullable=False),
         sa.Column("op_id", sa.Integer(), nullable=False),
         sa.Column("task_id", sa.Integer(), nullable=True),
-        sa.Column("samples_us", sa.JSON(), nullable=False),
+        sa.Column("samples_us_f64le", sa.LargeBinary(), nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
         sa.Column("median_us", sa.Float(), nullable=False),
         sa.Column("p10_us", sa.Float(), nullable=False),
