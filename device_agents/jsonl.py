@@ -21,12 +21,28 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a partial last line (a crash mid-append) so the next record starts on a line of its own."""
+    with path.open("rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        content = handle.read()
+        handle.truncate(content.rfind(b"\n") + 1)
+
+
 def append_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
     lines = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
     if not lines:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     created = not path.exists()
+    if not created:
+        _drop_torn_tail(path)
     with path.open("a", encoding="utf-8") as handle:
         handle.write(lines)
         handle.flush()
