@@ -125,6 +125,11 @@ def load_entries(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
     return entries
 
 
+def _csv_value(value: Any) -> Any:
+    # Lower-case booleans, as JSON and most CSV readers (pandas, R) spell them.
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
 @dataclass(slots=True)
 class RenderedLut:
     version: LutVersion
@@ -165,7 +170,7 @@ class RenderedLut:
         for key, e in entries.items():
             p = e["provenance"]
             writer.writerow(
-                [key] + [e[c] for c in CSV_COLUMNS[1:14]]
+                [key] + [_csv_value(e[c]) for c in CSV_COLUMNS[1:14]]
                 + [p["runtime"], p["runtime_version"], p["execution_provider"], p["threads"], p["agent_version"]]
             )  # fmt: skip
         return out.getvalue().encode()
