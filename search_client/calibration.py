@@ -20,6 +20,7 @@ FIT = "fit"
 HOLDOUT = "holdout"
 DEFAULT_FIT_FRACTION = 0.5
 MIN_FIT_POINTS = 2
+MIN_SPLIT_POINTS = 2  # per side: a line needs two points, a holdout ranking too
 
 
 class CalibrationError(SearchClientError, ValueError):
@@ -61,10 +62,10 @@ def split_names(names: Sequence[str], fit_fraction: float = DEFAULT_FIT_FRACTION
     shuffled = list(names)
     random.Random(seed).shuffle(shuffled)
     fit_count = round(len(shuffled) * fit_fraction)
-    if fit_count < MIN_FIT_POINTS or fit_count >= len(shuffled):
+    if min(fit_count, len(shuffled) - fit_count) < MIN_SPLIT_POINTS:
         raise CalibrationError(
             f"{len(shuffled)} architectures give {fit_count} to fit and {len(shuffled) - fit_count} to hold out; "
-            f"a calibration needs at least {MIN_FIT_POINTS} of each side: raise --n"
+            f"a calibration needs at least {MIN_SPLIT_POINTS} on each side: raise --n"
         )
     return Split(fit=tuple(sorted(shuffled[:fit_count])), holdout=tuple(sorted(shuffled[fit_count:])))
 

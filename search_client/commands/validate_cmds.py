@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler_server.client import ProfilerError
-from search_client.calibration import DEFAULT_FIT_FRACTION
+from search_client.calibration import DEFAULT_FIT_FRACTION, split_names
 from search_client.commands.lut_cmds import Server, Token, _wait, connect, fail
 from search_client.errors import SearchClientError
 from search_client.fidelity import FidelitySummary
@@ -113,6 +113,8 @@ def validate(
     run_label = label or f"{SPACE_NAME}-r{resolution}-n{n}-seed{seed}"
     try:
         models = validation_models(n, seed, resolution)
+        if calibrate:  # refuse a split that cannot work before minutes of measuring, not after
+            split_names([model.name for model in models if model.kind == "random"], fit_fraction, seed)
         with connect(server, token) as client:
             typer.echo(
                 f"{device}: exporting and uploading {len(models)} networks and their blocks (once each)"
