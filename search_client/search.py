@@ -234,17 +234,18 @@ class PhaseRunner:
 
 
 @torch.no_grad()
-def evaluate_argmax(
-    supernet: Supernet, dataset: Dataset, batch_size: int, workers: int, device: torch.device
+def evaluate_supernet(
+    supernet: Supernet, dataset: Dataset, tau: float, batch_size: int, workers: int, device: torch.device
 ) -> float:
-    """Top-1 of the supernet's argmax path (no noise, one candidate per layer) on the validation split."""
+    """Top-1 on the validation split without Gumbel noise: the weighted supernet with softmax(theta / tau),
+    or the single-path supernet's argmax path."""
     supernet.eval()
     batches = list(torch.arange(len(dataset)).split(batch_size))
     correct = total = 0
     for images, labels in iterate_batches(dataset, batches, workers):
         images, labels = images.to(device), labels.to(device)
         noise = torch.zeros((images.shape[0], *supernet.theta.shape), device=device)
-        logits, _ = supernet(images, 1.0, noise=noise, mode="single_path")
+        logits, _ = supernet(images, tau, noise=noise)
         correct += int((logits.argmax(1) == labels).sum())
         total += labels.shape[0]
     return correct / max(1, total)
@@ -299,6 +300,11 @@ def run_search(
         raise InvalidSearchConfigError(
             f"--batch-size {config.batch_size} (global) must be divisible by the {context.world_size} processes"
         )
+    if config.mode == "single_path" and space.layers[-1].output_hw == (1, 1):
+        # A group of one sample on a 1x1 map leaves BatchNorm nothing to normalise over.
+        raise InvalidSearchConfigError(
+            f"single_path needs a final feature map larger than 1x1; resolution {config.resolution} gives 1x1"
+        )
     warmup = warmup_epochs(config.epochs, config.warmup_fraction)
     model: nn.Module = state.model
     if context.enabled:
@@ -336,7 +342,9 @@ def run_search(
             weight_loss=weight_stats.loss,
             weight_accuracy=weight_stats.accuracy,
             theta_loss=None if theta_stats is None else theta_stats.loss,
-            val_accuracy=evaluate_argmax(state.model, data.val, config.batch_size, config.workers, device),
+            val_accuracy=evaluate_supernet(
+                state.model, data.val, tau, config.batch_size, config.workers, device
+            ),
             expected_latency_ms=(theta_stats or weight_stats).latency_ms,
             argmax_latency_ms=table.architecture_ms(state.model.argmax_blocks()),
             theta=state.model.theta.detach().cpu().tolist(),

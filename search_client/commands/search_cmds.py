@@ -96,7 +96,7 @@ class SearchProgress:
     def epoch_end(self, record: EpochRecord) -> None:
         self.epoch = record.epoch + 1
         self.progress.console.print(
-            f"epoch {record.epoch + 1}: val acc (argmax) {record.val_accuracy:.1%}, "
+            f"epoch {record.epoch + 1}: supernet val acc {record.val_accuracy:.1%}, "
             f"expected latency {record.expected_latency_ms:.3f} ms, argmax {record.argmax_latency_ms:.3f} ms, "
             f"tau {record.temperature:.2f}" + ("" if record.trained_theta else " (warm-up: weights only)")
         )
@@ -290,7 +290,7 @@ def show(
     console.print(table)
     console.print(
         f"argmax predicted latency {history.argmax_latency_ms[-1]:.3f} ms, "
-        f"val acc (argmax path) {history.val_accuracy[-1]:.1%}, tau {history.temperatures[-1]:.2f}"
+        f"supernet val acc {history.val_accuracy[-1]:.1%}, tau {history.temperatures[-1]:.2f}"
     )
     path = plot_probabilities(history, plot or search_dir / PLOT_NAME)
     console.print(f"wrote {path}")

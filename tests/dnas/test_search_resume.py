@@ -1,0 +1,99 @@
+"""The search loop: checkpoints every epoch, and `--resume` after an interruption equals an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from search_client.arch import load_architecture
+from search_client.errors import CheckpointError, InvalidSearchConfigError
+from search_client.keys import ops_for_space
+from search_client.search import CHECKPOINT_NAME, HISTORY_NAME, EpochRecord, SearchConfig, run_search
+
+CONFIG = SearchConfig(
+    data="fake", resolution=8, width=0.25, head_channels=16, epochs=3, batch_size=16, max_train_samples=80
+)
+
+
+def lut_us(config: SearchConfig) -> dict[str, float]:
+    return {op.key: 400.0 + 13.0 * index for index, op in enumerate(ops_for_space(config.space(10)))}
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(epoch: int):
+    def on_epoch_end(record: EpochRecord) -> None:
+        if record.epoch == epoch:
+            raise Interrupted
+
+    return on_epoch_end
+
+
+@pytest.mark.parametrize("mode", ["weighted", "single_path"])
+def test_resumed_search_equals_uninterrupted_search(tmp_path: Path, mode: str) -> None:
+    # single_path needs more than a 1x1 final map (BatchNorm over one-sample groups), hence 16 px.
+    resolution = 16 if mode == "single_path" else CONFIG.resolution
+    config = SearchConfig(**{**CONFIG.__dict__, "mode": mode, "resolution": resolution})
+    full = run_search(config, lut_us(config), tmp_path / "full")
+    with pytest.raises(Interrupted):
+        run_search(config, lut_us(config), tmp_path / "cut", on_epoch_end=interrupt_after(1))
+    saved = json.loads((tmp_path / "cut" / HISTORY_NAME).read_text())
+    assert [record["epoch"] for record in saved["epochs"]] == [0, 1]
+    resumed = run_search(config, lut_us(config), tmp_path / "cut", resume=True)
+
+    assert [r.epoch for r in resumed.state.history] == [0, 1, 2]
+    assert resumed.state.history == full.state.history
+    full_weights, resumed_weights = full.state.model.state_dict(), resumed.state.model.state_dict()
+    assert all(torch.equal(full_weights[name], resumed_weights[name]) for name in full_weights)
+    assert (
+        full.state.theta_optimizer.state_dict()["state"].keys()
+        == resumed.state.theta_optimizer.state_dict()["state"].keys()
+    )
+    # Theta moved (warm-up is epoch 0 only) and the outputs are the same architectures.
+    assert not torch.equal(full.state.model.theta, torch.zeros_like(full.state.model.theta))
+    assert (tmp_path / "full" / "arch_argmax.json").read_text() == (
+        tmp_path / "cut" / "arch_argmax.json"
+    ).read_text()
+
+
+def test_outputs_are_loadable_architectures_with_predicted_latency(tmp_path: Path) -> None:
+    result = run_search(CONFIG, lut_us(CONFIG), tmp_path, sample_count=3)
+    assert (tmp_path / CHECKPOINT_NAME).is_file()
+    assert [path.name for path in result.outputs] == [
+        "arch_argmax.json",
+        "arch_00.json",
+        "arch_01.json",
+        "arch_02.json",
+    ]
+    for path in result.outputs:
+        record = json.loads(path.read_text())
+        arch, params = load_architecture(path)
+        assert params == result.space.params
+        # The tensor the search optimises and the key-by-key predictor (predict.py) agree.
+        assert record["predicted_latency_ms"] == pytest.approx(
+            result.table.architecture_ms(list(arch.blocks)), rel=1e-5
+        )
+    history = json.loads((tmp_path / HISTORY_NAME).read_text())
+    assert [record["trained_theta"] for record in history["epochs"]] == [False, True, True]
+
+
+def test_resume_refuses_a_checkpoint_of_another_search(tmp_path: Path) -> None:
+    run_search(SearchConfig(**{**CONFIG.__dict__, "epochs": 1}), lut_us(CONFIG), tmp_path)
+    with pytest.raises(CheckpointError, match="epochs"):
+        run_search(CONFIG, lut_us(CONFIG), tmp_path, resume=True)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        run_search(CONFIG, lut_us(CONFIG), tmp_path / "empty", resume=True)
+
+
+def test_impossible_settings_are_refused_before_training(tmp_path: Path) -> None:
+    config = SearchConfig(**{**CONFIG.__dict__, "max_train_samples": 40})
+    with pytest.raises(InvalidSearchConfigError, match="fewer than one batch"):
+        run_search(config, lut_us(config), tmp_path)
+    config = SearchConfig(**{**CONFIG.__dict__, "mode": "single_path"})
+    with pytest.raises(InvalidSearchConfigError, match="1x1"):
+        run_search(config, lut_us(config), tmp_path)
