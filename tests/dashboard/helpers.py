@@ -70,7 +70,16 @@ class StandInAgent:
         self.client = client
 
     def work(self, max_tasks: int, fail: Sequence[str] = ()) -> list[str]:
-        """Lease up to `max_tasks`; report a failure for keys in `fail`, a measurement for the rest."""
+        """Lease up to `max_tasks` (in leases of at most 50); fail keys in `fail`, measure the rest."""
+        done: list[str] = []
+        while len(done) < max_tasks:
+            leased = self._work_once(min(50, max_tasks - len(done)), fail)
+            if not leased:
+                break
+            done += leased
+        return done
+
+    def _work_once(self, max_tasks: int, fail: Sequence[str]) -> list[str]:
         tasks = self.client.lease(max_tasks=max_tasks)
         results: list[dict[str, Any]] = []
         for task in tasks:
