@@ -1,0 +1,86 @@
+"""Benchmark: does the LUT's sum of blocks predict whole networks on this machine? (issue 6's fidelity goals)
+
+End to end, nothing mocked: a real `profiler-server serve --dev` (SQLite, temp folder, pinned to --server-cpu),
+a real `device-agent run` (onnxruntime CPU, 1 thread, pinned to --agent-cpu), and `dnas validate --calibrate`
+(pinned to --server-cpu, so exporting never competes with a measurement). The validation set is FBNet-A/B/C,
+MobileNetV2 1.0 and --n seeded random architectures; every block they use and every whole network is measured
+by the same agent with the same timing engine, and the LUT's medians are compared.
+
+    .venv/bin/python bench/bench_fidelity.py [--n 30] [--resolution 224] [--seed 0] [--out DIR]
+
+Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the raw sum
+and for the calibrated prediction on held-out networks; writes validation.json and scatter.png to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from live_stack import Stack  # noqa: E402  (bench/ is not a package)
+
+GOAL_MAPE_PCT = 5.0
+GOAL_WITHIN_10_PCT = 95.0
+GOAL_KENDALL_TAU = 0.9
+
+
+def _verdict(summary: dict[str, float | None]) -> str:
+    tau = summary["kendall_tau"]
+    checks = [
+        ("MAPE", f"{summary['mape_pct']:.2f} %", summary["mape_pct"] <= GOAL_MAPE_PCT),
+        ("within 10 %", f"{summary['within_10_pct']:.0f} %", summary["within_10_pct"] >= GOAL_WITHIN_10_PCT),
+        ("Kendall tau", "n/a" if tau is None else f"{tau:.3f}", tau is not None and tau >= GOAL_KENDALL_TAU),
+    ]
+    return ", ".join(f"{name} {value} ({'meets' if ok else 'misses'} goal)" for name, value, ok in checks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=30, help="random architectures besides the zoo")
+    parser.add_argument("--resolution", type=int, default=224)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--agent-cpu", type=int, default=0, help="the CPU the agent measures on")
+    parser.add_argument("--server-cpu", type=int, default=1, help="server and exporter CPU")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
+    parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
+    args = parser.parse_args()
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-fidelity-"))
+    stack = Stack(workdir, server_cpus=(args.server_cpu,))
+    started = time.perf_counter()
+    try:
+        stack.start_server()
+        stack.start_agent("cpu-ort-t1", threads=1, cpus=str(args.agent_cpu))
+        out = workdir / "validation"
+        stack.dnas(
+            "validate", "--server", stack.url, "--device", "cpu-ort-t1", "--n", str(args.n),
+            "--resolution", str(args.resolution), "--seed", str(args.seed), "--calibrate", "--out", str(out),
+            cpus=(args.server_cpu,),
+        )  # fmt: skip
+    finally:
+        stack.close()
+    elapsed_s = time.perf_counter() - started
+    document = json.loads((out / "validation.json").read_text())
+    summary = document["summary"]
+    print(f"\nfidelity, {args.resolution}x{args.resolution}, seed {args.seed}, {elapsed_s:.0f} s end to end")
+    print(f"raw LUT sum, all {summary['raw']['count']} networks: {_verdict(summary['raw'])}")
+    if summary["calibrated_holdout"] is not None:
+        print(f"raw LUT sum, {summary['raw_holdout']['count']} held out: {_verdict(summary['raw_holdout'])}")
+        print(f"calibrated, same held out: {_verdict(summary['calibrated_holdout'])}")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for name in ("validation.json", "scatter.png"):
+            shutil.copy(out / name, args.out / name)
+        print(f"copied validation.json and scatter.png to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""A throw-away stack for the validation benchmarks: a real `profiler-server serve --dev` on SQLite in a temp
+folder, real `device-agent run` processes, and the `dnas` CLI, driven the way a user would drive them.
+
+`serve --dev` writes the admin and enroll tokens into `$PROFILER_STATE_DIR/dev-tokens.json`; the agents and
+`dnas` read them from there, so no token appears on a command line. The server is pinned to one CPU, agents
+to the CPUs they measure on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from profiler_server.client import ProfilerClient
+from profiler_server.dev_tokens import read_dev_tokens
+
+START_TIMEOUT_S = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pinned(cpus: Sequence[int]) -> list[str]:
+    """`taskset` prefix: keeps the server and the exporter off the CPU an agent measures on."""
+    return ["taskset", "-c", ",".join(str(cpu) for cpu in cpus)]
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    server_cpus: Sequence[int] = (1,)
+    url: str = ""
+    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PROFILER_STATE_DIR": str(self.workdir / "state"),
+            "PROFILER_DATABASE_URL": f"sqlite:///{self.workdir / 'lut.sqlite3'}",
+            "FBNET_LUT_CACHE": str(self.workdir / "lut-cache"),
+        }
+
+    def _spawn(self, command: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / log_name).open("ab")
+        process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self._processes.append(process)
+        return process
+
+    def start_server(self) -> str:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        command = [*pinned(self.server_cpus), sys.executable, "-m", "profiler_server.cli", "serve", "--dev"]
+        server = self._spawn([*command, "--port", str(port), "--log-level", "warning"], "server.log")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"server exited: {(self.workdir / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self.url
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise SystemExit("server did not become healthy")
+
+    def admin(self) -> ProfilerClient:
+        os.environ["PROFILER_STATE_DIR"] = self.env["PROFILER_STATE_DIR"]  # read_dev_tokens reads it
+        tokens = read_dev_tokens(self.url)
+        if tokens is None:
+            raise SystemExit("serve --dev wrote no tokens")
+        return ProfilerClient(self.url, tokens.admin_token)
+
+    def start_agent(self, name: str, threads: int, cpus: str, once: bool = False) -> subprocess.Popen[bytes]:
+        """`device-agent run` for `name`; returns once the device is registered."""
+        command = [sys.executable, "-m", "device_agents", "run", "--server", self.url, "--name", name,
+                   "--threads", str(threads), "--cpu-affinity", cpus, "--idle-poll-s", "0.5"]  # fmt: skip
+        agent = self._spawn([*command, *(["--once"] if once else [])], f"agent-{name}.log")
+        with self.admin() as admin:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while name not in {device.name for device in admin.list_devices()}:
+                if agent.poll() is not None and agent.returncode != 0:
+                    raise SystemExit(
+                        f"agent {name} exited: {(self.workdir / f'agent-{name}.log').read_text()}"
+                    )
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"agent {name} did not register")
+                time.sleep(0.2)
+        return agent
+
+    def dnas(self, *args: str, cpus: Sequence[int] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `dnas ARGS` (pinned to `cpus` if given); its output streams to the terminal and is returned."""
+        prefix = pinned(cpus) if cpus else []
+        command = [*prefix, sys.executable, "-c", "from search_client.cli import main; main()", *args]
+        result = subprocess.run(command, env=self.env, stdout=subprocess.PIPE, text=True)
+        sys.stdout.write(result.stdout)
+        if result.returncode != 0:
+            raise SystemExit(f"dnas {' '.join(args[:1])} failed with exit code {result.returncode}")
+        return result
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def close(self) -> None:
+        for process in reversed(self._processes):
+            self.stop(process)
