@@ -60,7 +60,7 @@ def list_runs(
         query = query.limit(limit_per_device)
     taken: dict[int, int] = defaultdict(int)
     runs: list[tuple[ValidationRun, str]] = []
-    for run, device_name in session.execute(query).tuples():
+    for run, device_name in session.execute(query):
         if taken[run.device_id] < limit_per_device:
             taken[run.device_id] += 1
             runs.append((run, device_name))

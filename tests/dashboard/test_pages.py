@@ -1,0 +1,117 @@
+"""Dashboard pages over HTTP: user strings escaped, no secrets, 404s, the off switch, and no N+1 queries."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+import warnings
+
+import httpx
+from sqlalchemy import event
+
+from db.migrate import upgrade
+from profiler_server.app import create_app
+from profiler_server.config import Settings
+from tests.dashboard.helpers import StandInAgent, api, point, space_body, upload_ops
+from tests.server.helpers import op_upload
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+def test_user_strings_are_escaped_and_no_token_is_shown(live_server, unique_name):
+    admin = live_server.client(live_server.admin_token)
+    device = unique_name("dev")
+    device_token = live_server.client(live_server.enroll_token).register_device(device, HOSTILE).token
+    key = unique_name("op")
+    upload_ops(admin, [key])
+    admin.put_space(unique_name("space"), space_body({(0, 0): key}))
+    admin.create_jobs(device, [key])
+    StandInAgent(live_server.client(device_token)).work(max_tasks=1, fail=[key])
+    admin.post_validation(device, {"label": HOSTILE, "points": [point(HOSTILE, 5.0, 5.0)],
+                                   "calibration": {HOSTILE: HOSTILE}})  # fmt: skip
+
+    for path in ("/", f"/dashboard/devices/{device}"):
+        response = httpx.get(f"{live_server.url}{path}")
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+        page = response.text
+        assert device in page
+        assert HOSTILE not in page and "<script" not in page
+        assert "&lt;script&gt;" in page
+        assert f"&lt;{key}&gt; not supported &amp; skipped" in page  # the failure reason, escaped
+        for secret in (live_server.admin_token, live_server.enroll_token, device_token):
+            assert secret not in page
+
+
+def test_unknown_device_or_space_page_is_a_404_page(live_server, unique_name):
+    device = unique_name("dev")
+    live_server.client(live_server.enroll_token).register_device(device, "linux")
+    missing = httpx.get(f"{live_server.url}/dashboard/devices/{unique_name('nope')}")
+    assert missing.status_code == 404 and "There is no device" in missing.text
+    no_space = httpx.get(f"{live_server.url}/dashboard/devices/{device}", params={"space": "<nope>"})
+    assert no_space.status_code == 404 and "search space &#39;&lt;nope&gt;&#39;" in no_space.text
+
+
+def test_static_assets_are_served_from_the_package(live_server):
+    css = httpx.get(f"{live_server.url}/dashboard/static/dashboard.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert ".heatmap" in css.text
+    logo = httpx.get(f"{live_server.url}/dashboard/static/logo.svg")
+    assert logo.status_code == 200 and logo.text.startswith("<svg")
+
+
+def test_dashboard_can_be_turned_off(live_server_factory):
+    server = live_server_factory("sqlite", dashboard_enabled=False)
+    assert httpx.get(f"{server.url}/").status_code == 404
+    assert httpx.get(f"{server.url}/dashboard/static/dashboard.css").status_code == 404
+    assert api(server, "GET", "/spaces", server.admin_token).status_code == 200  # the API stays
+
+
+def _count_queries(app, client, path: str) -> int:
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(app.state.engine, "before_cursor_execute", record)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", record)
+    return len(statements)
+
+
+def test_pages_cost_the_same_queries_for_one_device_or_many(tmp_path):
+    """One query per table: adding devices, tasks and runs adds rows, not queries (no N+1)."""
+    with warnings.catch_warnings():  # starlette's TestClient warns about its own httpx use at import
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    url = f"sqlite:///{tmp_path / 'pages.sqlite3'}"
+    upgrade(url)
+    settings = Settings(database_url=url, admin_token="a" * 32, enroll_token="e" * 32)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        admin = {"Authorization": f"Bearer {'a' * 32}"}
+        keys = [f"op-{i}" for i in range(4)]
+        ops = [op_upload(key, i) for i, key in enumerate(keys)]
+        body = {"ops": [{"key": o.key, "spec": o.spec, "onnx_b64": base64.b64encode(o.onnx_bytes).decode()}
+                        for o in ops]}  # fmt: skip
+        assert client.post("/ops", json=body, headers=admin).status_code in (200, 201)
+        assert client.put("/spaces/s", json=space_body({(0, i): k for i, k in enumerate(keys)}),
+                          headers=admin).status_code == 201  # fmt: skip
+
+        def add_device() -> None:
+            name = f"dev-{uuid.uuid4().hex[:6]}"
+            reg = client.post("/devices/register", json={"name": name, "platform": "x"},
+                              headers={"Authorization": f"Bearer {'e' * 32}"})  # fmt: skip
+            client.post("/jobs", json={"device": name, "keys": keys}, headers=admin)
+            client.post("/agent/lease", json={"max_tasks": 2},
+                        headers={"Authorization": f"Bearer {reg.json()['token']}"})  # fmt: skip
+            run = {"label": "r", "points": [point("n", 5.0, 4.0), point("m", 9.0, 9.5)]}
+            assert client.post(f"/devices/{name}/validations", json=run, headers=admin).status_code == 201
+
+        add_device()
+        with_one = _count_queries(app, client, "/")
+        for _ in range(4):
+            add_device()
+        assert _count_queries(app, client, "/") == with_one
