@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from db.session import autocommit_connection
 from profiler_server.deps import ReaderPrincipal
 from profiler_server.errors import BadRequest
 from profiler_server.schemas import KEY_PATTERN
@@ -39,7 +40,9 @@ def _render(
     request: Request, device: str, keys: list[str] | None, as_csv: bool, if_none_match: str | None
 ) -> _Rendered:
     media = "csv" if as_csv else "json"
-    with request.app.state.engine.connect() as conn:
+    # Autocommit: the version read is one statement. A cache miss reads the entries in a second one; if a
+    # commit lands in between, the entries are newer than the version they are cached under, never older.
+    with autocommit_connection(request.app.state.engine) as conn:
         version = lut.lut_version(conn, device)
         tag = lut.etag(version, keys, media)
         if lut.matches(if_none_match, tag):

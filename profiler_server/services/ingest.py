@@ -114,13 +114,20 @@ def _store(
         )
     if not rows:
         return 0
+    # No RETURNING: with it SQLAlchemy renders one huge multi-VALUES statement that psycopg re-parses on every
+    # batch (most of the time of a PostgreSQL ingest); a plain executemany is pipelined instead.
+    session.execute(
+        _dialect_insert(session, Measurement).on_conflict_do_nothing(index_elements=["result_id"]), rows
+    )
+    table = Measurement.__table__
+    # What this request inserted: its result_ids stamped with its own `received_at` (executemany's rowcount is
+    # not reliable across drivers; a concurrent duplicate's rows carry that request's timestamp instead).
     inserted = session.execute(
-        _dialect_insert(session, Measurement)
-        .on_conflict_do_nothing(index_elements=["result_id"])
-        .returning(
-            Measurement.__table__.c.id, Measurement.__table__.c.op_id, Measurement.__table__.c.measured_at
-        ),
-        rows,
+        select(table.c.id, table.c.op_id, table.c.measured_at).where(
+            table.c.result_id.in_([row["result_id"] for row in rows]),
+            table.c.device_id == device_id,
+            table.c.received_at == now,
+        )
     ).all()
     if not inserted:
         return 0
