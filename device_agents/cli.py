@@ -64,6 +64,7 @@ def _policy(max_s: float, target_ci: float, warmup_max_s: float, cooldown_s: flo
 
 def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would drown the progress
 
 
 @app.command()

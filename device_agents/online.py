@@ -10,6 +10,7 @@ posted in batches. Server trouble (connection errors, timeouts, 5xx) is retried 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -38,6 +39,7 @@ from profiler_server.client import (
 log = logging.getLogger("device_agents")
 
 MAX_ERROR_CHARS = 4000  # the server's limit on a failure reason
+REMAINING_REFRESH_S = 5.0  # how often the progress asks the server how much is left
 
 
 def is_retryable(exc: Exception) -> bool:
@@ -128,14 +130,14 @@ class Agent:
             coverage = self._client.get_device(self._settings.name).coverage
         except ProfilerError:
             return None  # progress is best effort; the work goes on without it
-        return coverage.queued + coverage.leased
+        return coverage.queued + coverage.leased  # the task just leased included
 
     def run(self) -> AgentSummary:
         """Work until stopped (or, with `once`, until the queue is empty); always flushes the spool."""
         try:
             self.flush()  # results a previous run measured but could not post
-            remaining = self._remaining() or 0
-            with OpProgress(remaining, f"agent {self._settings.name}") as progress:
+            last_count = -math.inf
+            with OpProgress(0, f"agent {self._settings.name}") as progress:
                 while not self._stop.is_set():
                     tasks = self._retry(lambda: self._client.lease(1), "lease")
                     if not tasks:
@@ -144,8 +146,11 @@ class Agent:
                             break
                         self._stop.wait(self._settings.idle_poll_s)
                         continue
-                    if self.summary.measured + self.summary.failed >= remaining:
-                        progress.add_total(1)  # work queued after the start
+                    if time.monotonic() - last_count >= REMAINING_REFRESH_S:
+                        last_count = time.monotonic()
+                        remaining = self._remaining()
+                        if remaining is not None:
+                            progress.set_remaining(remaining)
                     self._work(tasks[0], progress)
                     if self._due():
                         self.flush()

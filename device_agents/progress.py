@@ -20,7 +20,7 @@ log = logging.getLogger("device_agents")
 
 
 class OpProgress:
-    """`advance(failed=...)` after each op; `add_total(n)` when an online agent leases more work."""
+    """`advance(failed=...)` after each op; `set_remaining(n)` when an online agent learns the queue's length."""
 
     def __init__(self, total: int, description: str = "ops", log_every_s: float = 10.0) -> None:
         self._total = total
@@ -49,8 +49,10 @@ class OpProgress:
             self._bar.stop()
         self._log(force=True)
 
-    def add_total(self, count: int) -> None:
-        self._total += count
+    def set_remaining(self, remaining: int) -> None:
+        if self._done == 0 and remaining > 0:
+            self._started = time.monotonic()  # the ETA's rate counts from the first op, not from idle time
+        self._total = self._done + remaining
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, total=self._total)
 

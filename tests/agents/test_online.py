@@ -194,13 +194,13 @@ def test_upload_sends_offline_results_once(live_server, unique_name, tmp_path):
     env = {**os.environ, "PROFILER_STATE_DIR": str(tmp_path / "state")}
     run = [sys.executable, "-m", "device_agents"]
     profile = subprocess.run([*run, "profile", "--ops", str(manifest), "--out", str(results), "--max-s", "0.05"],
-                             capture_output=True, text=True, env=env, timeout=60)
+                             capture_output=True, text=True, env=env, timeout=120)
     assert profile.returncode == 0, profile.stderr
     upload = [*run, "upload", str(results), "--server", live_server.url, "--name", name,
               "--enroll-token", live_server.enroll_token]
-    first = subprocess.run(upload, capture_output=True, text=True, env=env, timeout=60)
+    first = subprocess.run(upload, capture_output=True, text=True, env=env, timeout=120)
     assert "accepted 2, duplicates 0" in first.stdout, first.stderr
-    second = subprocess.run(upload, capture_output=True, text=True, env=env, timeout=60)
+    second = subprocess.run(upload, capture_output=True, text=True, env=env, timeout=120)
     assert "accepted 0, duplicates 2" in second.stdout, second.stderr
     assert sorted(admin.get_lut(name).entries) == sorted(key for key, _ in ops)
 
