@@ -8,6 +8,7 @@ run. Chromium is Debian's package (`.ci/run` installs it).
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,8 @@ WINDOW = (1280, 2000)
 DEVICE = "cpu-standin-agent"
 ZOO = ["fbnet_a", "fbnet_b", "fbnet_c", "mobilenetv2_1.0"]
 RANDOM_NETWORKS = 16
+# Set to a folder (docs/img) to keep a compact copy of the device page's screenshot.
+SCREENSHOT_DIR_ENV = "FBNET_DASHBOARD_SCREENSHOT_DIR"
 
 
 def chromium(url: str, user_data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -100,3 +103,8 @@ def test_dashboard_in_headless_chromium(live_server_factory, tmp_path):
         # A rendered page, not a blank one: many colours (heat map, plot) and real contrast.
         assert len(rgb.getcolors(maxcolors=1 << 20) or []) > 200
         assert max(ImageStat.Stat(rgb.convert("L")).stddev) > 20
+        docs_dir = os.environ.get(SCREENSHOT_DIR_ENV)
+        if docs_dir:  # regenerating the docs' screenshot (docs/dashboard.md)
+            rgb.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(
+                Path(docs_dir) / "dashboard-device.png", optimize=True
+            )
