@@ -1,0 +1,212 @@
+"""The whole client flow on a real server: `dnas lut request`, measurements, `dnas lut pull` (cache, offline),
+`dnas search --device` on digits, `dnas show`, `dnas train`, `dnas export` - a real search on real data, on CPU.
+
+The measurements come from a stand-in agent written here (it leases the tasks over the protocol and posts
+made-up timings): a phone cannot exist in a test, and the real agents are tested in tests/agents.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+from typer.testing import CliRunner
+
+from search_client.cli import app
+from search_client.keys import ops_for_space
+from search_client.space import fbnet_space
+
+SPACE_ARGS = [
+    "--resolution",
+    "16",
+    "--width",
+    "0.25",
+    "--num-classes",
+    "10",
+    "--head-channels",
+    "64",
+    "--small-input",
+]
+SPACE = fbnet_space(16, 0.25, 10, 64, small_input=True)
+
+
+def stand_in_latency_us(key: str) -> float:
+    """Made-up but structured: wider expansions and larger kernels cost more, so the search has a signal."""
+    return 300.0 + 120.0 * key.count("_e6") + 40.0 * key.count("_e3") + 60.0 * key.count(".k5_")
+
+
+def stand_in_agent_measures_everything(server, device_token: str) -> int:
+    with server.client(device_token) as device_client:
+        tasks = []
+        while batch := device_client.lease(max_tasks=100):
+            tasks += batch
+        results = [
+            {
+                "task_id": task.task_id,
+                "result_id": str(uuid.uuid4()),
+                "key": task.key,
+                "onnx_sha256": task.onnx_sha256,
+                "samples_us": [stand_in_latency_us(task.key) * factor for factor in (0.98, 1.0, 1.03)],
+                "runtime": {"runtime": "stand-in", "runtime_version": "0", "threads": 1},
+            }
+            for task in tasks
+        ]
+        device_client.post_results(results)
+    return len(tasks)
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_request_measure_pull_search_show_train_export(
+    live_server_factory, unique_name, tmp_path: Path
+) -> None:
+    server = live_server_factory("sqlite")
+    device = unique_name("stand-in-phone")
+    with server.client(server.enroll_token) as enroll:
+        device_token = enroll.register_device(device, "android").token
+    auth = ["--server", server.url, "--token", server.admin_token]
+    needed = len(ops_for_space(SPACE))
+
+    first = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
+    assert f"{needed} entries needed, {needed} missing; uploaded {needed} ops, queued {needed} jobs" in first
+    again = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
+    assert f"uploaded 0 ops, queued 0 jobs ({needed} already queued)" in again
+
+    assert stand_in_agent_measures_everything(server, device_token) == needed
+    done = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth, "--wait", "--timeout-s", "10")
+    assert f"{needed} entries needed, 0 missing" in done
+
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    lut_path = tmp_path / "lut.json"
+    pulled = invoke("lut", "pull", "--device", device, "-o", str(lut_path), *auth, *cache)
+    assert f"{needed} entries" in pulled and "unchanged" not in pulled
+    assert "unchanged since the last pull" in invoke(
+        "lut", "pull", "--device", device, "-o", str(lut_path), *auth, *cache
+    )
+    entries = json.loads(lut_path.read_text())["entries"]
+    some_key = next(iter(entries))
+    assert entries[some_key]["median_us"] == pytest.approx(stand_in_latency_us(some_key))
+
+    out = tmp_path / "search"
+    searched = invoke(
+        "search", "--device", device, *auth, *cache, "--data", "digits", "--resolution", "16", "--width", "0.25",
+        "--head-channels", "64", "--epochs", "2", "--batch-size", "32", "--max-train-samples", "320",
+        "--samples", "2", "--out", str(out),
+    )  # fmt: skip
+    assert "argmax architecture:" in searched
+    argmax = json.loads((out / "arch_argmax.json").read_text())
+    history = json.loads((out / "theta_history.json").read_text())["epochs"]
+    uniform_ms = history[0]["expected_latency_ms"]  # epoch 0 is the warm-up: theta still uniform
+    assert argmax["predicted_latency_ms"] < uniform_ms  # the latency term pulled theta to faster blocks
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["arch_00.json", "arch_01.json"]
+
+    shown = invoke("show", str(out))
+    assert "argmax block" in shown and (out / "theta_probabilities.png").stat().st_size > 10_000
+
+    trained = invoke(
+        "train",
+        "--arch",
+        str(out / "arch_argmax.json"),
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "trained"),
+    )
+    top1 = float(re.search(r"top-1: ([\d.]+)%", trained).group(1))
+    assert top1 > 30.0  # 10 classes: chance is 10%
+
+    onnx_path = tmp_path / "model.onnx"
+    invoke(
+        "export",
+        "--arch",
+        str(out / "arch_argmax.json"),
+        "-o",
+        str(onnx_path),
+        "--weights",
+        str(tmp_path / "trained" / "model.pt"),
+    )
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"input": np.zeros((1, 3, 16, 16), dtype=np.float32)})
+    assert logits.shape == (1, 10)
+
+    server.stop()
+    offline = invoke("lut", "pull", "--device", device, "-o", str(tmp_path / "offline.json"), *auth, *cache)
+    assert "from the cache (server unreachable" in offline
+    assert json.loads((tmp_path / "offline.json").read_text())["entries"] == entries
+
+
+def test_pull_without_server_or_cache_is_one_clear_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["lut", "pull", "--device", "nowhere", "-o", str(tmp_path / "x.json"), "--server", "http://127.0.0.1:9",
+         "--token", "t", "--cache-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "unreachable and no cached LUT of 'nowhere'" in result.output
+    assert "Traceback" not in result.output
+
+
+def write_lut(path: Path, scale_us: float, drop: int = 0) -> list[str]:
+    keys = [op.key for op in ops_for_space(fbnet_space(16, 0.25, 10, 64, small_input=True))]
+    kept, dropped = keys[drop:], keys[:drop]
+    path.write_text(json.dumps({"device": "d", "entries": {key: {"median_us": scale_us} for key in kept}}))
+    return dropped
+
+
+SEARCH_ARGS = [
+    "--data",
+    "digits",
+    "--resolution",
+    "16",
+    "--width",
+    "0.25",
+    "--head-channels",
+    "64",
+    "--epochs",
+    "1",
+]
+
+
+def test_search_reports_missing_lut_entries_by_key(tmp_path: Path) -> None:
+    dropped = write_lut(tmp_path / "lut.json", 100.0, drop=2)
+    result = CliRunner().invoke(
+        app, ["search", "--lut", str(tmp_path / "lut.json"), *SEARCH_ARGS, "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "2 LUT entries missing" in result.output and all(key in result.output for key in dropped)
+
+
+def test_search_refuses_the_multiplicative_loss_on_a_sub_millisecond_lut(tmp_path: Path) -> None:
+    write_lut(tmp_path / "lut.json", 1.0)
+    result = CliRunner().invoke(
+        app, ["search", "--lut", str(tmp_path / "lut.json"), *SEARCH_ARGS, "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 2
+    assert "needs LAT > 1 ms" in result.output and "--latency-loss additive" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "fast"], "--mode: expected one of weighted, single_path"),
+        (["--latency-loss", "log"], "--latency-loss: expected one of"),
+        (["--data", "mnist"], "--data 'mnist'"),
+        ([], "give exactly one of --lut PATH and --device NAME"),
+    ],
+)
+def test_bad_search_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    write_lut(tmp_path / "lut.json", 100.0)
+    lut = [] if not args else ["--lut", str(tmp_path / "lut.json")]
+    result = CliRunner().invoke(app, ["search", *lut, *SEARCH_ARGS, *args, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
