@@ -25,13 +25,21 @@ def _settings_error(exc: ValidationError) -> str:
     return f"invalid settings{f' ({where})' if where else ''}: {first['msg'].removeprefix('Value error, ')}"
 
 
+def _display_url(database_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
 def _migrate(database_url: str) -> None:
     from db.migrate import upgrade  # alembic is imported only when migrating
 
     try:
         upgrade(database_url)
     except SQLAlchemyError as exc:
-        raise _fail(f"cannot migrate {database_url}: {str(exc.orig or exc).strip().splitlines()[0]}") from exc
+        raise _fail(
+            f"cannot migrate {_display_url(database_url)}: {str(exc.orig or exc).strip().splitlines()[0]}"
+        ) from exc
 
 
 def _dev_settings(host: str, port: int) -> Settings:
@@ -91,7 +99,7 @@ def migrate(
     except ValidationError as exc:
         raise _fail(_settings_error(exc)) from exc
     _migrate(url)
-    typer.echo(f"database at {url} is up to date")
+    typer.echo(f"database at {_display_url(url)} is up to date")
 
 
 def main() -> None:

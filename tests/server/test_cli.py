@@ -54,11 +54,11 @@ def test_migrate_creates_the_schema(clean_env):
 
 
 def test_migrate_on_unreachable_database_is_a_one_line_error(clean_env):
-    result = CliRunner().invoke(
-        app, ["migrate", "--database-url", "postgresql://postgres@127.0.0.1:1/nothing"]
-    )
+    url = "postgresql://postgres:s3cret-password@127.0.0.1:1/nothing"
+    result = CliRunner().invoke(app, ["migrate", "--database-url", url])
     assert result.exit_code == 2
     assert result.output.startswith("profiler-server: cannot migrate") and "Traceback" not in result.output
+    assert "s3cret-password" not in result.output
 
 
 def test_dev_tokens_round_trip_keyed_by_url(clean_env):
