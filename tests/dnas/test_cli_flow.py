@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from search_client.cli import app
 from search_client.keys import ops_for_space
+from search_client.latency import latency_table_for_space, median_us_by_key
 from search_client.space import fbnet_space
 
 SPACE_ARGS = [
@@ -99,13 +100,13 @@ def test_request_measure_pull_search_show_train_export(
     out = tmp_path / "search"
     searched = invoke(
         "search", "--device", device, *auth, *cache, "--data", "digits", "--resolution", "16", "--width", "0.25",
-        "--head-channels", "64", "--epochs", "2", "--batch-size", "32", "--max-train-samples", "320",
+        "--head-channels", "64", "--epochs", "1", "--batch-size", "32", "--max-train-samples", "320",
         "--samples", "2", "--out", str(out),
     )  # fmt: skip
     assert "argmax architecture:" in searched
     argmax = json.loads((out / "arch_argmax.json").read_text())
-    history = json.loads((out / "theta_history.json").read_text())["epochs"]
-    uniform_ms = history[0]["expected_latency_ms"]  # epoch 0 is the warm-up: theta still uniform
+    table = latency_table_for_space(SPACE, median_us_by_key(json.loads(lut_path.read_text())))
+    uniform_ms = float(table.block_ms.mean(dim=1).sum()) + table.fixed_ms  # where theta = 0 starts
     assert argmax["predicted_latency_ms"] < uniform_ms  # the latency term pulled theta to faster blocks
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["arch_00.json", "arch_01.json"]
 
