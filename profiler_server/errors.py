@@ -6,13 +6,23 @@ but get the same body shape: `{"detail": "<field>: <message>", "field": "<field>
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("profiler_server")
+# Seconds a client should wait before retrying while the database is unavailable.
+DATABASE_RETRY_AFTER_S = 5
+# SQLSTATEs that mean "the database cannot serve this now", not "this request is wrong": connection (08),
+# insufficient resources such as a full disk (53), operator intervention such as a shutdown (57), deadlock or
+# serialisation failure (40), read-only transaction as on a standby (25006).
+UNAVAILABLE_SQLSTATES = ("08", "53", "57", "40", "25006")
 
 
 class ApiError(Exception):
@@ -89,7 +99,25 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(str(exc.detail), None), status_code=exc.status_code, headers=exc.headers)
 
 
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Connection lost or refused, database locked past the busy timeout, disk full, read-only: the request was
+    # not applied (its transaction rolled back), so 503 + Retry-After tells agents to keep it and retry.
+    assert isinstance(exc, DBAPIError)
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if not isinstance(exc, OperationalError) and not sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        raise exc  # anything else is a bug: a 500 with its traceback in the log
+    message = str(exc.orig or exc).strip()
+    reason = message.splitlines()[0][:200] if message else type(exc).__name__
+    log.warning("database unavailable: %s", reason)
+    return JSONResponse(
+        error_body(f"database unavailable, retry later: {reason}", None),
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
