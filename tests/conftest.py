@@ -10,8 +10,8 @@ Fixtures
 - `live_server` (session, one per backend): a `LiveServer` - a real `profiler-server serve` process (uvicorn)
   on a free port, migrations applied at start-up. Shared by the tests of a session, so tests must use unique
   device names and op keys (see `unique_name`). Attributes: `.url`, `.admin_token`, `.enroll_token`,
-  `.database_url`, `.backend`; methods: `.stop()`, `.start()`, `.restart()`, `.client(token=None)` (a
-  `profiler_server.client.ProfilerClient`, closed at teardown).
+  `.database_url`, `.backend`; methods: `.stop()`, `.start()`, `.restart()`, `.kill()` (SIGKILL), `.pid`,
+  `.client(token=None)` (a `profiler_server.client.ProfilerClient`, closed at teardown).
 - `live_server_factory` (function): `live_server_factory(backend="sqlite", **settings)` starts a private server on
   a fresh database with setting overrides, e.g. `live_server_factory(lease_seconds=1, max_attempts=2)` (names are
   `profiler_server.config.Settings` fields, passed as `PROFILER_<NAME>`). Use it to stop and restart a server
@@ -204,6 +204,18 @@ class LiveServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown and no cleanup, as in a crash (tests/reliability)."""
+        if self._process is None:
+            return
+        self._process.kill()
+        self._process.wait()
+        self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     @property
     def running(self) -> bool:
