@@ -13,7 +13,7 @@ from profiler_server.body_limit import BodyLimitMiddleware
 from profiler_server.config import Settings
 from profiler_server.errors import install_error_handlers
 from profiler_server.metrics import Metrics, MetricsMiddleware
-from profiler_server.routes import agent, devices, health, jobs, lut, ops, spaces, validations
+from profiler_server.routes import agent, devices, health, jobs, lut, measurements, ops, spaces, validations
 from profiler_server.services.lut import LutCache
 
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Outermost first: metrics see every response, including the body limit's 413.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (health, devices, ops, jobs, agent, lut, spaces, validations):
+    for module in (health, devices, ops, jobs, agent, lut, measurements, spaces, validations):
         app.include_router(module.router)
     if settings.dashboard_enabled:
         dashboard.install(app)

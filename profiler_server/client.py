@@ -317,6 +317,10 @@ class ProfilerClient:
         self._lut_cache[cache_key] = lut
         return lut
 
+    def get_measurement(self, result_id: str) -> dict[str, Any]:
+        """A stored measurement: its raw `samples_us`, statistics, `runtime` provenance, device and key."""
+        return self._json("GET", f"/measurements/{result_id}")
+
     def get_lut_csv(self, device: str, keys: Sequence[str] | None = None) -> str:
         params: dict[str, str] = {"format": "csv"}
         if keys is not None:

@@ -165,6 +165,28 @@ class MeasurementsPost(BaseModel):
     results: list[OfflineMeasurement] = Field(min_length=1)
 
 
+class MeasurementPublic(BaseModel):
+    result_id: str
+    device: str
+    key: str
+    task_id: int | None
+    samples_us: list[float]
+    n: int
+    median_us: float
+    p10_us: float
+    p90_us: float
+    mean_us: float
+    std_us: float
+    iqr_us: float
+    min_us: float
+    max_us: float
+    cv: float
+    unstable: bool
+    runtime: dict[str, Any]
+    measured_at: datetime
+    received_at: datetime
+
+
 class ResultsReceipt(BaseModel):
     accepted: int
     duplicates: int

@@ -20,6 +20,7 @@ ENDPOINTS = [
     ("POST", "/agent/results", {"results": []}, {"device"}),
     ("POST", "/agent/measurements", {"results": []}, {"device"}),
     ("GET", "/lut/{device}", None, {"admin", "device"}),
+    ("GET", "/measurements/unknown-result", None, {"admin", "device"}),
 ]
 
 

@@ -191,6 +191,8 @@ def test_unknown_device_lut_and_bad_key_filter(world):
     missing = httpx.get(f"{server.url}/lut/no-such-device", headers=headers)
     assert missing.status_code == 404 and missing.json()["field"] == "device"
     assert httpx.get(f"{server.url}/devices/no-such-device", headers=headers).status_code == 404
+    unknown_result = httpx.get(f"{server.url}/measurements/no-such-result", headers=headers)
+    assert unknown_result.status_code == 404 and unknown_result.json()["field"] == "result_id"
     bad = httpx.get(f"{server.url}/lut/{s.device_name}", params={"keys": "ok,not ok"}, headers=headers)
     assert bad.status_code == 422 and bad.json()["field"] == "keys[1]"
     bad_format = httpx.get(f"{server.url}/lut/{s.device_name}", params={"format": "xml"}, headers=headers)

@@ -41,6 +41,16 @@ def test_full_cycle_register_upload_queue_lease_report_read_lut(live_server, uni
     coverage = s.admin.get_device(s.device_name).coverage
     assert (coverage.measured, coverage.queued, coverage.leased, coverage.failed) == (3, 0, 0, 0)
 
+    first = lut.entries[tasks[0].key]
+    stored = s.agent.get_measurement(first["result_id"])
+    assert stored["samples_us"] == samples[tasks[0].key]  # raw samples kept exactly (float64)
+    assert (stored["device"], stored["key"], stored["task_id"]) == (
+        s.device_name,
+        tasks[0].key,
+        tasks[0].task_id,
+    )
+    assert stored["runtime"]["cpu_affinity"] == [0] and stored["median_us"] == first["median_us"]
+
 
 def test_lut_etag_304_keys_filter_and_csv(live_server, unique_name):
     s = Setup(live_server, unique_name)

@@ -1,0 +1,16 @@
+"""A stored measurement with its raw samples (any reader)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from profiler_server.deps import ReaderPrincipal, ReadSession
+from profiler_server.schemas import MeasurementPublic, ResultId
+from profiler_server.services import measurements
+
+router = APIRouter(prefix="/measurements", tags=["measurements"])
+
+
+@router.get("/{result_id}", response_model=MeasurementPublic)
+def get_measurement(result_id: ResultId, _: ReaderPrincipal, session: ReadSession) -> MeasurementPublic:
+    return measurements.get_measurement(session, result_id)
