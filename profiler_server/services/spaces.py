@@ -40,9 +40,9 @@ def put_space(session: Session, name: str, body: SpacePut, now: datetime) -> tup
         session.execute(delete(SearchSpaceKey).where(SearchSpaceKey.space_id == space.id))
         session.execute(insert(SearchSpaceKey), [{"space_id": space.id, "key": k} for k in space_keys(body)])
         session.commit()
-    except IntegrityError as exc:  # a concurrent PUT created the same name first
+    except IntegrityError as exc:  # a concurrent PUT of the same name got there first
         session.rollback()
-        raise Conflict(f"space {name!r} was created concurrently; retry the PUT", field="name") from exc
+        raise Conflict(f"space {name!r} was changed concurrently; retry the PUT", field="name") from exc
     return space, created
 
 
