@@ -28,6 +28,7 @@ class OpProgress:
         self._failed = 0
         self._started = time.monotonic()
         self._last_log = self._started
+        self._logged_done = -1
         self._log_every_s = log_every_s
         self._description = description
         self._bar: Progress | None = None
@@ -74,7 +75,10 @@ class OpProgress:
         now = time.monotonic()
         if self._bar is not None or (not force and now - self._last_log < self._log_every_s):
             return
+        if force and self._logged_done == self._done:
+            return  # the closing line would repeat the last one
         self._last_log = now
+        self._logged_done = self._done
         eta = self.eta_s()
         eta_text = "unknown" if eta is None else f"{eta:.0f} s"
         log.info("%s: done %d (failed %d), remaining %d, elapsed %.0f s, ETA %s", self._description, self._done,

@@ -46,6 +46,7 @@ class TimingPolicy:
     target_ci_rel: float = 0.01
     cooldown_s: float = 0.0  # idle before warm-up, so a hot previous op does not throttle this one
     op_timeout_s: float = 120.0  # an op whose floor of runs takes longer than this is failed, not waited on
+    remeasure_unstable: int = 1  # measure an op flagged unstable again (up to this often), keep the steadiest
 
     def __post_init__(self) -> None:
         if self.warmup_min_runs < 1 or self.min_runs < 6 or self.warmup_window < 1:
@@ -107,6 +108,12 @@ def summarize(samples_us: list[float]) -> Stats:
         n=int(values.size),
         unstable=bool(median <= 0 or iqr / median > UNSTABLE_IQR_REL),
     )
+
+
+def iqr_rel(samples_us: list[float]) -> float:
+    """IQR over median: the spread the `unstable` flag is about."""
+    stats = summarize(samples_us)
+    return stats.iqr_us / stats.median_us if stats.median_us > 0 else math.inf
 
 
 def median_ci_rel(samples: list[float]) -> float:
@@ -220,7 +227,7 @@ def measure(
     if reason != "ci":
         ci_rel = median_ci_rel(samples_s)
     return Measurement(
-        samples_us=[s * 1e6 for s in samples_s],
+        samples_us=[round(s * 1e6, 3) for s in samples_s],  # nanosecond resolution: the clock's
         warmup_runs=warmup_runs,
         warmup_s=warmup_s,
         warmup_settled=settled,

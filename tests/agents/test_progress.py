@@ -17,4 +17,4 @@ def test_progress_logs_done_remaining_and_eta_when_not_a_terminal(caplog):
     assert lines[0].startswith("agent x: done 1 (failed 0), remaining 3,")
     assert lines[1].startswith("agent x: done 2 (failed 1), remaining 2,")
     assert "ETA unknown" not in lines[1] and lines[1].endswith(" s")
-    assert lines[-1].startswith("agent x: done 2 (failed 1), remaining 2,")  # the closing line
+    assert len(lines) == 2  # the closing line would only repeat the last one
