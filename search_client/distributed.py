@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,28 @@ def init_from_environment(device: torch.device) -> DistContext:
     return DistContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose backward sums the gradients over ranks too. Written here because torch's own
+    (`torch.distributed.nn.functional.all_reduce`) is deprecated and its suggested replacement is private."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, values: torch.Tensor) -> torch.Tensor:
+        summed = values.clone()
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        return summed
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        summed = grad.clone()
+        dist.all_reduce(summed, op=dist.ReduceOp.SUM)
+        return summed
+
+
 def global_sum(values: torch.Tensor, context: DistContext) -> torch.Tensor:
     """Sum over all ranks, differentiable (its backward all-reduces the gradient too)."""
     if not context.enabled:
         return values
-    return dist_fn.all_reduce(values, op=dist.ReduceOp.SUM)
+    return _AllReduceSum.apply(values)
 
 
 def shard_batch(indices: torch.Tensor, context: DistContext) -> torch.Tensor:
