@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from db.models import OnnxModel, Op
 from profiler_server.errors import BadRequest, Conflict, NotFound
 from profiler_server.schemas import OpPublic, OpsReceipt, OpUpload
+from profiler_server.services.onnx_safety import check_self_contained
 
 
 def decode_onnx(onnx_b64: str, field: str) -> bytes:
@@ -27,6 +28,7 @@ def check_onnx(content: bytes, field: str) -> None:
     """A loadable, checker-clean model with the contract's I/O: input `input` [1, C, H, W], output `output`."""
     try:
         model = onnx.load_model_from_string(content)
+        check_self_contained(model)  # before the checker, which would stat external data paths
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, ... : all mean "not a valid model"
         raise BadRequest(f"not a valid ONNX model: {str(exc).splitlines()[0][:300]}", field=field) from exc
