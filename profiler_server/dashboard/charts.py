@@ -6,6 +6,7 @@ The templates turn these plain values into SVG and table cells (jinja2 autoescap
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,6 +91,20 @@ def heat_map(
                 row.append(HeatCell(key, pending.get(key, "missing")))
         grid.append(row)
     return grid
+
+
+# A block op key (docs/contracts.md): blk.<block>.c<in>.o<out>.s<stride>.h<H>w<W>.
+_BLOCK_KEY = re.compile(r"blk\.[A-Za-z0-9_]+\.c(\d+)\.o(\d+)\.s(\d+)\.h(\d+)w(\d+)")
+
+
+def layer_shape(keys: Sequence[str | None]) -> str:
+    """'16→24 · s2 · 112×112' from a layer's block keys (all share the layer's shape); '' if none is a block key."""
+    for key in keys:
+        match = _BLOCK_KEY.fullmatch(key or "")
+        if match:
+            c_in, c_out, stride, height, width = match.groups()
+            return f"{c_in}→{c_out} · s{stride} · {height}×{width}"
+    return ""
 
 
 def legend_stops(count: int = 6) -> list[str]:

@@ -92,6 +92,7 @@ def device_page(
         # One colour scale for the layers and the fixed ops (stem, head, classifier): the last row.
         rows = charts.heat_map([*chosen.layers, chosen.fixed_keys], medians, pending)
         context["grid"], context["fixed"] = rows[:-1], rows[-1]
+        context["shapes"] = [charts.layer_shape(layer) for layer in chosen.layers]
         context["legend"] = charts.legend_stops()
     runs = queries.validation_runs(session, device.id)
     context["runs"] = [(run, charts.scatter([p.model_dump() for p in run.points])) for run in runs]

@@ -8,6 +8,7 @@ from profiler_server.dashboard.charts import (
     colour_at,
     format_us,
     heat_map,
+    layer_shape,
     nice_ticks,
     scatter,
     text_colour_for,
@@ -56,3 +57,8 @@ def test_scatter_places_a_perfect_prediction_on_the_diagonal():
     assert second.holdout and not first.holdout
     assert "error -25.0%" in second.title
     assert sc.axis_max_ms >= 40 * 1.08
+
+
+def test_layer_shape_from_the_first_block_key():
+    assert layer_shape([None, "blk.k3_e6.c16.o24.s2.h112w112"]) == "16→24 · s2 · 112×112"
+    assert layer_shape(["not-a-block", None]) == ""
