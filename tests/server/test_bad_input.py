@@ -58,17 +58,6 @@ def test_bad_samples_are_422_naming_the_sample(world, samples_literal, field):
     assert response.json()["detail"].startswith(field)
 
 
-def test_oversized_sample_list_is_422(live_server_factory, unique_name):
-    server = live_server_factory(max_samples_per_result=10)
-    s = Setup(server, unique_name, n_ops=1)
-    task = s.agent.lease()[0]
-    response = _post(
-        server, "/agent/results", s.device_token, {"results": [_result_with(task, samples_us=[5.0] * 11)]}
-    )
-    assert response.status_code == 422 and response.json()["field"] == "results[0].samples_us"
-    assert "limit is 10" in response.json()["detail"]
-
-
 @pytest.mark.parametrize(
     ("changes", "status", "field"),
     [
@@ -245,9 +234,16 @@ def test_body_over_limit_is_413_in_process(small_body_app):
     assert response.status_code == 413
 
 
-def test_body_over_limit_is_413_on_a_live_server(live_server_factory):
-    server = live_server_factory(max_body_bytes=4096)
+def test_limits_on_a_live_server_oversized_samples_422_and_body_413(live_server_factory, unique_name):
+    server = live_server_factory(max_samples_per_result=10, max_body_bytes=4096)
+    s = Setup(server, unique_name, n_ops=1)
+    task = s.agent.lease()[0]
+    response = _post(
+        server, "/agent/results", s.device_token, {"results": [_result_with(task, samples_us=[5.0] * 11)]}
+    )
+    assert response.status_code == 422 and response.json()["field"] == "results[0].samples_us"
+    assert "limit is 10" in response.json()["detail"]
     response = _post(
         server, "/ops", server.admin_token, {"ops": [{"key": "k", "spec": {}, "onnx_b64": "A" * 8192}]}
     )
-    assert response.status_code == 413
+    assert response.status_code == 413 and response.json()["field"] == "body"
