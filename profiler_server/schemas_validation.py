@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
 from profiler_server.schemas import DeviceName, Key, ShortText
 
@@ -16,8 +16,18 @@ MAX_FIXED_KEYS = 16
 # Kendall's tau is O(n^2) at ingest; a thousand networks is far more than any validation measures.
 MAX_POINTS_PER_RUN = 1000
 
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here (422 naming the field) rather than fail at INSERT (500).
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
 SpaceName = DeviceName
-Label = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Name = Annotated[ShortText, AfterValidator(_no_nul)]
 LayerKeys = Annotated[list[Key | None], Field(min_length=SPACE_CANDIDATES, max_length=SPACE_CANDIDATES)]
 Microseconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
@@ -26,7 +36,7 @@ class SpacePut(BaseModel):
     """A search space: per layer, the op key of each candidate in `candidates` order; null = identity skip."""
 
     layers: Annotated[list[LayerKeys], Field(min_length=SPACE_LAYERS, max_length=SPACE_LAYERS)]
-    candidates: Annotated[list[ShortText], Field(min_length=SPACE_CANDIDATES, max_length=SPACE_CANDIDATES)]
+    candidates: Annotated[list[Name], Field(min_length=SPACE_CANDIDATES, max_length=SPACE_CANDIDATES)]
     fixed_keys: Annotated[list[Key], Field(max_length=MAX_FIXED_KEYS)] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -77,7 +87,7 @@ class DeviceCoverage(BaseModel):
 
 class ValidationPointIn(BaseModel):
     name: Label
-    kind: ShortText
+    kind: Name
     key: Key
     predicted_us: Microseconds
     measured_us: Microseconds

@@ -104,3 +104,35 @@ def test_auth_admin_writes_readers_read(live_server, unique_name):
         assert api(live_server, "GET", path, device_token).status_code == 200
         assert api(live_server, "GET", path, enroll).status_code == 403
         assert api(live_server, "GET", path).status_code == 401
+
+
+def test_nul_characters_are_refused_in_text_and_kept_in_json(live_server, unique_name):
+    """PostgreSQL text cannot hold NUL: a NUL in a text field is a 422 naming it (never a 500); free JSON
+    (space params, calibration) keeps it."""
+    device = unique_name("dev")
+    live_server.client(live_server.enroll_token).register_device(device, "linux")
+    token, runs_path = live_server.admin_token, f"/devices/{device}/validations"
+    ok_point = point("n", 5.0, 5.0)
+    refused = [
+        ("PUT", f"/spaces/{unique_name('s')}", "candidates[0]",
+         _space_with(lambda b: b["candidates"].__setitem__(0, "k\u0000"))),
+        ("POST", runs_path, "label", {"label": "a\u0000b", "points": [ok_point]}),
+        ("POST", runs_path, "points[0].name", {"label": "l", "points": [{**ok_point, "name": "n\u0000"}]}),
+        ("POST", runs_path, "points[0].kind", {"label": "l", "points": [{**ok_point, "kind": "z\u0000"}]}),
+    ]  # fmt: skip
+    for method, path, field, body in refused:
+        response = api(live_server, method, path, token, json=body)
+        assert (response.status_code, response.json()["field"]) == (422, field), response.text
+    params = {"a\u0000": "b\u0000"}
+    space = api(
+        live_server, "PUT", f"/spaces/{unique_name('s')}", token, json={**space_body({}), "params": params}
+    )
+    assert space.status_code == 201 and space.json()["params"] == params
+    run = api(
+        live_server,
+        "POST",
+        runs_path,
+        token,
+        json={"label": "l", "points": [ok_point], "calibration": params},
+    )
+    assert run.status_code == 201 and run.json()["calibration"] == params
