@@ -13,7 +13,9 @@ Key = Annotated[str, StringConstraints(pattern=rf"^{KEY_PATTERN.pattern}$")]
 DeviceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ResultId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,100}$")]
-SampleUs = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Upper bound (about 11.6 days): keeps sums of samples finite in float64; no op runs that long.
+MAX_SAMPLE_US = 1e12
+SampleUs = Annotated[float, Field(gt=0, le=MAX_SAMPLE_US, allow_inf_nan=False)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 

@@ -43,10 +43,11 @@ def _result_with(task, **changes):
         ("[-Infinity]", "results[0].samples_us[0]"),
         ("[10.0, 0.0]", "results[0].samples_us[1]"),
         ("[10.0, -3.5]", "results[0].samples_us[1]"),
+        ("[1e308, 1e308]", "results[0].samples_us[0]"),
         ("[]", "results[0].samples_us"),
         ('["fast"]', "results[0].samples_us[0]"),
     ],
-    ids=["nan", "inf", "minus-inf", "zero", "negative", "empty", "not-a-number"],
+    ids=["nan", "inf", "minus-inf", "zero", "negative", "absurdly-large", "empty", "not-a-number"],
 )
 def test_bad_samples_are_422_naming_the_sample(world, samples_literal, field):
     server, s, tasks = world
