@@ -17,7 +17,6 @@ MAX_FIXED_KEYS = 16
 MAX_POINTS_PER_RUN = 1000
 
 
-
 def _no_nul(value: str) -> str:
     # PostgreSQL text cannot hold NUL: refuse it here (422 naming the field) rather than fail at INSERT (500).
     if "\x00" in value:
@@ -29,7 +28,10 @@ SpaceName = DeviceName
 Label = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Name = Annotated[ShortText, AfterValidator(_no_nul)]
 LayerKeys = Annotated[list[Key | None], Field(min_length=SPACE_CANDIDATES, max_length=SPACE_CANDIDATES)]
-Microseconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# 1 ns to ~11.6 days: bounded so that every relative error (and the summary) stays a finite float.
+MIN_LATENCY_US = 1e-3
+MAX_LATENCY_US = 1e12
+Microseconds = Annotated[float, Field(ge=MIN_LATENCY_US, le=MAX_LATENCY_US, allow_inf_nan=False)]
 
 
 class SpacePut(BaseModel):

@@ -42,6 +42,8 @@ def test_bad_space_name_is_422(live_server):
 VALIDATION_CASES = [
     ("points[0].predicted_us", {"points": [point("n", -5.0, 100.0)]}),
     ("points[0].predicted_us", {"points": [point("n", 0.0, 100.0)]}),
+    ("points[0].predicted_us", {"points": [point("n", 1e308, 100.0)]}),  # would make the error infinite
+    ("points[0].measured_us", {"points": [point("n", 5.0, 1e-300)]}),
     ("points[0].measured_us", {"points": [point("n", 5.0, "fast")]}),
     ("points[0].split", {"points": [point("n", 5.0, 5.0, split="train")]}),
     ("points[0].key", {"points": [point("n", 5.0, 5.0, key="a b")]}),
