@@ -1,6 +1,7 @@
 """The FBNet search loss: cross-entropy combined with the expected latency from the LUT.
 
-`multiplicative` is the paper's CE * alpha * log(LAT)^beta (LAT in ms: the log must be positive, so LAT > 1 ms);
+`multiplicative` is the paper's CE * alpha * log(LAT)^beta, LAT in a unit where every network takes more than
+one unit (the paper's "e.g. ms"; `latency_unit_ms` picks another, e.g. 0.01 for a CPU LUT of 0.1-1 ms networks);
 `additive` is CE + lambda * LAT for LUTs whose networks run under 1 ms; `none` is CE alone, the latency-unaware
 baseline (alpha = 0 in the paper's RQ2: the multiplicative form with alpha = 0 would zero the whole loss).
 """
@@ -24,14 +25,15 @@ class LossConfig:
     alpha: float = 0.2
     beta: float = 0.6
     lambda_per_ms: float = 0.1
+    latency_unit_ms: float = 1.0
 
     def check_defined(self, min_latency_ms: float) -> None:
         """Refuse, before training, a LUT on which log(LAT) can be <= 0 for some architecture."""
-        if self.form == "multiplicative" and min_latency_ms <= 1.0:
+        if self.form == "multiplicative" and min_latency_ms <= self.latency_unit_ms:
             raise LatencyLossUndefinedError(
                 f"the fastest architecture in this LUT takes {min_latency_ms:.3f} ms; the multiplicative loss "
-                "CE * alpha * log(LAT)^beta needs LAT > 1 ms everywhere. Use --latency-loss additive "
-                "(CE + lambda * LAT_ms) for this LUT, or a larger resolution or width."
+                f"CE * alpha * log(LAT)^beta needs LAT > 1 unit ({self.latency_unit_ms:g} ms) everywhere. Use "
+                "--latency-loss additive (CE + lambda * LAT_ms), or a smaller --latency-unit-ms."
             )
 
 
@@ -40,7 +42,8 @@ def search_loss(
 ) -> torch.Tensor:
     """Combine the batch-mean cross-entropy and the batch-mean expected latency (both scalars) into one loss."""
     if config.form == "multiplicative":
-        return cross_entropy * config.alpha * torch.log(expected_latency_ms) ** config.beta
+        latency_units = expected_latency_ms / config.latency_unit_ms
+        return cross_entropy * config.alpha * torch.log(latency_units) ** config.beta
     if config.form == "additive":
         return cross_entropy + config.lambda_per_ms * expected_latency_ms
     return cross_entropy

@@ -131,6 +131,9 @@ def search(
     alpha: Annotated[float, typer.Option("--alpha")] = 0.2,
     beta: Annotated[float, typer.Option("--beta")] = 0.6,
     lambda_per_ms: Annotated[float, typer.Option("--lambda-per-ms", help="Additive loss weight.")] = 0.1,
+    latency_unit_ms: Annotated[
+        float, typer.Option("--latency-unit-ms", min=1e-6, help="LAT's unit in the multiplicative loss (ms).")
+    ] = 1.0,
     temperature: Annotated[float, typer.Option("--temperature", help="Initial Gumbel temperature.")] = 5.0,
     temperature_decay: Annotated[
         float, typer.Option("--temperature-decay", help="tau *= exp(-d) per epoch.")
@@ -164,7 +167,7 @@ def search(
         batch_size=batch_size,
         mode=mode,  # type: ignore[arg-type]  # checked above
         seed=seed,
-        loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms),  # type: ignore[arg-type]
+        loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms, latency_unit_ms),  # type: ignore[arg-type]
         initial_temperature=temperature,
         temperature_decay=temperature_decay,
         warmup_fraction=warmup_fraction,

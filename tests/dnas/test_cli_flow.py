@@ -194,7 +194,7 @@ def test_search_refuses_the_multiplicative_loss_on_a_sub_millisecond_lut(tmp_pat
         app, ["search", "--lut", str(tmp_path / "lut.json"), *SEARCH_ARGS, "--out", str(tmp_path / "o")]
     )
     assert result.exit_code == 2
-    assert "needs LAT > 1 ms" in result.output and "--latency-loss additive" in result.output
+    assert "needs LAT > 1 unit (1 ms)" in result.output and "--latency-loss additive" in result.output
 
 
 @pytest.mark.parametrize(

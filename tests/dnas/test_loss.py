@@ -30,11 +30,20 @@ def test_additive_and_latency_unaware_forms() -> None:
     assert search_loss(ce, latency_ms, LossConfig(form="none")).item() == pytest.approx(1.5)
 
 
-def test_multiplicative_loss_refuses_a_lut_whose_fastest_network_is_under_one_ms() -> None:
+def test_multiplicative_loss_refuses_a_lut_whose_fastest_network_is_under_one_unit() -> None:
     with pytest.raises(LatencyLossUndefinedError, match="--latency-loss additive"):
         LossConfig().check_defined(min_latency_ms=0.8)
     LossConfig().check_defined(min_latency_ms=1.2)
     LossConfig(form="additive").check_defined(min_latency_ms=0.8)
+    LossConfig(latency_unit_ms=0.01).check_defined(min_latency_ms=0.8)
+    with pytest.raises(LatencyLossUndefinedError, match="0.01 ms"):
+        LossConfig(latency_unit_ms=0.01).check_defined(min_latency_ms=0.008)
+
+
+def test_latency_unit_rescales_lat_inside_the_log() -> None:
+    ce, latency_ms = torch.tensor(2.0), torch.tensor(0.5)
+    loss = search_loss(ce, latency_ms, LossConfig(latency_unit_ms=0.01))
+    assert loss.item() == pytest.approx(2.0 * 0.2 * math.log(50.0) ** 0.6)
 
 
 def test_gradients_reach_theta_from_both_cross_entropy_and_latency_factor() -> None:

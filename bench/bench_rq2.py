@@ -1,0 +1,160 @@
+"""Benchmark: the paper's RQ2 on this machine - does the latency-aware loss find faster networks at equal accuracy?
+
+1. LUT: every op of the search space is exported (search_client.export) and measured here with the device agent's
+   own timing engine and onnxruntime backend (CPU, 1 thread, in-process; no server in the loop).
+2. Two searches on digits, identical but for the loss: latency-unaware (CE only - the paper's alpha = 0) and the
+   paper's CE * 0.2 * log(LAT_ms)^0.6.
+3. Each argmax architecture is trained from scratch with the same recipe and seed.
+4. Each trained network is exported whole and measured with the same engine: predicted (LUT sum) vs measured.
+
+    .venv/bin/python bench/bench_rq2.py [--resolution 16] [--width 1.0] [--search-epochs 8] [--train-epochs 8]
+
+Prints, for both searches, the architecture, predicted and measured latency, top-1, and the ratios against the
+latency-unaware run (goal: >= 25% faster predicted and measured, top-1 within 2 points); writes rq2.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from device_agents.backends.base import OpInput
+from device_agents.backends.onnxruntime import OnnxRuntimeBackend
+from device_agents.measure import is_failure, measure_op
+from device_agents.timing import TimingPolicy
+from search_client.arch import Architecture
+from search_client.export import export_module, export_onnx, sha256_hex
+from search_client.keys import ops_for_space
+from search_client.loss import LossConfig
+from search_client.predict import predict_latency_us
+from search_client.search import SearchConfig, run_search
+from search_client.space import SearchSpace
+from search_client.train import TrainConfig, train_architecture
+
+GOAL_FASTER = 0.25
+GOAL_TOP1_POINTS = 2.0
+POLICY = TimingPolicy(min_s=0.2, max_s=0.5)
+
+
+def measure_median_us(backend: OnnxRuntimeBackend, key: str, onnx: bytes, spec: dict, folder: Path) -> float:
+    path = folder / f"{key}.onnx"
+    path.write_bytes(onnx)
+    record = measure_op(backend, OpInput(key, path, sha256_hex(onnx), spec), POLICY)
+    if is_failure(record):
+        raise RuntimeError(f"{key}: {record['error']}")
+    return statistics.median(record["samples_us"])
+
+
+def measure_lut(space: SearchSpace, backend: OnnxRuntimeBackend, folder: Path) -> dict[str, float]:
+    ops = ops_for_space(space)
+    lut: dict[str, float] = {}
+    started = time.perf_counter()
+    for op in ops:
+        lut[op.key] = measure_median_us(backend, op.key, export_onnx(op.spec), op.spec, folder)
+    print(f"LUT: {len(ops)} ops measured in {time.perf_counter() - started:.0f} s")
+    return lut
+
+
+def run_one(
+    name: str, loss: LossConfig, args: argparse.Namespace, lut: dict[str, float], backend, folder: Path
+) -> dict:
+    config = SearchConfig(
+        data="digits",
+        resolution=args.resolution,
+        width=args.width,
+        head_channels=args.head_channels,
+        small_input=True,
+        epochs=args.search_epochs,
+        batch_size=args.batch_size,
+        mode="weighted",
+        seed=args.seed,
+        loss=loss,
+    )
+    started = time.perf_counter()
+    result = run_search(config, lut, folder / name, sample_count=0)
+    search_s = time.perf_counter() - started
+    arch = Architecture(tuple(result.state.model.argmax_blocks()))
+    trained = train_architecture(
+        arch,
+        result.space.params,
+        TrainConfig(epochs=args.train_epochs, batch_size=args.batch_size, seed=args.seed),
+    )
+    onnx = export_module(trained.model.eval().cpu(), result.space.input_shape)
+    measured_us = measure_median_us(backend, f"net-{name}", onnx, {}, folder)
+    return {
+        "name": name,
+        "loss": dataclasses.asdict(loss),
+        "arch": arch.to_string(),
+        "skips": arch.blocks.count("skip"),
+        "predicted_ms": predict_latency_us(lut, arch, result.space) / 1000.0,
+        "measured_ms": measured_us / 1000.0,
+        "top1": trained.top1,
+        "search_s": search_s,
+        "final_expected_latency_ms": result.state.history[-1].expected_latency_ms,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--resolution", type=int, default=16)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--head-channels", type=int, default=256)
+    parser.add_argument("--search-epochs", type=int, default=8)
+    parser.add_argument("--train-epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for search and training")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="keep the searches and rq2.json here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    backend = OnnxRuntimeBackend(threads=1)
+    folder = args.out or Path(tempfile.mkdtemp(prefix="rq2-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    space = SearchConfig(
+        resolution=args.resolution, width=args.width, head_channels=args.head_channels, small_input=True
+    ).space(num_classes=10)
+    lut = measure_lut(space, backend, folder)
+    runs = [
+        run_one("latency_unaware", LossConfig(form="none"), args, lut, backend, folder),
+        run_one("latency_aware", LossConfig(), args, lut, backend, folder),
+    ]
+    base, aware = runs
+    print(
+        f"\nRQ2 on digits {args.resolution}x{args.resolution}, width {args.width}, onnxruntime CPU 1 thread"
+    )
+    for run in runs:
+        print(
+            f"{run['name']:>16}: predicted {run['predicted_ms']:.3f} ms, measured {run['measured_ms']:.3f} ms, "
+            f"top-1 {run['top1']:.1%}, {run['skips']} skips, search {run['search_s']:.0f} s\n"
+            f"{'':>18}{run['arch']}"
+        )
+    faster_predicted = 1.0 - aware["predicted_ms"] / base["predicted_ms"]
+    faster_measured = 1.0 - aware["measured_ms"] / base["measured_ms"]
+    top1_points = 100.0 * (aware["top1"] - base["top1"])
+    print(
+        f"latency-aware vs unaware: {faster_predicted:.1%} faster predicted, {faster_measured:.1%} faster measured "
+        f"(goal >= {GOAL_FASTER:.0%}), top-1 {top1_points:+.1f} points (goal within {GOAL_TOP1_POINTS})"
+    )
+    summary = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "runs": runs,
+        "faster_predicted": faster_predicted,
+        "faster_measured": faster_measured,
+        "top1_points": top1_points,
+        "lut_entries": len(lut),
+    }
+    (folder / "rq2.json").write_text(json.dumps(summary, indent=2))
+    print(f"wrote {folder / 'rq2.json'}")
+
+
+if __name__ == "__main__":
+    main()
