@@ -111,6 +111,9 @@ def main() -> None:
     parser.add_argument("--search-epochs", type=int, default=8)
     parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--latency-unit-ms", type=float, default=0.01, help="LAT's unit in the paper's loss (0.01 ms: 10 us)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for search and training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="keep the searches and rq2.json here")
@@ -125,7 +128,9 @@ def main() -> None:
     lut = measure_lut(space, backend, folder)
     runs = [
         run_one("latency_unaware", LossConfig(form="none"), args, lut, backend, folder),
-        run_one("latency_aware", LossConfig(), args, lut, backend, folder),
+        run_one(
+            "latency_aware", LossConfig(latency_unit_ms=args.latency_unit_ms), args, lut, backend, folder
+        ),
     ]
     base, aware = runs
     print(
