@@ -102,6 +102,28 @@ def migrate(
     typer.echo(f"database at {_display_url(url)} is up to date")
 
 
+@app.command("new-migration")
+def new_migration(
+    message: Annotated[str, typer.Argument(help="What the migration changes, e.g. 'add device groups'.")],
+    database_url: Annotated[
+        str | None, typer.Option(help="A database at the current head (default: PROFILER_DATABASE_URL).")
+    ] = None,
+) -> None:
+    """For developers: autogenerate a migration from the models into db/migrations/versions (review it)."""
+    from alembic.util import CommandError
+
+    from db.migrate import make_revision
+
+    try:
+        url = database_url or DatabaseSettings().database_url
+    except ValidationError as exc:
+        raise _fail(_settings_error(exc)) from exc
+    try:
+        make_revision(url, message)
+    except (SQLAlchemyError, CommandError) as exc:
+        raise _fail(f"cannot autogenerate against {_display_url(url)}: {str(exc).splitlines()[0]}") from exc
+
+
 def main() -> None:
     app()
 

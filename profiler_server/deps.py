@@ -37,10 +37,8 @@ WriteSession = Annotated[Session, Depends(get_write_session)]
 
 def _device_for_token(request: Request, token: str) -> Principal | None:
     with request.app.state.session_factory() as session:
-        row = session.execute(
-            select(Device.id, Device.name).where(Device.token_sha256 == token_sha256(token))
-        ).first()
-    return None if row is None else Principal(Role.device, device_id=row.id, device_name=row.name)
+        row = session.execute(select(Device.id).where(Device.token_sha256 == token_sha256(token))).first()
+    return None if row is None else Principal(Role.device, device_id=row.id)
 
 
 async def get_principal(request: Request) -> Principal:

@@ -19,7 +19,6 @@ class Role(enum.StrEnum):
 class Principal:
     role: Role
     device_id: int | None = None
-    device_name: str | None = None
 
 
 def new_token() -> str:

@@ -61,6 +61,20 @@ def test_migrate_on_unreachable_database_is_a_one_line_error(clean_env):
     assert "s3cret-password" not in result.output
 
 
+def test_new_migration_refuses_a_database_behind_head_without_writing(clean_env):
+    from pathlib import Path
+
+    import db.migrations
+
+    versions = Path(db.migrations.__file__).parent / "versions"
+    before = set(versions.iterdir())
+    result = CliRunner().invoke(
+        app, ["new-migration", "x", "--database-url", f"sqlite:///{clean_env / 'empty.db'}"]
+    )
+    assert result.exit_code == 2 and "not up to date" in result.output
+    assert set(versions.iterdir()) == before
+
+
 def test_dev_tokens_round_trip_keyed_by_url(clean_env):
     assert dev_tokens.read_dev_tokens() is None
     dev_tokens.write_dev_tokens("http://127.0.0.1:9001/", "admin-one", "enroll-one")
