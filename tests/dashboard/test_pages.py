@@ -115,3 +115,24 @@ def test_pages_cost_the_same_queries_for_one_device_or_many(tmp_path):
         for _ in range(4):
             add_device()
         assert _count_queries(app, client, "/") == with_one
+
+
+def test_device_page_shows_the_most_measured_space_unless_one_is_asked_for(live_server, unique_name):
+    admin = live_server.client(live_server.admin_token)
+    device = unique_name("dev")
+    token = live_server.client(live_server.enroll_token).register_device(device, "linux").token
+    measured_key, other_key = unique_name("op"), unique_name("op")
+    upload_ops(admin, [measured_key, other_key])
+    measured_space, other_space = unique_name("space"), unique_name("space")
+    admin.put_space(measured_space, space_body({(0, 0): measured_key}))
+    admin.put_space(other_space, space_body({(0, 0): other_key}))
+    admin.create_jobs(device, [measured_key])
+    StandInAgent(live_server.client(token)).work(max_tasks=1)
+
+    default = httpx.get(f"{live_server.url}/dashboard/devices/{device}").text
+    assert f'<span class="space-title">{measured_space}</span>' in default
+    assert f'data-state="measured" data-key="{measured_key}"' in default
+    assert f'href="?space={other_space}"' in default  # a tab per space
+    chosen = httpx.get(f"{live_server.url}/dashboard/devices/{device}", params={"space": other_space}).text
+    assert f'<span class="space-title">{other_space}</span>' in chosen
+    assert f'data-state="missing" data-key="{other_key}"' in chosen
