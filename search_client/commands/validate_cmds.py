@@ -1,4 +1,4 @@
-"""`dnas validate`: measure the zoo and N random networks end to end on a device, compare with the LUT's sum."""
+"""`dnas validate` (whole networks on a device vs the LUT's sum) and `dnas plot tradeoff|arch` (client figures)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from profiler_server.client import ProfilerError
+from search_client.arch import load_architecture
 from search_client.calibration import DEFAULT_FIT_FRACTION, split_names
 from search_client.commands.lut_cmds import Server, Token, _wait, connect, fail
 from search_client.errors import SearchClientError
 from search_client.fidelity import FidelitySummary
 from search_client.fidelity_plot import plot_validation_scatter
+from search_client.tradeoff import plot_architecture, plot_tradeoff, read_points
 from search_client.validate import (
     LATENCY_FIELD,
     ValidationPoint,
@@ -138,5 +140,48 @@ def validate(
     typer.echo(f"wrote {out / RESULT_NAME} and {out / SCATTER_NAME}")
 
 
+plot_app = typer.Typer(
+    no_args_is_help=True, help="Figures: accuracy vs latency per device, an architecture as blocks."
+)
+
+
+@plot_app.command("tradeoff")
+def plot_tradeoff_command(
+    points: Annotated[
+        Path, typer.Option("--points", help="JSON list of trade-off points (bench_rq5 writes one).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write.")],
+    title: Annotated[str, typer.Option("--title")] = "accuracy vs measured latency",
+) -> None:
+    """Top-1 against measured latency, one panel per device, zoo and searched networks (the paper's Fig. 1)."""
+    try:
+        plot_tradeoff(read_points(points), output, title)
+    except SearchClientError as exc:
+        raise fail(str(exc)) from exc
+    except OSError as exc:
+        raise fail(f"-o: cannot write {output}: {exc}") from exc
+    typer.echo(f"wrote {output}")
+
+
+@plot_app.command("arch")
+def plot_arch_command(
+    arch: Annotated[
+        Path, typer.Option("--arch", help="Architecture JSON (dnas search writes arch_argmax.json).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write.")],
+    title: Annotated[str | None, typer.Option("--title", help="Default: the file name.")] = None,
+) -> None:
+    """The architecture drawn as blocks, layer 1 to 22."""
+    try:
+        chosen, _params = load_architecture(arch)
+        plot_architecture(chosen, output, title or arch.name)
+    except SearchClientError as exc:
+        raise fail(str(exc)) from exc
+    except OSError as exc:
+        raise fail(f"-o: cannot write {output}: {exc}") from exc
+    typer.echo(f"wrote {output}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("validate")(validate)
+    app.add_typer(plot_app, name="plot")
