@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("profiler_server")
@@ -99,25 +99,35 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(str(exc.detail), None), status_code=exc.status_code, headers=exc.headers)
 
 
+def _first_line(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return message.splitlines()[0][:200] if message else type(exc).__name__
+
+
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StatementError)
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    reason = _first_line(exc.orig or exc)
+    # A value the database cannot hold (an integer past 64 bits, a NUL character in PostgreSQL text): the
+    # input's fault, refused like any other bad input; the driver's message says which value.
+    unstorable = isinstance(exc, DataError) or sqlstate.startswith("22")
+    if unstorable or (not isinstance(exc, DBAPIError) and isinstance(exc.orig, TypeError | OverflowError)):
+        log.warning("unstorable value refused: %s", reason)
+        return JSONResponse(error_body(f"body: a value cannot be stored: {reason}", "body"), status_code=422)
     # Connection lost or refused, database locked past the busy timeout, disk full, read-only: the request was
     # not applied (its transaction rolled back), so 503 + Retry-After tells agents to keep it and retry.
-    assert isinstance(exc, DBAPIError)
-    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
-    if not isinstance(exc, OperationalError) and not sqlstate.startswith(UNAVAILABLE_SQLSTATES):
-        raise exc  # anything else is a bug: a 500 with its traceback in the log
-    message = str(exc.orig or exc).strip()
-    reason = message.splitlines()[0][:200] if message else type(exc).__name__
-    log.warning("database unavailable: %s", reason)
-    return JSONResponse(
-        error_body(f"database unavailable, retry later: {reason}", None),
-        status_code=503,
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
-    )
+    if isinstance(exc, OperationalError) or sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        log.warning("database unavailable: %s", reason)
+        return JSONResponse(
+            error_body(f"database unavailable, retry later: {reason}", None),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+    raise exc  # anything else is a bug: a 500 with its traceback in the log
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(StatementError, _database_error)
