@@ -130,7 +130,11 @@ class Agent:
             coverage = self._client.get_device(self._settings.name).coverage
         except ProfilerError:
             return None  # progress is best effort; the work goes on without it
-        return coverage.queued + coverage.leased  # the task just leased included
+        # Leased on the server: the task just leased, and those measured but still waiting in the spool.
+        return max(coverage.queued + coverage.leased - self._unposted(), 0)
+
+    def _unposted(self) -> int:
+        return len(self._spool.pending())
 
     def run(self) -> AgentSummary:
         """Work until stopped (or, with `once`, until the queue is empty); always flushes the spool."""
@@ -181,7 +185,7 @@ class Agent:
         progress.advance(failed=is_failure(record))
 
     def _due(self) -> bool:
-        pending = self.summary.measured + self.summary.failed - self.summary.posted - self.summary.rejected
+        pending = self._unposted()
         too_old = self._oldest_unposted is not None and time.monotonic() - self._oldest_unposted >= self._settings.post_every_s
         return pending >= self._settings.post_batch or too_old
 
