@@ -28,6 +28,7 @@ SCREENSHOT_DIR_ENV = "FBNET_DASHBOARD_SCREENSHOT_DIR"
 
 
 def chromium(url: str, user_data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                f"--user-data-dir={user_data_dir}", f"--window-size={WINDOW[0]},{WINDOW[1]}", *extra, url]  # fmt: skip
