@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from db.models_validation import SearchSpace
 from profiler_server import __version__
 from profiler_server.clock import utcnow
 from profiler_server.dashboard import charts, queries
@@ -101,7 +102,9 @@ def device_page(
     return _render(request, "device.html", context)
 
 
-def _choose_space(all_spaces: list[Any], device: queries.DeviceRow, wanted: str | None) -> Any:
+def _choose_space(
+    all_spaces: list[SearchSpace], device: queries.DeviceRow, wanted: str | None
+) -> SearchSpace | None:
     """The space asked for, else the one with the most measured entries on this device, else the first."""
     if wanted is not None:
         return next((s for s in all_spaces if s.name == wanted), None)
