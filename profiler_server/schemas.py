@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
 Key = Annotated[str, StringConstraints(pattern=rf"^{KEY_PATTERN.pattern}$")]
@@ -16,13 +17,50 @@ ResultId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,100}$")
 # Upper bound (about 11.6 days): keeps sums of samples finite in float64; no op runs that long.
 MAX_SAMPLE_US = 1e12
 SampleUs = Annotated[float, Field(gt=0, le=MAX_SAMPLE_US, allow_inf_nan=False)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here, naming the field, rather than failing at INSERT time.
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+# Integers the database stores: 32-bit columns (threads) and 64-bit ids.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)]
+TaskId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+
+def _storable_json(value: Any, path: str = "") -> Any:
+    """Free-form JSON (specs, attributes, runtime extras) as the database can store it: 64-bit integers, no NUL."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _storable_json(key, path)
+            _storable_json(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _storable_json(item, f"{path}[{index}]")
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int) and not -(2**63) <= value <= INT64_MAX:
+        raise ValueError(f"{path or 'value'}: integer outside the 64-bit range")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'value'}: NaN and infinities are not JSON")
+    elif isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{path or 'value'}: must not contain NUL characters")
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 
 
 class DeviceRegister(BaseModel):
     name: DeviceName
     platform: ShortText
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class DeviceRegistered(BaseModel):
@@ -54,7 +92,7 @@ class DevicesPublic(BaseModel):
 
 class OpUpload(BaseModel):
     key: Key
-    spec: dict[str, Any]
+    spec: JsonObject
     onnx_b64: str = Field(min_length=1)
 
 
@@ -90,7 +128,7 @@ class JobsReceipt(BaseModel):
 
 
 class LeaseRequest(BaseModel):
-    max_tasks: int = Field(default=1, ge=1)
+    max_tasks: int = Field(default=1, ge=1, le=INT32_MAX)
 
 
 class LeasedTask(BaseModel):
@@ -115,30 +153,37 @@ class RuntimeInfo(BaseModel):
     runtime: ShortText
     runtime_version: ShortText
     execution_provider: ShortText | None = None
-    threads: Annotated[int, Field(ge=1)] | None = None
-    cpu_affinity: list[int] | None = None
-    graph_optimization: str | None = None
+    threads: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    cpu_affinity: list[Count] | None = None
+    graph_optimization: ShortText | None = None
     agent_version: ShortText | None = None
-    warmup_runs: Annotated[int, Field(ge=0)] | None = None
+    warmup_runs: Count | None = None
     warmup_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
-    timed_runs: Annotated[int, Field(ge=1)] | None = None
-    temperatures_c: dict[str, float] | None = None
-    cpu_freq_mhz: dict[str, float] | None = None
+    timed_runs: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
+    temperatures_c: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
+    cpu_freq_mhz: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    extra: dict[str, Any] = Field(default_factory=dict)
+    extra: JsonObject = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unknown_fields_storable(self) -> RuntimeInfo:
+        _storable_json(self.model_extra or {})
+        return self
 
 
 class TaskResult(BaseModel):
     """A result for a leased task: samples and runtime, or `error` for a failure."""
 
-    task_id: int
+    task_id: TaskId
     result_id: ResultId
     key: Key | None = None
     onnx_sha256: Sha256 | None = None
     samples_us: list[SampleUs] | None = Field(default=None, min_length=1)
     runtime: RuntimeInfo | None = None
-    error: Annotated[str, StringConstraints(min_length=1, max_length=4000)] | None = None
+    error: (
+        Annotated[str, StringConstraints(min_length=1, max_length=4000), AfterValidator(_no_nul)] | None
+    ) = None
 
     @model_validator(mode="after")
     def _success_or_failure(self) -> TaskResult:

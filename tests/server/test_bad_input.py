@@ -91,6 +91,44 @@ def test_bad_task_results(world, changes, status, field):
     assert response.json()["field"] == field
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/devices/register", {"name": "nul-platform", "platform": "linux\u0000"}, "platform"),
+        ("/devices/register", {"name": "big-int", "platform": "p", "attributes": {"n": 2**70}}, "attributes"),
+        (
+            "/ops",
+            {"ops": [{"key": "big-spec", "spec": {"c": [1, 2**64]}, "onnx_b64": "AA=="}]},
+            "ops[0].spec",
+        ),
+    ],
+    ids=["nul-in-text", "int-over-64-bit-in-attributes", "int-over-64-bit-in-spec"],
+)
+def test_values_the_database_cannot_store_are_422(world, path, body, field):
+    server, _, _ = world
+    token = server.enroll_token if path == "/devices/register" else server.admin_token
+    response = _post(server, path, token, body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+
+
+def test_unstorable_result_values_are_422(world):
+    server, s, tasks = world
+    cases = [
+        (_result_with(tasks[0], task_id=2**70), "results[0].task_id"),
+        ({"task_id": tasks[0].task_id, "result_id": "nul-error", "error": "bad\x00"}, "results[0].error"),
+        (_result_with(tasks[0], runtime={**RUNTIME, "vendor_field": 2**80}), "results[0].runtime"),
+        (
+            _result_with(tasks[0], runtime={**RUNTIME, "runtime_version": "1\x00"}),
+            "results[0].runtime.runtime_version",
+        ),
+    ]
+    for result, field in cases:
+        response = _post(server, "/agent/results", s.device_token, {"results": [result]})
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == field
+
+
 def test_offline_result_with_unknown_key_is_404_and_other_sha_is_409(world):
     server, s, _ = world
     unknown = offline_result("no-such-key", "a" * 64, [1.0])
