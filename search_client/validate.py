@@ -31,6 +31,7 @@ from search_client.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_
 from search_client.lut_client import request_lut, wait_for_entries
 from search_client.predict import predict_latency_us
 from search_client.space import NUM_LAYERS, SpaceParams, build_space
+from search_client.space_manifest import space_manifest, space_name
 from search_client.zoo import MobileNetV2Entry, get_model
 
 ModelKind = Literal["zoo", "random"]
@@ -228,3 +229,30 @@ def build_report(points: Sequence[ValidationPoint], calibrate: bool) -> Validati
     predicted, measured = _pairs(points, HOLDOUT)
     calibrated = [calibration.apply_us(value) for value in predicted]
     return ValidationReport(raw, calibration, summarize(predicted, measured), summarize(calibrated, measured))
+
+
+def server_body(
+    points: Sequence[ValidationPoint], label: str, space: str, calibration: LinearCalibration | None
+) -> dict[str, Any]:
+    """The body of `POST /devices/{name}/validations`; networks without a prediction are not fidelity points."""
+    return {
+        "space": space,
+        "label": label,
+        "points": [point.to_json() for point in points if point.predicted_us is not None],
+        "calibration": calibration.to_json() if calibration else None,
+    }
+
+
+def post_run(
+    client: ProfilerClient,
+    device: str,
+    params: SpaceParams,
+    label: str,
+    points: Sequence[ValidationPoint],
+    calibration: LinearCalibration | None,
+) -> dict[str, Any]:
+    """Store the run on the server (admin token), under the random networks' search space, which is put
+    (created or refreshed: idempotent) first so the dashboard can show the run with that space's coverage."""
+    name = space_name(params)
+    client.put_space(name, space_manifest(build_space(params)))
+    return client.post_validation(device, server_body(points, label, name, calibration))

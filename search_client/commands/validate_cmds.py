@@ -17,6 +17,7 @@ from search_client.commands.lut_cmds import Server, Token, _wait, connect, fail
 from search_client.errors import SearchClientError
 from search_client.fidelity import FidelitySummary
 from search_client.fidelity_plot import plot_validation_scatter
+from search_client.space import SpaceParams
 from search_client.tradeoff import plot_architecture, plot_tradeoff, read_points
 from search_client.validate import (
     LATENCY_FIELD,
@@ -24,6 +25,7 @@ from search_client.validate import (
     ValidationReport,
     build_report,
     measure_and_compare,
+    post_run,
     validation_models,
     with_splits,
 )
@@ -107,6 +109,9 @@ def validate(
     label: Annotated[str | None, typer.Option("--label", help="Name of this run (default: derived).")] = None,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Give up waiting for the agent.")] = 3600.0,
     poll_s: Annotated[float, typer.Option("--poll-s", help="Seconds between progress polls.")] = 2.0,
+    post: Annotated[
+        bool, typer.Option("--post/--no-post", help="Store the run on the server (shown on its dashboard).")
+    ] = True,
     server: Server = None,
     token: Token = None,
 ) -> None:
@@ -122,13 +127,22 @@ def validate(
                 f"{device}: exporting and uploading {len(models)} networks and their blocks (once each)"
             )
             points = measure_and_compare(client, device, models, timeout_s, poll_s, wait=_wait)
-        if calibrate:
-            points = with_splits(points, fit_fraction, seed)
-        report = build_report(points, calibrate)
+            if calibrate:
+                points = with_splits(points, fit_fraction, seed)
+            report = build_report(points, calibrate)
+            stored = (
+                post_run(client, device, SpaceParams(resolution), run_label, points, report.calibration)
+                if post
+                else None
+            )
     except (ProfilerError, SearchClientError) as exc:
         raise fail(str(exc)) from exc
     _print_points(Console(), points)
     _print_report(report)
+    if stored is not None:
+        typer.echo(
+            f"stored on the server as validation run {stored['id']} of {device} (space {stored['space']})"
+        )
     document = validation_document(device, run_label, resolution, seed, points, report)
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,19 @@ def test_validate_measures_the_networks_and_reports_what_the_lut_says(agent, tmp
     assert summary["calibration"]["fit_count"] == len(fit)
     assert summary["calibrated_holdout"]["count"] == len(holdout)
 
+    # The server kept the run under the space and computed the same raw figures itself.
+    assert "stored on the server as validation run" in result.stdout
+    (stored,) = server.client(server.admin_token).get_validations(device)
+    assert stored["space"] == "fbnet-r32-w1.0-c1000-h1984" and stored["label"] == document["label"]
+    assert {point["name"] for point in stored["points"]} == {
+        n for n, p in points.items() if p["predicted_us"]
+    }
+    assert stored["summary"]["all"]["n"] == summary["raw"]["count"]
+    assert stored["summary"]["all"]["mape_pct"] == pytest.approx(summary["raw"]["mape_pct"])
+    assert stored["summary"]["all"]["kendall_tau"] == pytest.approx(summary["raw"]["kendall_tau"])
+    assert stored["summary"]["holdout"]["n"] == len(holdout)
+    assert stored["calibration"] == summary["calibration"]
+
 
 BAD_INPUTS = [
     (["--device", "no-such-device", "--n", "1", "--resolution", "32"], "unknown device 'no-such-device'"),
