@@ -30,6 +30,7 @@ AdbTool = Annotated[str, typer.Option(help="adb: onnxruntime_perf_test or benchm
 AdbBinary = Annotated[Path | None, typer.Option(help="adb: the benchmark binary built for the phone.")]
 AdbSerial = Annotated[str | None, typer.Option(help="adb: device serial when several are attached.")]
 RuntimeVersion = Annotated[str | None, typer.Option(help="adb: the binary's runtime version, when known.")]
+AdbRuns = Annotated[int, typer.Option(min=1, help="adb: runs per invocation of the tool (one sample = their mean).")]
 MaxS = Annotated[float, typer.Option(min=0.01, help="Per-op cap on the timed phase, seconds.")]
 TargetCi = Annotated[float, typer.Option(min=0.001, max=0.5, help="Stop when the median's 95% CI is within this.")]
 WarmupMaxS = Annotated[float, typer.Option(min=0.0, help="Per-op cap on the warm-up, seconds.")]
@@ -45,6 +46,7 @@ def _fail(message: str) -> typer.Exit:
 def _backend_options(
     threads: int, cpu_affinity: str | None, provider: str, graph_optimization: str, torch_device: str,
     cuda_graphs: bool, adb_tool: str, adb_binary: Path | None, adb_serial: str | None, runtime_version: str | None,
+    adb_runs: int,
 ) -> BackendOptions:
     try:
         cpus = parse_cpu_list(cpu_affinity) if cpu_affinity else None
@@ -53,7 +55,7 @@ def _backend_options(
     return BackendOptions(
         threads=threads, cpu_affinity=cpus, provider=provider, graph_optimization=graph_optimization,
         torch_device=torch_device, cuda_graphs=cuda_graphs, adb_tool=adb_tool, adb_binary=adb_binary,
-        adb_serial=adb_serial, runtime_version=runtime_version,
+        adb_serial=adb_serial, runtime_version=runtime_version, adb_runs_per_invocation=adb_runs,
     )
 
 
@@ -80,10 +82,11 @@ def info(
     adb_binary: AdbBinary = None,
     adb_serial: AdbSerial = None,
     runtime_version: RuntimeVersion = None,
+    adb_runs: AdbRuns = 50,
 ) -> None:
     """Print, as JSON, the description this agent would register and the runtime it would measure with."""
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
-                               adb_tool, adb_binary, adb_serial, runtime_version)
+                               adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
     try:
         chosen = load_backend(backend, options)
         description = {"device": chosen.describe_device(), "runtime": chosen.runtime_info().__dict__,
@@ -108,6 +111,7 @@ def profile(
     adb_binary: AdbBinary = None,
     adb_serial: AdbSerial = None,
     runtime_version: RuntimeVersion = None,
+    adb_runs: AdbRuns = 50,
     max_s: MaxS = 1.0,
     target_ci: TargetCi = 0.01,
     warmup_max_s: WarmupMaxS = 0.5,
@@ -120,7 +124,7 @@ def profile(
 
     _setup_logging()
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
-                               adb_tool, adb_binary, adb_serial, runtime_version)
+                               adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         op_inputs = read_ops(ops)
@@ -196,6 +200,7 @@ def run(
     adb_binary: AdbBinary = None,
     adb_serial: AdbSerial = None,
     runtime_version: RuntimeVersion = None,
+    adb_runs: AdbRuns = 50,
     max_s: MaxS = 1.0,
     target_ci: TargetCi = 0.01,
     warmup_max_s: WarmupMaxS = 0.5,
@@ -214,7 +219,7 @@ def run(
 
     _setup_logging()
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
-                               adb_tool, adb_binary, adb_serial, runtime_version)
+                               adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
