@@ -13,6 +13,7 @@ from profiler_server.body_limit import BodyLimitMiddleware
 from profiler_server.config import Settings
 from profiler_server.errors import install_error_handlers
 from profiler_server.metrics import Metrics, MetricsMiddleware
+from profiler_server.ratelimit import RateLimitMiddleware
 from profiler_server.routes import agent, devices, health, jobs, lut, measurements, ops, spaces, validations
 from profiler_server.services.lut import LutCache
 
@@ -32,8 +33,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.lut_cache = LutCache()
     install_error_handlers(app)
-    # Outermost first: metrics see every response, including the body limit's 413.
+    # Added innermost first: metrics see every response (the rate limit's 429, the body limit's 413), and the
+    # rate limit refuses before a body is read.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    app.add_middleware(RateLimitMiddleware, rate_per_s=settings.rate_limit_per_s,
+                       burst=settings.rate_limit_burst, exempt_token=admin_token)  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (health, devices, ops, jobs, agent, lut, measurements, spaces, validations):
         app.include_router(module.router)

@@ -32,6 +32,10 @@ class Settings(DatabaseSettings):
     max_samples_per_result: int = Field(default=100_000, ge=1)
     max_results_per_request: int = Field(default=1_000, ge=1)
     max_keys_per_job: int = Field(default=100_000, ge=1)
+    # Per-token rate limit (profiler_server/ratelimit.py; the admin token is exempt): a request costs 1 plus 1
+    # per MiB of body. 0 turns it off. A well-behaved agent needs a few requests per op measured.
+    rate_limit_per_s: float = Field(default=50.0, ge=0)
+    rate_limit_burst: float = Field(default=200.0, ge=1)
 
     # An entry is flagged unstable when IQR / median reaches this (torch.utils.benchmark warns at 10%).
     unstable_iqr_ratio: float = Field(default=0.10, gt=0)
