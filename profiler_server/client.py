@@ -8,7 +8,7 @@ HTTP statuses and connection failures are translated once, here, into the except
     +-- NotFoundError             404 (unknown device, op key or task)
     +-- ConflictError             409 (duplicate device name, a key or sha256 that differs from the server's)
     +-- BadRequestError           400, 413, 422 (invalid input; .field names it)
-    +-- ServerUnavailable         connection refused/reset, timeouts, 5xx: safe to retry later
+    +-- ServerUnavailable         connection refused/reset, timeouts, 5xx, 429 (rate limit): retry later
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def _error_for(response: httpx.Response) -> ProfilerError:
         kind = ConflictError
     elif status in (400, 413, 422):
         kind = BadRequestError
-    elif status >= 500:
+    elif status >= 500 or status == 429:
         kind = ServerUnavailable
     else:
         kind = ProfilerError
