@@ -99,12 +99,9 @@ class AdbRunner:
     def __init__(self, backend: AdbBackend, remote_model: str) -> None:
         self._backend = backend
         self._remote_model = remote_model
-        self.last_reading: ToolReading | None = None
 
     def run_invocation(self) -> float:
-        reading = self._backend.invoke(self._remote_model)
-        self.last_reading = reading
-        return reading.mean_us / 1e6
+        return self._backend.invoke(self._remote_model).mean_us / 1e6
 
     def measure(self, policy: TimingPolicy, clock: Clock = time.perf_counter) -> Measurement:
         return measure(self.run_invocation, policy, clock)
