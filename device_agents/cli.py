@@ -215,7 +215,7 @@ def run(
 
     from device_agents.online import Agent, AgentSettings, ensure_registered
     from device_agents.state import AgentPaths, default_state_dir
-    from profiler_server.client import ProfilerClient
+    from profiler_server.client import ProfilerClient, ProfilerError
 
     _setup_logging()
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
@@ -242,6 +242,8 @@ def run(
             summary = Agent(client, chosen, policy, settings, stop).run()
     except (AgentError, ValueError) as exc:
         raise _fail(str(exc)) from exc
+    except ProfilerError as exc:  # a 4xx the agent cannot work around; spooled results stay for the next start
+        raise _fail(f"the server refused a request: {exc}") from exc
     typer.echo(f"measured {summary.measured}, failed {summary.failed}, posted {summary.posted}, "
                f"rejected {summary.rejected}")
 

@@ -170,8 +170,11 @@ class Agent:
         try:
             onnx_path = self._cache.path_for(task.key, task.onnx_sha256)
             record = measure_op(self._backend, OpInput(task.key, onnx_path, task.onnx_sha256, task.spec), self._policy)
-        except AgentError as exc:  # a model the server cannot give correctly is this task's failure
-            record = {"result_id": str(uuid.uuid4()), "key": task.key, "onnx_sha256": task.onnx_sha256, "error": str(exc)}
+        except (AgentError, ProfilerError) as exc:  # a model the server cannot give (correctly): this task fails
+            if isinstance(exc, AuthError):
+                raise
+            reason = f"cannot get the model of {task.key}: {exc}" if isinstance(exc, ProfilerError) else str(exc)
+            record = {"result_id": str(uuid.uuid4()), "key": task.key, "onnx_sha256": task.onnx_sha256, "error": reason}
         record["task_id"] = task.task_id
         if is_failure(record):
             record["error"] = record["error"][:MAX_ERROR_CHARS]

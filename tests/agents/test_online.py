@@ -205,3 +205,14 @@ def test_upload_sends_offline_results_once(live_server, unique_name, tmp_path):
     assert sorted(admin.get_lut(name).entries) == sorted(key for key, _ in ops)
 
 
+
+
+def test_an_unknown_device_token_stops_the_agent_with_a_one_line_error(live_server, unique_name, tmp_path):
+    from device_agents.state import Credentials, save_credentials
+
+    name = unique_name("stale")
+    save_credentials(AgentPaths.for_agent(tmp_path, name), Credentials(live_server.url, name, "not-a-token-0123456789"))
+    process = _start_agent_process(live_server, name, tmp_path, "--once")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "the server refused this agent's token" in stderr and "Traceback" not in stderr
