@@ -14,8 +14,9 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from device_agents.backends.base import Backend, OpInput
 from device_agents.errors import AgentError
@@ -37,6 +38,7 @@ from profiler_server.client import (
 )
 
 log = logging.getLogger("device_agents")
+T = TypeVar("T")
 
 MAX_ERROR_CHARS = 4000  # the server's limit on a failure reason
 REMAINING_REFRESH_S = 5.0  # how often the progress asks the server how much is left
@@ -119,7 +121,7 @@ class Agent:
         self._oldest_unposted: float | None = None
         self.summary = AgentSummary()
 
-    def _retry(self, call: Any, what: str) -> Any:
+    def _retry(self, call: Callable[[], T], what: str) -> T:
         return call_with_retry(call, is_retryable, self._settings.retry, self._stop.wait, what)
 
     def _download(self, key: str) -> bytes:

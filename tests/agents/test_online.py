@@ -216,3 +216,23 @@ def test_an_unknown_device_token_stops_the_agent_with_a_one_line_error(live_serv
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "the server refused this agent's token" in stderr and "Traceback" not in stderr
+
+
+def test_results_the_server_refuses_are_set_aside_with_the_reason_and_the_rest_posted(live_server, unique_name,
+                                                                                        tmp_path):
+    from device_agents.spool import Spool
+
+    name = unique_name("refused")
+    agent, client, _ = _agent(live_server, name, tmp_path, once=True)
+    paths = AgentPaths.for_agent(tmp_path, name)
+    # Left in the spool by an earlier run: a result for a task this server never had (say, a reset database).
+    Spool(paths.spool).add([{"task_id": 987654321, "result_id": "orphan-1", "error": "measured elsewhere"}])
+    ops = _ops(tmp_path, 1, unique_name("ok"))
+    queue_ops(live_server, name, ops)
+    summary = agent.run()
+    client.close()
+    assert (summary.measured, summary.posted, summary.rejected) == (1, 1, 1)
+    rejected = json.loads((paths.root / "rejected.jsonl").read_text())
+    assert rejected["result_id"] == "orphan-1" and "unknown task 987654321" in rejected["rejected_reason"]
+    assert not paths.spool.exists()
+    assert live_server.client(live_server.admin_token).get_device(name).coverage.measured == 1
