@@ -5,6 +5,7 @@ tested on those captured texts directly."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import sys
 from pathlib import Path
@@ -191,3 +192,25 @@ def test_cpu_masks_and_phone_sensor_lines():
     assert readings.cpu_freq_mhz == {"cpu7": 2457.6} and readings.cpu_governors == {"cpu7": "schedutil"}
 
 
+
+
+def test_mock_adb_profile_from_the_command_line_records_the_phone_as_the_device(mock_adb, tmp_path):
+    import subprocess
+
+    adb, binary, _ = mock_adb
+    op = _op(tmp_path)
+    manifest = tmp_path / "ops.jsonl"
+    manifest.write_text(json.dumps({"key": op.key, "spec": {}, "file": op.onnx_path.name, "sha256": op.onnx_sha256}))
+    out = tmp_path / "results.jsonl"
+    env = {**os.environ, "PATH": f"{adb.parent}{os.pathsep}{os.environ['PATH']}"}  # the mock is `adb` on PATH
+    result = subprocess.run(
+        [sys.executable, "-m", "device_agents", "profile", "--ops", str(manifest), "--out", str(out),
+         "--backend", "adb", "--adb-binary", str(binary), "--cpu-affinity", "4-7", "--adb-runs", "20",
+         "--max-s", "0.5", "--warmup-max-s", "0"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    assert set(record["samples_us"]) == {144871.0}
+    assert record["runtime"]["extra"]["runs_per_sample"] == 20
+    assert record["runtime"]["extra"]["device"]["platform"] == "android-arm64-v8a"  # what `upload` registers
