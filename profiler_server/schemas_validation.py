@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from profiler_server.schemas import DeviceName, Key, ShortText
+from profiler_server.schemas import DeviceName, JsonObject, Key, ShortText
 
 # The FBNet macro-architecture: 22 searchable layers, 9 candidate blocks each (docs/contracts.md).
 SPACE_LAYERS = 22
@@ -40,7 +40,7 @@ class SpacePut(BaseModel):
     layers: Annotated[list[LayerKeys], Field(min_length=SPACE_LAYERS, max_length=SPACE_LAYERS)]
     candidates: Annotated[list[Name], Field(min_length=SPACE_CANDIDATES, max_length=SPACE_CANDIDATES)]
     fixed_keys: Annotated[list[Key], Field(max_length=MAX_FIXED_KEYS)] = Field(default_factory=list)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: JsonObject = Field(default_factory=dict)  # 64-bit integers, no NUL: what the database stores
 
     @field_validator("candidates")
     @classmethod
@@ -100,7 +100,7 @@ class ValidationCreate(BaseModel):
     space: SpaceName | None = None
     label: Label
     points: Annotated[list[ValidationPointIn], Field(min_length=1, max_length=MAX_POINTS_PER_RUN)]
-    calibration: dict[str, Any] | None = None
+    calibration: JsonObject | None = None
 
 
 class SummaryPublic(BaseModel):
