@@ -34,27 +34,31 @@ TaskId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 
 
-def _storable_json(value: Any, path: str = "") -> Any:
+def _storable_json(value: Any, path: str = "", allow_nul: bool = False) -> Any:
     """Free-form JSON (specs, attributes, runtime extras) as the database can store it: 64-bit integers, no NUL."""
     if isinstance(value, dict):
         for key, item in value.items():
-            _storable_json(key, path)
-            _storable_json(item, f"{path}.{key}" if path else str(key))
+            _storable_json(key, path, allow_nul)
+            _storable_json(item, f"{path}.{key}" if path else str(key), allow_nul)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _storable_json(item, f"{path}[{index}]")
+            _storable_json(item, f"{path}[{index}]", allow_nul)
     elif isinstance(value, bool):
         pass
     elif isinstance(value, int) and not -(2**63) <= value <= INT64_MAX:
         raise ValueError(f"{path or 'value'}: integer outside the 64-bit range")
     elif isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{path or 'value'}: NaN and infinities are not JSON")
-    elif isinstance(value, str) and "\x00" in value:
+    elif isinstance(value, str) and "\x00" in value and not allow_nul:
         raise ValueError(f"{path or 'value'}: must not contain NUL characters")
     return value
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+# Free JSON that keeps NUL verbatim (a `json` column stores the \u0000 escape); integers still within 64 bits.
+JsonObjectWithNul = Annotated[
+    dict[str, Any], AfterValidator(lambda value: _storable_json(value, allow_nul=True))
+]
 
 
 class DeviceRegister(BaseModel):

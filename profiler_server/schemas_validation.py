@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from profiler_server.schemas import DeviceName, JsonObject, Key, ShortText
+from profiler_server.schemas import DeviceName, JsonObjectWithNul, Key, ShortText
 
 # The FBNet macro-architecture: 22 searchable layers, 9 candidate blocks each (docs/contracts.md).
 SPACE_LAYERS = 22
@@ -40,7 +40,8 @@ class SpacePut(BaseModel):
     layers: Annotated[list[LayerKeys], Field(min_length=SPACE_LAYERS, max_length=SPACE_LAYERS)]
     candidates: Annotated[list[Name], Field(min_length=SPACE_CANDIDATES, max_length=SPACE_CANDIDATES)]
     fixed_keys: Annotated[list[Key], Field(max_length=MAX_FIXED_KEYS)] = Field(default_factory=list)
-    params: JsonObject = Field(default_factory=dict)  # 64-bit integers, no NUL: what the database stores
+    # Integers past 64 bits would break the JSON column (a 500 schemathesis found); NUL is kept verbatim.
+    params: JsonObjectWithNul = Field(default_factory=dict)
 
     @field_validator("candidates")
     @classmethod
@@ -100,7 +101,7 @@ class ValidationCreate(BaseModel):
     space: SpaceName | None = None
     label: Label
     points: Annotated[list[ValidationPointIn], Field(min_length=1, max_length=MAX_POINTS_PER_RUN)]
-    calibration: JsonObject | None = None
+    calibration: JsonObjectWithNul | None = None
 
 
 class SummaryPublic(BaseModel):
