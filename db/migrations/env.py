@@ -1,28 +1,30 @@
-"""Alembic environment: online migrations on the connection or URL handed over by `db.migrate`."""
+"""Alembic environment: online migrations on the URL handed over by `db.migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
 
 from db.models import Base
-from db.session import make_engine
+from db.session import SQLITE_IMMEDIATE, make_engine
 
 config = context.config
 target_metadata = Base.metadata
+# Server replicas starting together all run the migrations: they queue (PostgreSQL: on this advisory lock, held
+# until the migration transaction ends; SQLite: on the write lock), so the first migrates and the others find
+# the schema at head.
+MIGRATION_LOCK_ID = 0x46424E4554  # "FBNET"
 
 
 def run_migrations_online() -> None:
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        return
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     try:
         with engine.connect() as conn:
+            # SQLite: take the write lock with the first statement, so concurrent migrations queue on it.
+            conn.execution_options(**{SQLITE_IMMEDIATE: True})
             context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
             with context.begin_transaction():
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
                 context.run_migrations()
     finally:
         engine.dispose()

@@ -37,3 +37,21 @@ def test_downgrade_to_base_and_upgrade_again(fresh_database_url):
             assert set(Base.metadata.tables) <= set(inspect(conn).get_table_names())
     finally:
         engine.dispose()
+
+
+def test_replicas_migrating_at_once(backend, _pg_databases, tmp_path):
+    import subprocess
+    import sys
+
+    # An empty database: the replicas race to create every table.
+    url = _pg_databases.create() if backend == "postgresql" else f"sqlite:///{tmp_path / 'replicas.sqlite3'}"
+    command = [sys.executable, "-m", "profiler_server.cli", "migrate", "--database-url", url]
+    replicas = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(4)]
+    outputs = [p.communicate(timeout=120)[0].decode() for p in replicas]
+    assert [p.returncode for p in replicas] == [0] * 4, outputs
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert set(Base.metadata.tables) <= set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
