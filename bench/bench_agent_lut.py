@@ -166,6 +166,10 @@ def main() -> None:
     print(f"  baseline (10 warm-up + 50 runs, mean)  {base[0]:7.2%} {base[1]:7.2%} {base[2]:7.2%}")
     print(f"ratios agent/baseline: median diff {ours[0] / base[0]:.2f}x, p95 diff {ours[1] / base[1]:.2f}x, "
           f"time {run_s[0] / base_a_s:.1f}x ({base_a_s:.1f} s for the baseline's measurement loop alone)")
+    worst = sorted(medians[0].keys() & medians[1].keys(),
+                   key=lambda k: abs(medians[0][k] - medians[1][k]) / (medians[0][k] + medians[1][k]))[-3:]
+    print("entries that differ most: " + ", ".join(
+        f"{k} {medians[0][k]:.0f} vs {medians[1][k]:.0f} us" for k in reversed(worst)))
     goals = run_s[0] <= GOAL_S and run_s[1] <= GOAL_S and ours[0] <= 0.02 and ours[1] <= 0.05
     print("goals met" if goals else "goals NOT met")
 
