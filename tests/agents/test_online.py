@@ -236,3 +236,19 @@ def test_results_the_server_refuses_are_set_aside_with_the_reason_and_the_rest_p
     assert rejected["result_id"] == "orphan-1" and "unknown task 987654321" in rejected["rejected_reason"]
     assert not paths.spool.exists()
     assert live_server.client(live_server.admin_token).get_device(name).coverage.measured == 1
+
+
+def test_the_enroll_token_defaults_to_the_dev_tokens_file(live_server, unique_name, tmp_path, monkeypatch):
+    from profiler_server.dev_tokens import write_dev_tokens
+
+    monkeypatch.setenv("PROFILER_STATE_DIR", str(tmp_path))
+    write_dev_tokens(live_server.url, live_server.admin_token, live_server.enroll_token)  # as `serve --dev` does
+    name = unique_name("devmode")
+    env = {key: value for key, value in os.environ.items() if key != "PROFILER_ENROLL_TOKEN"}
+    process = subprocess.run(
+        [sys.executable, "-m", "device_agents", "run", "--server", live_server.url, "--name", name, "--once"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert process.returncode == 0, process.stderr
+    assert f"registered {name}" in process.stderr
+    assert load_credentials(AgentPaths.for_agent(tmp_path, name)) is not None
