@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -63,7 +63,7 @@ async def get_principal(request: Request) -> Principal:
     return principal
 
 
-def _require(*roles: Role):  # noqa: ANN202 - returns a FastAPI dependency
+def _require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     async def dependency(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if principal.role not in roles:
             allowed = " or ".join(f"{r.value} token" for r in roles)

@@ -57,7 +57,7 @@ async def get_lut(
     request: Request,
     _: ReaderPrincipal,
     keys: Annotated[str | None, Query(description="comma-separated op keys")] = None,
-    format: Annotated[Literal["json", "csv"] | None, Query()] = None,  # noqa: A002 - the query name
+    format: Annotated[Literal["json", "csv"] | None, Query()] = None,
 ) -> Response:
     """Headers read: `If-None-Match` (304 when it matches the ETag), `Accept: text/csv` (CSV unless ?format=)."""
     # Async, headers read directly, the database work in one worker-thread hop: the 304 path stays cheap.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from db.models import ACTIVE_TASK_STATUSES, LutEntry, Op, Task, TaskStatus
 from profiler_server.errors import NotFound
@@ -29,7 +29,12 @@ def op_ids_by_key(session: Session, keys: list[str]) -> dict[str, int]:
     return found
 
 
-def _op_ids_where(session: Session, column, op_ids: Iterable[int], *conditions) -> set[int]:  # noqa: ANN001
+def _op_ids_where(
+    session: Session,
+    column: InstrumentedAttribute[int],
+    op_ids: Iterable[int],
+    *conditions: ColumnElement[bool],
+) -> set[int]:
     found: set[int] = set()
     for part in chunks(sorted(set(op_ids))):
         found.update(session.scalars(select(column).where(column.in_(part), *conditions)))
