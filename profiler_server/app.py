@@ -37,8 +37,8 @@ def create_app(settings: Settings) -> FastAPI:
     # rate limit refuses before a body is read.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    app.add_middleware(RateLimitMiddleware, rate_per_s=settings.rate_limit_per_s,
-                       burst=settings.rate_limit_burst, exempt_token=admin_token)  # fmt: skip
+    app.add_middleware(RateLimitMiddleware, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst,
+                       exempt_token=admin_token, max_body_bytes=settings.max_body_bytes)  # fmt: skip
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (health, devices, ops, jobs, agent, lut, measurements, spaces, validations):
         app.include_router(module.router)

@@ -53,8 +53,11 @@ class TokenBuckets:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, rate_per_s: float, burst: float, exempt_token: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, rate_per_s: float, burst: float, exempt_token: str | None, max_body_bytes: int
+    ) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.buckets = TokenBuckets(rate_per_s, burst) if rate_per_s > 0 else None
         self._exempt = _digest(exempt_token) if exempt_token else None
 
@@ -70,7 +73,9 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = headers.get(b"content-length", b"0")
-        cost = 1.0 + (int(declared) / MIB if declared.isdigit() else 0.0)
+        size = int(declared) if declared.isdigit() else 0
+        # A body over the limit is refused unread by the body limit next: it costs no more than a small one.
+        cost = 1.0 + (size / MIB if size <= self.max_body_bytes else 0.0)
         wait = self.buckets.take(key, cost)
         if wait > 0:
             await _too_many(send, wait, self.buckets)
