@@ -63,7 +63,9 @@ def _walk(routes: list[Any]) -> set[tuple[str, str]]:
     """(method, path) of every endpoint, through included routers; HEAD is GET's shadow, mounts are 'MOUNT'."""
     found: set[tuple[str, str]] = set()
     for route in routes:
-        if hasattr(route, "effective_route_contexts"):  # FastAPI >= 0.130: an included router, flattened lazily
+        if hasattr(
+            route, "effective_route_contexts"
+        ):  # FastAPI >= 0.130: an included router, flattened lazily
             for context in route.effective_route_contexts():
                 found |= {(m, context.path) for m in context.methods or () if m != "HEAD"}
         elif hasattr(route, "methods") and route.methods:
@@ -82,8 +84,12 @@ def _app_endpoints() -> set[tuple[str, str]]:
 
 def test_every_endpoint_has_an_authorisation_rule_and_every_rule_an_endpoint():
     endpoints = _app_endpoints()
-    assert not endpoints - RULES.keys(), f"endpoints without a rule in RULES: {sorted(endpoints - RULES.keys())}"
-    assert not RULES.keys() - endpoints, f"rules for endpoints that do not exist: {sorted(RULES.keys() - endpoints)}"
+    assert not endpoints - RULES.keys(), (
+        f"endpoints without a rule in RULES: {sorted(endpoints - RULES.keys())}"
+    )
+    assert not RULES.keys() - endpoints, (
+        f"rules for endpoints that do not exist: {sorted(RULES.keys() - endpoints)}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +149,9 @@ def test_tokens_are_never_returned_after_creation(world):
         json={"name": s.device_name, "platform": "p"},
         headers={"Authorization": f"Bearer {tokens['enroll']}"},
     )
-    assert again.status_code == 409 and s.device_token not in again.text  # a second registration shows nothing
+    assert (
+        again.status_code == 409 and s.device_token not in again.text
+    )  # a second registration shows nothing
 
 
 def test_tokens_are_never_logged_by_the_server_or_the_agent(live_server_factory, tmp_path):

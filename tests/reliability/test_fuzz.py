@@ -19,7 +19,7 @@ from tests.conftest import LiveServer
 from tests.reliability.test_auth_matrix import RULES
 from tests.server.helpers import Setup, unique
 
-FUZZ_EXAMPLES = 20
+FUZZ_EXAMPLES = 10
 
 
 def _can_be_violated(operation: dict) -> bool:
@@ -52,7 +52,9 @@ CASES = _cases()
 @pytest.fixture(scope="module")
 def fuzz_world(backend, _new_database, tmp_path_factory):
     # A private server without the per-token rate limit (the fuzzer sends bursts), filled with junk by the test.
-    server = LiveServer(backend, _new_database(backend), tmp_path_factory.mktemp("fuzz"), {"rate_limit_per_s": 0})
+    server = LiveServer(
+        backend, _new_database(backend), tmp_path_factory.mktemp("fuzz"), {"rate_limit_per_s": 0}
+    )
     server.start()
     s = Setup(server, unique, n_ops=3)
     tokens = {"admin": server.admin_token, "enroll": server.enroll_token, "device": s.device_token}
@@ -67,11 +69,15 @@ def test_no_request_the_schema_allows_or_forbids_makes_a_5xx(fuzz_world, method,
     allowed = RULES[(method, path)]
     role = "device" if "device" in allowed else sorted(allowed)[0]
     headers = {"Authorization": f"Bearer {tokens[role]}"} if role in tokens else {}
-    fixed = {"device": s.device_name} if path.startswith("/lut/") else None  # reach the LUT with fuzzed queries
+    fixed = (
+        {"device": s.device_name} if path.startswith("/lut/") else None
+    )  # reach the LUT with fuzzed queries
     failures: list[str] = []
 
     @given(case=schema[path][method].as_strategy(mode, path_parameters=fixed))
-    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     def fuzz(case) -> None:
         response = case.call(base_url=server.url, headers=headers, timeout=30)
         if response.status_code >= 500:

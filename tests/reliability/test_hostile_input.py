@@ -75,12 +75,21 @@ def _huge_without_data() -> TensorProto:
 
 
 MALICIOUS_ONNX = {
-    "external-data-traversal": (_model([_external("../../etc/passwd")]), "external file ('../../etc/passwd')"),
+    "external-data-traversal": (
+        _model([_external("../../etc/passwd")]),
+        "external file ('../../etc/passwd')",
+    ),
     "external-data-absolute": (_model([_external("/etc/passwd")]), "external file ('/etc/passwd')"),
-    "external-data-next-to-the-model": (_model([_external("pyproject.toml")]), "external file ('pyproject.toml')"),
+    "external-data-next-to-the-model": (
+        _model([_external("pyproject.toml")]),
+        "external file ('pyproject.toml')",
+    ),
     "external-data-in-a-subgraph": (_in_subgraph(_external("../../etc/shadow")), "external file"),
     "huge-declared-input": (
-        _model([numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")], input_shape=(1, 4, 10**6, 10**6)),
+        _model(
+            [numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")],
+            input_shape=(1, 4, 10**6, 10**6),
+        ),
         "the limit is",
     ),
     "huge-declared-initializer": (_model([_huge_without_data()]), "too small for the declared shape"),
@@ -115,7 +124,7 @@ def test_external_data_is_refused_the_same_whether_the_file_exists_or_not(world)
 # Stored verbatim: JSON is data to the server (bound parameters, JSON columns), never SQL or a path.
 NASTY_STRINGS = [
     "'; DROP TABLE devices; --",
-    "\" OR 1=1 --",
+    '" OR 1=1 --',
     "../../../../etc/passwd",
     "..\\..\\windows\\system32",
     "%00%2e%2e%2f",
@@ -141,7 +150,9 @@ def test_nasty_strings_in_attributes_specs_runtime_and_failures_are_stored_verba
 
     key = unique("nastyop")
     spec = {"kind": "test_conv", "batch": 1, "dtype": "float32", "notes": NASTY_STRINGS}
-    onnx_b64 = base64.b64encode(_model([numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")])).decode()
+    onnx_b64 = base64.b64encode(
+        _model([numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")])
+    ).decode()
     assert _request(server, "POST", "/ops", server.admin_token,
                     {"ops": [{"key": key, "spec": spec, "onnx_b64": onnx_b64}]}).status_code == 200  # fmt: skip
     assert _request(server, "GET", f"/ops/{key}", server.admin_token).json()["spec"] == spec
@@ -155,7 +166,10 @@ def test_nasty_strings_in_attributes_specs_runtime_and_failures_are_stored_verba
     other = s.agent.lease()[0]
     result = task_result(other.task_id, other.key, [5.0, 6.0])
     result["runtime"] = {**RUNTIME, "runtime_version": NASTY_STRINGS[0][:50], "extra": {"n": NASTY_STRINGS}}
-    assert _request(server, "POST", "/agent/results", s.device_token, {"results": [result]}).json()["accepted"] == 1
+    assert (
+        _request(server, "POST", "/agent/results", s.device_token, {"results": [result]}).json()["accepted"]
+        == 1
+    )
     # The tables the strings tried to drop are all still there.
     assert len(_request(server, "GET", "/devices", server.admin_token).json()["data"]) >= 2
     assert s.admin.get_lut(s.device_name).entries[other.key]["median_us"] == 5.5
@@ -180,10 +194,20 @@ def test_names_outside_the_safe_alphabet_are_refused_naming_the_field(world, pat
 @pytest.mark.parametrize("value", ["'; DROP TABLE ops; --", "../../etc/passwd", "ключ", "k" * 201])
 def test_op_keys_and_key_filters_outside_the_safe_alphabet_are_refused(world, value):
     server, s = world
-    onnx_b64 = base64.b64encode(_model([numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")])).decode()
-    upload = _request(server, "POST", "/ops", server.admin_token, {"ops": [{"key": value, "spec": {}, "onnx_b64": onnx_b64}]})
+    onnx_b64 = base64.b64encode(
+        _model([numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")])
+    ).decode()
+    upload = _request(
+        server,
+        "POST",
+        "/ops",
+        server.admin_token,
+        {"ops": [{"key": value, "spec": {}, "onnx_b64": onnx_b64}]},
+    )
     assert upload.status_code == 422 and upload.json()["field"] == "ops[0].key"
-    lut = _request(server, "GET", f"/lut/{s.device_name}", server.admin_token, params={"keys": f"{s.keys[0]},{value}"})
+    lut = _request(
+        server, "GET", f"/lut/{s.device_name}", server.admin_token, params={"keys": f"{s.keys[0]},{value}"}
+    )
     assert lut.status_code == 422 and lut.json()["field"] == "keys[1]"
 
 
@@ -227,7 +251,9 @@ def test_request_count_limits_name_the_field(live_server_factory, unique_name):
     server = live_server_factory(max_results_per_request=3, max_keys_per_job=3)
     s = Setup(server, unique_name, n_ops=4, queue=False)
     jobs = _request(server, "POST", "/jobs", server.admin_token, {"device": s.device_name, "keys": s.keys})
-    assert jobs.status_code == 422 and jobs.json()["field"] == "keys" and "limit is 3" in jobs.json()["detail"]
+    assert (
+        jobs.status_code == 422 and jobs.json()["field"] == "keys" and "limit is 3" in jobs.json()["detail"]
+    )
     s.admin.create_jobs(s.device_name, s.keys[:3])
     results = [task_result(t.task_id, t.key, [1.0]) for t in s.agent.lease(max_tasks=3)]
     too_many = _request(server, "POST", "/agent/results", s.device_token, {"results": results + results[:1]})
