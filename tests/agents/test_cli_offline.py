@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.agents.conftest import write_conv_onnx, write_manifest
+from tests.agents.helpers import write_conv_onnx, write_manifest
 
 FAST = ["--max-s", "0.05", "--warmup-max-s", "0.02"]
 

@@ -18,7 +18,7 @@ from device_agents.retry import RetryPolicy
 from device_agents.state import AgentPaths, load_credentials
 from device_agents.timing import TimingPolicy
 from profiler_server.client import ProfilerClient
-from tests.agents.conftest import queue_ops, write_conv_onnx, write_runtime_broken_onnx
+from tests.agents.helpers import queue_ops, write_conv_onnx, write_runtime_broken_onnx
 
 FAST = TimingPolicy(warmup_min_s=0.0, warmup_max_s=0.02, min_runs=10, min_s=0.0, max_s=0.05)
 QUICK_RETRY = RetryPolicy(initial_s=0.2, max_delay_s=1.0)
