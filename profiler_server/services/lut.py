@@ -134,21 +134,21 @@ def _csv_value(value: Any) -> Any:
 class RenderedLut:
     version: LutVersion
     entries: dict[str, dict[str, Any]]
-    _json: bytes | None = field(default=None)
-    _csv: bytes | None = field(default=None)
+    full_json: bytes | None = field(default=None)
+    full_csv: bytes | None = field(default=None)
 
     def json_bytes(self, keys: list[str] | None) -> bytes:
         if keys is None:
-            if self._json is None:
-                self._json = self._render_json(self.entries, None)
-            return self._json
+            if self.full_json is None:
+                self.full_json = self._render_json(self.entries, None)
+            return self.full_json
         return self._render_json({k: self.entries[k] for k in keys if k in self.entries}, keys)
 
     def csv_bytes(self, keys: list[str] | None) -> bytes:
         if keys is None:
-            if self._csv is None:
-                self._csv = self._render_csv(self.entries)
-            return self._csv
+            if self.full_csv is None:
+                self.full_csv = self._render_csv(self.entries)
+            return self.full_csv
         return self._render_csv({k: self.entries[k] for k in keys if k in self.entries})
 
     def _render_json(self, entries: dict[str, dict[str, Any]], keys: list[str] | None) -> bytes:
@@ -183,6 +183,14 @@ class LutCache:
         self._lock = threading.Lock()
         self._items: OrderedDict[int, RenderedLut] = OrderedDict()
         self._max_devices = max_devices
+
+    def rendered_bytes(self, version: LutVersion, as_csv: bool) -> bytes | None:
+        """The whole LUT's bytes if they are already rendered for this version, without touching the database."""
+        with self._lock:
+            cached = self._items.get(version.device_id)
+        if cached is None or cached.version != version:
+            return None
+        return cached.full_csv if as_csv else cached.full_json  # None until first rendered
 
     def get(self, conn: Connection, version: LutVersion) -> RenderedLut:
         with self._lock:
