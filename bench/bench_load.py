@@ -81,7 +81,9 @@ def run_agent(url: str, token: str, args: argparse.Namespace, stop: threading.Ev
                 for t in tasks
             ]  # fmt: skip
             # An agent keeps its results until acknowledged: retry until the server takes them.
-            while rec.timed("POST /agent/results", lambda results=results: client.post_results(results)) is None:
+            while (
+                rec.timed("POST /agent/results", lambda results=results: client.post_results(results)) is None
+            ):
                 time.sleep(0.5)
             acked.extend(r["result_id"] for r in results)
 
@@ -192,7 +194,10 @@ def report(rec: Recorder, url: str, acked: list[str], leased: list[int], elapsed
             stored = set(conn.scalars(select(Measurement.result_id)))
             doubled = conn.scalar(
                 select(func.count()).select_from(
-                    select(Measurement.task_id).group_by(Measurement.task_id).having(func.count() > 1).subquery()
+                    select(Measurement.task_id)
+                    .group_by(Measurement.task_id)
+                    .having(func.count() > 1)
+                    .subquery()
                 )
             )
             done = set(conn.scalars(select(Task.id).where(Task.status == TaskStatus.done)))
