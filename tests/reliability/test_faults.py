@@ -16,7 +16,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from device_agents.state import AgentPaths, Credentials, save_credentials
-from tests.agents.conftest import queue_ops, write_conv_onnx
+from tests.agents.helpers import queue_ops, write_conv_onnx
 from tests.reliability.helpers import (
     PG_ADMIN_DSN,
     Collector,
@@ -29,22 +29,27 @@ from tests.reliability.helpers import (
 )
 from tests.server.helpers import Setup, task_result
 
-N_TASKS = 60
+N_TASKS = 40
 RESULTS_PER_BATCH = 5
-SAMPLES_PER_RESULT = 2_000
+SAMPLES_PER_RESULT = 1_000
 POSTERS = 3
 
 
 def _batches(setup: Setup) -> list[list[dict]]:
-    tasks = [t for _ in range(N_TASKS // 30) for t in setup.agent.lease(max_tasks=30)]
+    tasks = [t for _ in range(N_TASKS // 20) for t in setup.agent.lease(max_tasks=20)]
     assert len(tasks) == N_TASKS
-    results = [task_result(t.task_id, t.key, [100.0 + i % 7] * SAMPLES_PER_RESULT) for i, t in enumerate(tasks)]
+    results = [
+        task_result(t.task_id, t.key, [100.0 + i % 7] * SAMPLES_PER_RESULT) for i, t in enumerate(tasks)
+    ]
     return [results[i : i + RESULTS_PER_BATCH] for i in range(0, len(results), RESULTS_PER_BATCH)]
 
 
 def _post(url: str, token: str, batch: list[dict]) -> httpx.Response:
     return httpx.post(
-        f"{url}/agent/results", json={"results": batch}, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        f"{url}/agent/results",
+        json={"results": batch},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
     )
 
 
@@ -88,7 +93,9 @@ def test_server_killed_mid_batch_keeps_every_acknowledged_result_and_retries_add
 
     server.start()
     acked_ids = {r["result_id"] for i in acked for r in batches[i]}
-    assert acked_ids <= stored_result_ids(server.database_url, s.device_name), "an acknowledged result was lost"
+    assert acked_ids <= stored_result_ids(server.database_url, s.device_name), (
+        "an acknowledged result was lost"
+    )
     # The agents' retry: every batch again, acknowledged or not. Acknowledged ones are all duplicates.
     accepted = duplicates = 0
     for i, batch in enumerate(batches):

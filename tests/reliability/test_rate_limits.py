@@ -7,7 +7,7 @@ import httpx
 
 from device_agents.state import AgentPaths, Credentials, save_credentials
 from profiler_server.ratelimit import MAX_BUCKETS, TokenBuckets
-from tests.agents.conftest import queue_ops, write_conv_onnx
+from tests.agents.helpers import queue_ops, write_conv_onnx
 from tests.reliability.helpers import agent_log, measurements_by_task, start_agent
 from tests.server.helpers import Setup
 
@@ -29,7 +29,12 @@ def test_bucket_allows_the_burst_then_refills_at_the_rate():
     clock.now = 0.5
     assert buckets.take("a") == 0.0
     clock.now = 100.0
-    assert [buckets.take("a") for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]  # refills up to the burst, no further
+    assert [buckets.take("a") for _ in range(4)] == [
+        0.0,
+        0.0,
+        0.0,
+        0.5,
+    ]  # refills up to the burst, no further
 
 
 def test_bucket_charges_big_requests_more_and_never_asks_more_than_a_full_bucket():
@@ -37,7 +42,9 @@ def test_bucket_charges_big_requests_more_and_never_asks_more_than_a_full_bucket
     buckets = TokenBuckets(rate_per_s=1.0, burst=10.0, clock=clock)
     assert buckets.take("a", cost=8.0) == 0.0
     assert buckets.take("a", cost=8.0) == 6.0
-    assert buckets.take("b", cost=1e9) == 0.0  # capped at the burst: a huge body waits for a full bucket at most
+    assert (
+        buckets.take("b", cost=1e9) == 0.0
+    )  # capped at the burst: a huge body waits for a full bucket at most
 
 
 def test_buckets_are_bounded_whatever_tokens_callers_invent():
@@ -47,7 +54,9 @@ def test_buckets_are_bounded_whatever_tokens_callers_invent():
     assert len(buckets._buckets) == MAX_BUCKETS
 
 
-def test_a_runaway_token_gets_429_with_retry_after_and_other_tokens_are_untouched(live_server_factory, unique_name):
+def test_a_runaway_token_gets_429_with_retry_after_and_other_tokens_are_untouched(
+    live_server_factory, unique_name
+):
     # Practically no refill during the test: exactly the burst gets through.
     server = live_server_factory(rate_limit_per_s=0.001, rate_limit_burst=5)
     runaway = Setup(server, unique_name, n_ops=1)
@@ -69,21 +78,21 @@ def test_a_runaway_token_gets_429_with_retry_after_and_other_tokens_are_untouche
 
 
 def test_a_real_agent_under_a_tight_limit_backs_off_and_delivers_everything(live_server_factory, tmp_path):
-    server = live_server_factory(rate_limit_per_s=4, rate_limit_burst=4)
+    server = live_server_factory(rate_limit_per_s=5, rate_limit_burst=5)
     registered = server.client(server.enroll_token).register_device("limited", "linux-x86_64")
     save_credentials(AgentPaths.for_agent(tmp_path, "limited"),
                      Credentials(server.url, "limited", registered.token))  # fmt: skip
     ops = []
-    for i in range(8):
+    for i in range(5):
         write_conv_onnx(tmp_path / f"limited{i}.onnx", channels=4 + i, size=8)
         ops.append((f"limited.c{4 + i}", tmp_path / f"limited{i}.onnx"))
     queue_ops(server, "limited", ops)
-    # Each op: a lease, a model download, a post: about 3 requests against a bucket of 4 refilled at 4/s.
+    # Each op: a lease, a model download, a post: about 3 requests against a bucket of 5 refilled at 5/s.
     agent = start_agent(server, "limited", tmp_path, "--once", "--post-batch", "1", "--max-s", "0.01",
                         "--warmup-max-s", "0.01")  # fmt: skip
     stdout, _ = agent.communicate(timeout=120)
     log = agent_log(tmp_path, "limited").read_text()
     assert agent.returncode == 0, log
     assert "failed (429" in log  # it did hit the limit...
-    assert "measured 8, failed 0, posted 8, rejected 0" in stdout  # ...and lost nothing to it
+    assert "measured 5, failed 0, posted 5, rejected 0" in stdout  # ...and lost nothing to it
     assert set(measurements_by_task(server.database_url, "limited").values()) == {1}
