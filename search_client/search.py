@@ -238,9 +238,18 @@ def evaluate_supernet(
     supernet: Supernet, dataset: Dataset, tau: float, batch_size: int, workers: int, device: torch.device
 ) -> float:
     """Top-1 on the validation split without Gumbel noise: the weighted supernet with softmax(theta / tau),
-    or the single-path supernet's argmax path."""
-    supernet.eval()
-    batches = list(torch.arange(len(dataset)).split(batch_size))
+    or the single-path supernet's argmax path.
+
+    BatchNorm normalises with each batch's own statistics: a supernet's running statistics mix every path
+    it trained and misjudge any one of them (single-path NAS recalibrates them for that reason). Momentum 0
+    keeps the running statistics untouched; batches are balanced so that none is a single sample.
+    """
+    norms = [module for module in supernet.modules() if isinstance(module, nn.BatchNorm2d)]
+    momenta = [norm.momentum for norm in norms]
+    supernet.train()
+    for norm in norms:
+        norm.momentum = 0.0
+    batches = list(torch.arange(len(dataset)).tensor_split(max(1, len(dataset) // batch_size)))
     correct = total = 0
     for images, labels in iterate_batches(dataset, batches, workers):
         images, labels = images.to(device), labels.to(device)
@@ -248,6 +257,8 @@ def evaluate_supernet(
         logits, _ = supernet(images, tau, noise=noise)
         correct += int((logits.argmax(1) == labels).sum())
         total += labels.shape[0]
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
     return correct / max(1, total)
 
 
