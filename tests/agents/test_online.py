@@ -129,11 +129,14 @@ def _start_agent_process(server, name: str, state: Path, *extra: str) -> subproc
     )
 
 
-def _wait_for(condition, timeout_s: float = 30.0) -> None:
+def _wait_for(condition, process: subprocess.Popen[str], timeout_s: float = 120.0) -> None:
+    """Generous: on a loaded 2-core machine an agent process can take tens of seconds just to start."""
     deadline = time.monotonic() + timeout_s
     while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            _, stderr = process.communicate()
+            raise AssertionError(f"condition not reached in {timeout_s} s; agent stderr:\n{stderr[-3000:]}")
         time.sleep(0.05)
 
 
@@ -146,15 +149,18 @@ def test_a_killed_agent_loses_only_its_task_which_its_lease_returns_to_the_queue
 
     save_credentials(paths, Credentials(server.url, "victim", registered.token))
     queue_ops(server, "victim", _ops(tmp_path, 1, "slow"))
-    # A precision it cannot reach: the op would run for its whole 60 s cap.
-    process = _start_agent_process(server, "victim", tmp_path, "--max-s", "60", "--target-ci", "0.001")
-    _wait_for(lambda: admin.get_device("victim").coverage.leased == 1)
+    # A 60 s cool-down before the op's runs: the task is surely in flight when the agent is killed.
+    process = _start_agent_process(server, "victim", tmp_path, "--cooldown-s", "60")
+    _wait_for(lambda: admin.get_device("victim").coverage.leased == 1, process)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=10)
 
-    time.sleep(2.2)  # the lease runs out
     agent, client, _ = _agent(server, "victim", tmp_path, once=True)
-    summary = agent.run()
+    deadline = time.monotonic() + 60
+    while agent.run().measured == 0:  # the queue looks empty until the 2 s lease has run out
+        assert time.monotonic() < deadline, "the killed agent's task never came back to the queue"
+        time.sleep(0.5)
+    summary = agent.summary
     client.close()
     assert summary.measured == 1
     coverage = admin.get_device("victim").coverage
@@ -164,12 +170,13 @@ def test_a_killed_agent_loses_only_its_task_which_its_lease_returns_to_the_queue
 def test_sigterm_finishes_the_current_op_posts_and_exits(live_server_factory, tmp_path):
     server = live_server_factory("sqlite")
     admin = server.client(server.admin_token)
-    process = _start_agent_process(server, "graceful", tmp_path, "--max-s", "1.5", "--target-ci", "0.001")
-    _wait_for(lambda: any(d.name == "graceful" for d in admin.list_devices()))
+    # Each op idles 3 s before its runs (a cool-down): long enough to see it leased and signal mid-op.
+    process = _start_agent_process(server, "graceful", tmp_path, "--cooldown-s", "3")
+    _wait_for(lambda: any(d.name == "graceful" for d in admin.list_devices()), process)
     queue_ops(server, "graceful", _ops(tmp_path, 3, "op"))
-    _wait_for(lambda: admin.get_device("graceful").coverage.leased == 1)
+    _wait_for(lambda: admin.get_device("graceful").coverage.leased == 1, process)
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=30)
+    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     assert "SIGTERM: finishing the current op" in stderr
     assert "measured 1, failed 0, posted 1" in stdout
