@@ -159,6 +159,8 @@ def upload(
     _setup_logging()
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
     settings = AgentSettings(server_url=server, name=name, paths=paths)
+    if not results.is_file():
+        raise _fail(f"{results}: no such file (write one with `device-agent profile`)")
     try:
         records = read_records(results)
         measurements = [record for record in records if not is_failure(record)]

@@ -11,6 +11,8 @@ from device_agents.jsonl import read_records
 
 
 def read_ops(manifest: Path) -> list[OpInput]:
+    if not manifest.is_file():
+        raise ManifestError(f"{manifest}: no such file (write one with `dnas export-ops --out DIR`)")
     try:
         records = read_records(manifest)
     except (OSError, ValueError) as exc:

@@ -48,3 +48,9 @@ def test_profile_rejects_a_manifest_line_without_its_fields(tmp_path: Path):
     assert result.returncode == 2
     assert "ops.jsonl:1: missing field(s) spec, sha256" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_profile_names_a_missing_manifest(tmp_path: Path):
+    result = _agent("profile", "--ops", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "r.jsonl"))
+    assert result.returncode == 2
+    assert "nope.jsonl: no such file" in result.stderr and "Traceback" not in result.stderr
