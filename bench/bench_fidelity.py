@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_stack import Stack  # noqa: E402  (bench/ is not a package)
+from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
 
 GOAL_MAPE_PCT = 5.0
 GOAL_WITHIN_10_PCT = 95.0
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
+    exit_on_sigterm()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-fidelity-"))
     stack = Stack(workdir, server_cpus=(args.server_cpu,))

@@ -32,6 +32,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the benchmark through its `finally` blocks, so no server or agent outlives it."""
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+
+
 def pinned(cpus: Sequence[int]) -> list[str]:
     """`taskset` prefix: keeps the server and the exporter off the CPU an agent measures on."""
     return ["taskset", "-c", ",".join(str(cpu) for cpu in cpus)]
@@ -99,6 +104,18 @@ class Stack:
                     raise SystemExit(f"agent {name} did not register")
                 time.sleep(0.2)
         return agent
+
+    def drain(self, name: str, agent_args: Sequence[str]) -> None:
+        """`device-agent run --once AGENT_ARGS` for `name` to completion: registers it if needed, measures its
+        queue. `agent_args` choose the backend and its settings, e.g. ("--threads", "1", "--cpu-affinity", "0")."""
+        command = [sys.executable, "-m", "device_agents", "run", "--server", self.url, "--name", name, "--once",
+                   *agent_args]  # fmt: skip
+        with (self.workdir / f"agent-{name}.log").open("ab") as log:
+            done = subprocess.run(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        if done.returncode != 0:
+            raise SystemExit(
+                f"agent {name} failed: {(self.workdir / f'agent-{name}.log').read_text()[-2000:]}"
+            )
 
     def dnas(self, *args: str, cpus: Sequence[int] | None = None) -> subprocess.CompletedProcess[str]:
         """Run `dnas ARGS` (pinned to `cpus` if given); its output streams to the terminal and is returned."""

@@ -1,0 +1,213 @@
+"""Benchmark: the paper's RQ5 on the devices we have - is each device's searched architecture fastest on it?
+
+Two emulated devices on this CPU give two distinct LUTs (--pair): `threads` = onnxruntime with 1 thread on CPU 0
+(`cpu-ort-t1`) and with 2 threads on CPUs 0-1 (`cpu-ort-t2`), where a second thread changes large and small ops'
+costs differently; `runtimes` = onnxruntime vs PyTorch eager (`cpu-torch-t1`), both 1 thread on CPU 0, whose
+per-op overheads and kernels differ. End to end, nothing mocked:
+
+1. A real `profiler-server serve --dev` (SQLite, temp folder); both devices register through real
+   `device-agent run` processes; the search space's ops are uploaded and queued for both (search_client
+   .lut_client), and each agent drains its queue alone (`--once`), never both at the same time.
+2. One DNAS search per device (search_client.search.run_search, digits, identical settings and seed; only the
+   LUT differs), each device's argmax architecture kept.
+3. Both architectures (and FBNet-A/B/C in the same space, for the trade-off figure) become whole-network ops,
+   measured by both agents; each is trained from scratch with the same recipe for its digits top-1.
+
+    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes] [--resolution 16] [--search-epochs 8] [--train-epochs 8] [--out DIR]
+
+Prints the 2 x 2 table of measured latencies and, per device, the ratio (other device's architecture / own
+architecture; > 1 means the own one is faster, the paper's iPhone X figure is 1.4x); writes rq5.json,
+tradeoff_points.json, tradeoff.png and one arch_<device>.png per device to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
+
+from profiler_server.client import ProfilerClient  # noqa: E402
+from search_client.arch import Architecture  # noqa: E402
+from search_client.keys import Op, make_op, network_spec, ops_for_space  # noqa: E402
+from search_client.loss import LossConfig  # noqa: E402
+from search_client.lut_client import request_lut  # noqa: E402
+from search_client.predict import predict_latency_us  # noqa: E402
+from search_client.search import EpochRecord, SearchConfig, run_search  # noqa: E402
+from search_client.space import SearchSpace  # noqa: E402
+from search_client.tradeoff import TradeoffPoint, plot_architecture, plot_tradeoff, write_points  # noqa: E402
+from search_client.train import TrainConfig, train_architecture  # noqa: E402
+from search_client.validate import medians_us  # noqa: E402
+from search_client.zoo import get_model  # noqa: E402
+
+# Two emulated devices on this CPU, per --pair: name -> `device-agent run` arguments.
+PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
+    "threads": {
+        "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
+        "cpu-ort-t2": ("--threads", "2", "--cpu-affinity", "0-1"),
+    },
+    "runtimes": {
+        "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
+        "cpu-torch-t1": ("--backend", "torch", "--threads", "1", "--cpu-affinity", "0"),
+    },
+}
+ZOO_FOR_TRADEOFF = ("fbnet_a", "fbnet_b", "fbnet_c")
+NUM_CLASSES = 10  # digits
+
+
+def measure(
+    stack: Stack, admin: ProfilerClient, devices: dict[str, tuple[str, ...]], ops: list[Op]
+) -> dict[str, dict[str, float]]:
+    """Queue `ops` on every device, let each device's agent drain its queue alone; device -> key -> median us."""
+    for device in devices:
+        request_lut(admin, device, ops)
+    for device, agent_args in devices.items():
+        started = time.perf_counter()
+        stack.drain(device, agent_args)
+        print(f"{device}: queue drained in {time.perf_counter() - started:.0f} s")
+    keys = [op.key for op in ops]
+    luts = {device: admin.get_lut(device, keys=keys) for device in devices}
+    for device, lut in luts.items():
+        if lut.missing:
+            raise SystemExit(
+                f"{device}: {len(lut.missing)} ops not measured (see agent-{device}.log): {lut.missing}"
+            )
+    return {device: medians_us(lut.entries) for device, lut in luts.items()}
+
+
+def search(
+    config: SearchConfig, lut: dict[str, float], folder: Path
+) -> tuple[Architecture, SearchSpace, float]:
+    started = time.perf_counter()
+
+    def show(record: EpochRecord) -> None:
+        print(
+            f"  epoch {record.epoch}: val top-1 {record.val_accuracy:.1%}, argmax {record.argmax_latency_ms:.3f} ms"
+        )
+
+    result = run_search(config, lut, folder, on_epoch_end=show, sample_count=0)
+    return (
+        Architecture(tuple(result.state.model.argmax_blocks())),
+        result.space,
+        time.perf_counter() - started,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pair", choices=sorted(PAIRS), default="threads", help="which two emulated devices")
+    parser.add_argument("--resolution", type=int, default=16)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--head-channels", type=int, default=256)
+    parser.add_argument("--search-epochs", type=int, default=8)
+    parser.add_argument("--train-epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--latency-unit-ms", type=float, default=0.01, help="LAT's unit in the paper's loss")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch threads for search and training")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="rq5.json and the figures (default: workdir)")
+    args = parser.parse_args()
+    exit_on_sigterm()
+    devices = PAIRS[args.pair]
+    torch.set_num_threads(args.torch_threads)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-rq5-"))
+    out = args.out or workdir
+    out.mkdir(parents=True, exist_ok=True)
+    config = SearchConfig(
+        data="digits", resolution=args.resolution, width=args.width, head_channels=args.head_channels, small_input=True,
+        epochs=args.search_epochs, batch_size=args.batch_size, mode="weighted", seed=args.seed,
+        loss=LossConfig(latency_unit_ms=args.latency_unit_ms),
+    )  # fmt: skip
+    space = config.space(NUM_CLASSES)
+    stack = Stack(workdir, server_cpus=(1,))
+    try:
+        stack.start_server()
+        with stack.admin() as admin:
+            for device, agent_args in devices.items():
+                stack.drain(device, agent_args)  # registers it; its queue is still empty
+            luts = measure(stack, admin, devices, ops_for_space(space))
+            searched: dict[str, Architecture] = {}
+            for device in devices:
+                arch, searched_space, search_s = search(config, luts[device], workdir / f"search-{device}")
+                assert searched_space == space  # the LUT was measured for exactly this space
+                searched[device] = arch
+                print(f"searched for {device} in {search_s:.0f} s: {arch}")
+            networks = {f"searched_{device}": arch for device, arch in searched.items()}
+            networks.update({name: get_model(name).arch for name in ZOO_FOR_TRADEOFF})
+            network_ops = {name: make_op(network_spec(arch, space.params)) for name, arch in networks.items()}
+            measured = measure(stack, admin, devices, list(network_ops.values()))
+    finally:
+        stack.close()
+
+    latency_ms = {
+        (name, device): measured[device][op.key] / 1000.0
+        for name, op in network_ops.items()
+        for device in devices
+    }
+    predicted_ms = {
+        (name, device): predict_latency_us(luts[device], arch, space) / 1000.0
+        for name, arch in networks.items()
+        for device in devices
+    }
+    top1_pct: dict[str, float] = {}
+    for name, arch in networks.items():
+        trained = train_architecture(
+            arch,
+            space.params,
+            TrainConfig(epochs=args.train_epochs, batch_size=args.batch_size, seed=args.seed),
+        )
+        top1_pct[name] = 100.0 * trained.top1
+        print(f"trained {name}: top-1 {top1_pct[name]:.1f} % on digits")
+
+    first, second = devices
+    print(
+        f"\nRQ5 on digits {args.resolution}x{args.resolution} (small-input schedule), measured end to end, ms:"
+    )
+    print(f"{'':>26}{first:>14}{second:>14}   top-1")
+    for name in networks:
+        row = "".join(f"{latency_ms[(name, device)]:>14.3f}" for device in devices)
+        print(f"{name:>26}{row}   {top1_pct[name]:.1f} %")
+    ratios = {}
+    for device, other in ((first, second), (second, first)):
+        own, foreign = f"searched_{device}", f"searched_{other}"
+        ratios[device] = latency_ms[(foreign, device)] / latency_ms[(own, device)]
+        verdict = "own architecture faster" if ratios[device] > 1 else "own architecture NOT faster"
+        print(f"on {device}: {foreign} / {own} = {ratios[device]:.3f}x ({verdict})")
+    if searched[first] == searched[second]:
+        print("both searches chose the same architecture: the two LUTs did not lead to different networks")
+
+    points = [
+        TradeoffPoint(name, "searched" if name.startswith("searched_") else "zoo", device,
+                      latency_ms[(name, device)], top1_pct[name], f"digits {args.resolution}x{args.resolution}")
+        for name in networks
+        for device in devices
+    ]  # fmt: skip
+    write_points(out / "tradeoff_points.json", points)
+    plot_tradeoff(points, out / "tradeoff.png", "digits top-1 vs latency measured on each emulated device")
+    for device, arch in searched.items():
+        plot_architecture(arch, out / f"arch_{device}.png", f"searched for {device}")
+    summary = {
+        "args": {key: str(value) for key, value in vars(args).items()},
+        "devices": {name: " ".join(agent_args) for name, agent_args in devices.items()},
+        "architectures": {name: arch.to_string() for name, arch in networks.items()},
+        "measured_ms": {f"{name}@{device}": value for (name, device), value in latency_ms.items()},
+        "predicted_ms": {f"{name}@{device}": value for (name, device), value in predicted_ms.items()},
+        "top1_pct": top1_pct,
+        "ratio_other_over_own": ratios,
+    }
+    (out / "rq5.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"wrote {out / 'rq5.json'}, tradeoff_points.json, tradeoff.png, arch_*.png")
+
+
+if __name__ == "__main__":
+    main()
