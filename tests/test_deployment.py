@@ -111,3 +111,51 @@ def test_dockerfile_installs_the_server_extra_and_runs_a_valid_command():
                 assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
     cmd = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
     _parse(json.loads(cmd.removeprefix("CMD ")))
+
+
+def test_the_installed_package_ships_migrations_and_assets(tmp_path):
+    """What the Dockerfile installs (a built wheel, not this checkout) must carry every non-Python file it needs."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for package in ("profiler_server", "db", "device_agents"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            ".",
+        ],
+        cwd=source,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        str(path.relative_to(ROOT))
+        for pattern in (
+            "db/migrations/**/*.py",
+            "db/migrations/*.mako",
+            "profiler_server/**/*.html",
+            "profiler_server/**/*.css",
+            "profiler_server/**/*.svg",
+        )  # fmt: skip
+        for path in ROOT.glob(pattern)
+        if "__pycache__" not in path.parts
+    }
+    assert any(name.startswith("db/migrations/versions/") for name in expected)
+    assert sorted(expected - shipped) == []
