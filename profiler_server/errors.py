@@ -96,7 +96,9 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(error_body(str(exc.detail), None), status_code=exc.status_code, headers=exc.headers)
+    # FastAPI's own 400 is a body it could not parse (e.g. a number past Python's 4,300-digit limit).
+    field = "body" if exc.status_code == 400 else None
+    return JSONResponse(error_body(str(exc.detail), field), status_code=exc.status_code, headers=exc.headers)
 
 
 def _first_line(exc: BaseException) -> str:
