@@ -11,18 +11,19 @@ N_AGENTS = 6
 N_TASKS = 40
 
 
+def _drain(agent) -> list[int]:
+    """Lease until the queue is empty; the task ids this agent received."""
+    leased: list[int] = []
+    while batch := agent.lease(max_tasks=3):
+        leased += [t.task_id for t in batch]
+    return leased
+
+
 def test_concurrent_agents_never_receive_the_same_task(live_server, unique_name):
     s = Setup(live_server, unique_name, n_ops=N_TASKS)
     agents = [live_server.client(s.device_token) for _ in range(N_AGENTS)]
-
-    def drain(agent) -> list[int]:
-        leased: list[int] = []
-        while batch := agent.lease(max_tasks=3):
-            leased += [t.task_id for t in batch]
-        return leased
-
     with ThreadPoolExecutor(N_AGENTS) as pool:
-        per_agent = list(pool.map(drain, agents))
+        per_agent = list(pool.map(_drain, agents))
     handed_out = [task_id for leased in per_agent for task_id in leased]
     assert len(handed_out) == N_TASKS
     assert len(set(handed_out)) == N_TASKS, "a task was leased twice"
@@ -53,3 +54,34 @@ def test_late_result_after_expiry_still_completes_the_task(live_server_factory, 
     assert s.agent.post_results([task_result(task.task_id, task.key, [4.0, 4.1, 4.2])]).accepted == 1
     assert s.agent.lease() == []  # the re-queued task was completed by the late result
     assert s.admin.get_device(s.device_name).coverage.measured == 1
+
+
+def test_two_replicas_on_one_database_never_lease_a_task_twice(
+    backend, live_server_factory, unique_name, tmp_path
+):
+    from conftest import LiveServer
+
+    first = live_server_factory(backend)
+    second = LiveServer(backend, first.database_url, tmp_path)
+    second.admin_token, second.enroll_token = first.admin_token, first.enroll_token
+    second.start()
+    try:
+        s = Setup(first, unique_name, n_ops=N_TASKS)
+        agents = [server.client(s.device_token) for server in (first, second) for _ in range(N_AGENTS // 2)]
+
+        def drain(agent) -> list[int]:
+            leased: list[int] = []
+            while batch := agent.lease(max_tasks=2):
+                leased += [t.task_id for t in batch]
+            return leased
+
+        with ThreadPoolExecutor(len(agents)) as pool:
+            handed_out = [task_id for leased in pool.map(drain, agents) for task_id in leased]
+        assert sorted(handed_out) == sorted(set(handed_out)) and len(handed_out) == N_TASKS
+        served_by_second = [a for a in agents if a.base_url == second.url]
+        assert (
+            served_by_second
+            and second.client(first.admin_token).get_device(s.device_name).coverage.leased == N_TASKS
+        )
+    finally:
+        second.close()
