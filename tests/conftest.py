@@ -16,6 +16,8 @@ Fixtures
   a fresh database with setting overrides, e.g. `live_server_factory(lease_seconds=1, max_attempts=2)` (names are
   `profiler_server.config.Settings` fields, passed as `PROFILER_<NAME>`). Use it to stop and restart a server
   (agent spooling) or for short leases; stopped at teardown.
+- `LiveServer(backend, database_url, log_dir)` (class): a second replica on an existing server's database -
+  copy `.admin_token` / `.enroll_token` from the first before `.start()`; `.close()` it yourself.
 - `fresh_database_url` (function): a new, migrated, empty database of the session's `backend`.
 - `unique_name` (function): `unique_name("dev")` -> "dev-3f9c2a1b", a name no other test uses.
 
