@@ -92,6 +92,18 @@ def test_every_endpoint_has_an_authorisation_rule_and_every_rule_an_endpoint():
     )
 
 
+def test_the_route_walk_sees_a_newly_added_endpoint():
+    """The check above cannot pass by not seeing routes: one added through a router shows up, without a rule."""
+    from fastapi import APIRouter
+
+    settings = Settings(database_url="sqlite://", admin_token="a" * 20, enroll_token="e" * 20)
+    app = create_app(settings)
+    router = APIRouter(prefix="/new")
+    router.add_api_route("/{thing}", lambda thing: thing, methods=["DELETE"])
+    app.include_router(router)
+    assert _walk(app.routes) - RULES.keys() == {("DELETE", "/new/{thing}")}
+
+
 @pytest.fixture(scope="module")
 def world(live_server):
     s = Setup(live_server, unique, n_ops=1)
