@@ -173,6 +173,9 @@ def test_nasty_strings_in_attributes_specs_runtime_and_failures_are_stored_verba
     # The tables the strings tried to drop are all still there.
     assert len(_request(server, "GET", "/devices", server.admin_token).json()["data"]) >= 2
     assert s.admin.get_lut(s.device_name).entries[other.key]["median_us"] == 5.5
+    # The dashboard shows the failure reason as text, never as markup.
+    page = httpx.get(f"{server.url}/dashboard/devices/{s.device_name}").text
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
 @pytest.mark.parametrize(
