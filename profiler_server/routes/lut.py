@@ -52,9 +52,10 @@ async def get_lut(
     """Headers read: `If-None-Match` (304 when it matches the ETag), `Accept: text/csv` (CSV unless ?format=)."""
     key_filter = _parse_keys(keys)
     as_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
-    if request.app.state.engine.dialect.name == "sqlite":
+    engine = request.app.state.engine
+    if engine.dialect.name == "sqlite":
         # A WAL reader never waits for writers: one local indexed read costs less inline than a thread hop.
-        version = _current_version(request, device)
+        version = lut.sqlite_lut_version(engine, device)
     else:
         version = await run_in_threadpool(_current_version, request, device)
     tag = lut.etag(version, key_filter, "csv" if as_csv else "json")

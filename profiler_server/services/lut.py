@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy.dialects import sqlite
 
 from db.models import Device, LutEntry, Measurement, Op
 from profiler_server.errors import NotFound
@@ -55,13 +56,29 @@ class LutVersion:
 
 # Built once: constructing a select costs more than running it on the 304 path.
 _VERSION_QUERY = select(Device.id, Device.lut_version).where(Device.name == bindparam("device_name"))
+_SQLITE_VERSION_SQL = str(_VERSION_QUERY.compile(dialect=sqlite.dialect()))
 
 
 def lut_version(conn: Connection, device_name: str) -> LutVersion:
     row = conn.execute(_VERSION_QUERY, {"device_name": device_name}).first()
+    return _lut_version(row, device_name)
+
+
+def sqlite_lut_version(engine: Engine, device_name: str) -> LutVersion:
+    """`lut_version` on SQLite straight through the driver: the same statement without a transaction or result
+    processing (two integers), a twentieth of the cost - this is the whole database work of a 304."""
+    raw = engine.raw_connection()
+    try:
+        row = raw.cursor().execute(_SQLITE_VERSION_SQL, (device_name,)).fetchone()
+    finally:
+        raw.close()
+    return _lut_version(row, device_name)
+
+
+def _lut_version(row: Any, device_name: str) -> LutVersion:
     if row is None:
         raise NotFound(f"unknown device {device_name!r}", field="device")
-    return LutVersion(row.id, device_name, row.lut_version)
+    return LutVersion(row[0], device_name, row[1])
 
 
 def _iso(at: datetime) -> str:
