@@ -34,7 +34,7 @@ from search_client.export import export_module, export_onnx, sha256_hex
 from search_client.keys import ops_for_space
 from search_client.loss import LossConfig
 from search_client.predict import predict_latency_us
-from search_client.search import SearchConfig, run_search
+from search_client.search import CHECKPOINT_NAME, SearchConfig, run_search
 from search_client.space import SearchSpace
 from search_client.train import TrainConfig, train_architecture
 
@@ -78,7 +78,9 @@ def run_one(
         loss=loss,
     )
     started = time.perf_counter()
-    result = run_search(config, lut, folder / name, sample_count=0)
+    # A finished or interrupted search in --out is resumed rather than redone.
+    resume = (folder / name / CHECKPOINT_NAME).is_file()
+    result = run_search(config, lut, folder / name, resume=resume, sample_count=0)
     search_s = time.perf_counter() - started
     arch = Architecture(tuple(result.state.model.argmax_blocks()))
     trained = train_architecture(

@@ -77,6 +77,8 @@ class Supernet(nn.Module):
 
     def sample_blocks(self, count: int, generator: torch.Generator) -> list[list[str]]:
         """`count` architectures drawn from P_theta = softmax(theta), independently per layer."""
+        if count == 0:
+            return []
         probabilities = torch.softmax(self.theta.detach().float().cpu(), dim=1)
         draws = torch.multinomial(
             probabilities, count, replacement=True, generator=generator

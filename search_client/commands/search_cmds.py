@@ -139,7 +139,9 @@ def search(
         float, typer.Option("--temperature-decay", help="tau *= exp(-d) per epoch.")
     ] = 0.045,
     warmup_fraction: Annotated[float, typer.Option("--warmup-fraction", help="Weights-only epochs.")] = 0.1,
-    samples: Annotated[int, typer.Option("--samples", help="Architectures to sample from P_theta.")] = 6,
+    samples: Annotated[
+        int, typer.Option("--samples", min=0, help="Architectures to sample from P_theta.")
+    ] = 6,
     max_train_samples: Annotated[int | None, typer.Option("--max-train-samples")] = None,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader workers (file-backed data).")] = 0,
     seed: Seed = 0,

@@ -83,3 +83,4 @@ def test_argmax_and_samples_follow_theta() -> None:
 def test_uniform_theta_samples_vary() -> None:
     samples = Supernet(SPACE).sample_blocks(4, torch.Generator().manual_seed(0))
     assert len({tuple(sample) for sample in samples}) == 4
+    assert Supernet(SPACE).sample_blocks(0, torch.Generator()) == []
