@@ -38,7 +38,8 @@ Seed = Annotated[int, typer.Option("--seed", help="Seeds data order, initialisat
 
 def _median_us(
     lut: Path | None, device: str | None, server: str | None, token: str | None, cache: Path | None
-):
+) -> dict[str, float]:
+    """The LUT's medians (key -> us), from a file or pulled from the server (cached; offline from the cache)."""
     if (lut is None) == (device is None):
         raise fail("give exactly one of --lut PATH and --device NAME")
     if lut is not None:
