@@ -92,7 +92,7 @@ def search(
             f"  epoch {record.epoch}: val top-1 {record.val_accuracy:.1%}, argmax {record.argmax_latency_ms:.3f} ms"
         )
 
-    result = run_search(config, lut, folder, on_epoch_end=show, sample_count=0)
+    result = run_search(config, lut, folder, on_epoch_end=show, sample_count=1)  # 0 raises in sample_blocks
     return (
         Architecture(tuple(result.state.model.argmax_blocks())),
         result.space,
