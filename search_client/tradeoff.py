@@ -97,7 +97,7 @@ def plot_tradeoff(points: Sequence[TradeoffPoint], path: Path, title: str) -> Pa
         axes.set_xlabel(f"latency measured on {device}, ms")
         axes.set_ylabel(f"top-1 on {datasets[0]}, %")
         axes.grid(True, linewidth=0.3)
-        axes.legend(fontsize=8, loc="lower right")
+        axes.legend(fontsize=8, loc="best")
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
     return _save(figure, path)
