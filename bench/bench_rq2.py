@@ -76,6 +76,7 @@ def run_one(
         mode="weighted",
         seed=args.seed,
         loss=loss,
+        theta_lr=args.theta_lr,
     )
     started = time.perf_counter()
     # A finished or interrupted search in --out is resumed rather than redone.
@@ -113,6 +114,9 @@ def main() -> None:
     parser.add_argument("--search-epochs", type=int, default=8)
     parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--theta-lr", type=float, default=0.01, help="Adam lr for theta (the paper's 0.01 over ~10k steps)"
+    )
     parser.add_argument(
         "--latency-unit-ms", type=float, default=0.01, help="LAT's unit in the paper's loss (0.01 ms: 10 us)"
     )
