@@ -147,7 +147,7 @@ def validate(
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / RESULT_NAME).write_text(json.dumps(document, indent=1) + "\n")
-        title = f"{device}: LUT sum vs whole network, {resolution}x{resolution}, {len(points)} networks"
+        title = f"{device}: LUT sum vs whole network, {resolution}x{resolution}, {report.raw.count} networks"
         plot_validation_scatter(points, out / SCATTER_NAME, title, report.calibration)
     except OSError as exc:
         raise fail(f"--out: cannot write to {out}: {exc}") from exc
