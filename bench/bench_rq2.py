@@ -115,6 +115,13 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument(
+        "--aware-loss",
+        choices=("multiplicative", "additive"),
+        default="multiplicative",
+        help="the aware run's loss",
+    )
+    parser.add_argument("--lambda-per-ms", type=float, default=1.0, help="additive loss weight (1/ms)")
+    parser.add_argument(
         "--theta-lr", type=float, default=0.01, help="Adam lr for theta (the paper's 0.01 over ~10k steps)"
     )
     parser.add_argument(
@@ -135,7 +142,14 @@ def main() -> None:
     runs = [
         run_one("latency_unaware", LossConfig(form="none"), args, lut, backend, folder),
         run_one(
-            "latency_aware", LossConfig(latency_unit_ms=args.latency_unit_ms), args, lut, backend, folder
+            "latency_aware",
+            LossConfig(
+                args.aware_loss, lambda_per_ms=args.lambda_per_ms, latency_unit_ms=args.latency_unit_ms
+            ),
+            args,
+            lut,
+            backend,
+            folder,
         ),
     ]
     base, aware = runs
