@@ -335,6 +335,11 @@ class ProfilerClient:
     def get_spaces(self) -> list[dict[str, Any]]:
         return self._json("GET", "/spaces")["data"]
 
+    def get_coverage(self, device: str, space: str | None = None) -> list[dict[str, Any]]:
+        """Per search space: total / measured / queued / leased / failed / missing keys of the device's LUT."""
+        params = {"space": space} if space is not None else None
+        return self._json("GET", f"/devices/{device}/coverage", params=params)["data"]
+
     def post_validation(self, device: str, run: Mapping[str, Any]) -> dict[str, Any]:
         """Store a validation run (admin token): {space, label, points, calibration}; returns it with its summary."""
         return self._json("POST", f"/devices/{device}/validations", json=dict(run))

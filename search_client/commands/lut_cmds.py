@@ -24,6 +24,8 @@ from search_client.commands.space_cmds import (
 from search_client.errors import SearchClientError
 from search_client.keys import ops_for_space
 from search_client.lut_client import LutCache, pull_lut, request_lut, wait_for_entries
+from search_client.space_manifest import space_manifest
+from search_client.space_manifest import space_name as server_space_name
 
 Server = Annotated[
     str | None,
@@ -87,6 +89,8 @@ def request(
     ops = ops_for_space(space)
     try:
         with connect(server, token) as client:
+            # Registering the space lets the server report coverage and draw the heat map per space.
+            client.put_space(server_space_name(space.params), space_manifest(space))
             report = request_lut(client, device, ops)
             typer.echo(
                 f"{device}: {report.needed} entries needed, {len(report.missing)} missing; "

@@ -21,6 +21,7 @@ from search_client.cli import app
 from search_client.keys import ops_for_space
 from search_client.latency import latency_table_for_space, median_us_by_key
 from search_client.space import fbnet_space
+from search_client.space_manifest import space_name
 
 SPACE_ARGS = [
     "--resolution",
@@ -81,6 +82,11 @@ def test_request_measure_pull_search_show_train_export(
     assert f"{needed} entries needed, {needed} missing; uploaded {needed} ops, queued {needed} jobs" in first
     again = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
     assert f"uploaded 0 ops, queued 0 jobs ({needed} already queued)" in again
+
+    # The request registered the space, so the server reports this device's coverage of it.
+    with server.client(server.admin_token) as admin:
+        (coverage,) = admin.get_coverage(device, space_name(SPACE.params))
+    assert coverage["total"] == needed and coverage["queued"] == needed
 
     assert stand_in_agent_measures_everything(server, device_token) == needed
     done = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth, "--wait", "--timeout-s", "10")
