@@ -1,6 +1,6 @@
 """The main job, end to end on this machine, with the embedded default database (SQLite).
 
-Starts a LUT server and an onnxruntime agent for this host, has the FBNet space (small-input variant, 32x32)
+Starts a LUT server and an onnxruntime agent for this host, has the FBNet space (small-input variant, 16x16)
 profiled, runs a short DNAS search on scikit-learn's digits against that LUT, trains the chosen architecture
 briefly, measures it end to end on the same agent and prints the result. Every step is one of the documented
 commands (`profiler-server`, `device-agent`, `dnas`), so each shows its own progress; only the final end-to-end
@@ -32,10 +32,14 @@ SERVER_START_TIMEOUT_S = 60.0
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".demo", help="wiped at start")
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--search-epochs", type=int, default=8)
-    parser.add_argument("--train-epochs", type=int, default=8)
+    parser.add_argument("--resolution", type=int, default=16)
+    parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--head-channels", type=int, default=128)
+    parser.add_argument(
+        "--lambda-per-ms", type=float, default=1.0, help="additive latency loss weight (1/ms)"
+    )
+    parser.add_argument("--search-epochs", type=int, default=6)
+    parser.add_argument("--train-epochs", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="agent intra-op threads (1 = paper-style LUT)")
     parser.add_argument(
         "--keep-server", action="store_true", help="leave server and agent running at the end"
@@ -63,7 +67,7 @@ def run(command: list[str], env: dict[str, str]) -> None:
 
 @contextmanager
 def background(command: list[str], env: dict[str, str], log_path: Path, keep: bool) -> Iterator[None]:
-    print("$ " + " ".join(command) + f"  > {log_path.relative_to(ROOT)} 2>&1 &", flush=True)
+    print("$ " + " ".join(command) + f"  > {log_path} 2>&1 &", flush=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -88,6 +92,17 @@ def wait_until(url: str, what: str, timeout_s: float) -> None:
             pass
         time.sleep(0.5)
     raise SystemExit(f"demo: {what} did not come up within {timeout_s:.0f} s ({url})")
+
+
+def dev_admin_token(server: str, state: Path) -> str:
+    """The admin token `serve --dev` generated, read the way every CLI of the project reads it."""
+    os.environ["PROFILER_STATE_DIR"] = str(state)
+    from profiler_server.dev_tokens import read_dev_tokens
+
+    tokens = read_dev_tokens(server)
+    if tokens is None:
+        raise SystemExit(f"demo: the server wrote no dev tokens for {server} under {state}")
+    return tokens.admin_token
 
 
 def wait_for_device(server: str, device: str, admin_token: str, timeout_s: float) -> None:
@@ -130,14 +145,17 @@ def main() -> None:
         "FBNET_LUT_CACHE": str(state / "cache"),
     }
     # The LUT is requested for exactly the space the search builds (digits: 10 classes).
-    space_flags = ["--resolution", str(args.resolution), "--width", str(args.width), "--small-input"]
+    space_flags = [
+        "--resolution", str(args.resolution), "--width", str(args.width),
+        "--head-channels", str(args.head_channels), "--small-input",
+    ]  # fmt: skip
     started = time.monotonic()
 
     banner(f"1/6 LUT server on {server} (SQLite: {state / 'lut.sqlite3'})")
     serve = [str(BIN / "profiler-server"), "serve", "--dev", "--host", "127.0.0.1", "--port", str(port)]
     with background(serve, env, state / "server.log", args.keep_server):
         wait_until(f"{server}/healthz", "the server", SERVER_START_TIMEOUT_S)
-        admin_token = json.loads((state / "dev-tokens.json").read_text())[server]["admin_token"]
+        admin_token = dev_admin_token(server, state)
 
         banner(f"2/6 device agent for this host: {device} (onnxruntime CPU, {args.threads} thread(s))")
         agent = [
@@ -155,10 +173,11 @@ def main() -> None:
             search_dir = state / "search"
             run([str(BIN / "dnas"), "search", "--server", server, "--device", device, "--data", "digits",
                  *space_flags,
-                 "--epochs", str(args.search_epochs), "--mode", "single_path",
-                 # A 32x32 network runs in ~0.3-3 ms here, so LAT is counted in units of 0.1 ms: that puts
-                 # log(LAT) in the range the paper's phone latencies (15-40 ms) gave it.
-                 "--latency-unit-ms", "0.1", "--out", str(search_dir)],
+                 "--epochs", str(args.search_epochs), "--mode", "weighted",
+                 # The additive form CE + lambda * LAT_ms: on digits the paper's CE * a * log(LAT)^b fades
+                 # with the cross-entropy within a few epochs (docs/search.md, RQ2).
+                 "--latency-loss", "additive", "--lambda-per-ms", str(args.lambda_per_ms),
+                 "--out", str(search_dir)],
                 env)  # fmt: skip
 
             banner("5/6 train the chosen architecture from scratch")
