@@ -297,10 +297,13 @@ class ProfilerClient:
         return ResultsReceipt(accepted=accepted, duplicates=duplicates, failures=failures)
 
     # -- LUT ----------------------------------------------------------------------------------------------------
-    def get_lut(self, device: str, keys: Sequence[str] | None = None) -> Lut:
-        """The device's LUT; repeated calls send If-None-Match and reuse the cached entries on 304."""
+    def get_lut(self, device: str, keys: Sequence[str] | None = None, known: Lut | None = None) -> Lut:
+        """The device's LUT; repeated calls send If-None-Match and reuse the cached entries on 304.
+
+        `known` is a copy kept elsewhere (an on-disk cache): its ETag is sent when this client has none, so an
+        unchanged LUT costs a 304 instead of the whole body."""
         cache_key = (device, tuple(keys) if keys is not None else None)
-        cached = self._lut_cache.get(cache_key)
+        cached = self._lut_cache.get(cache_key) or known
         headers = {"If-None-Match": cached.etag} if cached else {}
         params = {"keys": ",".join(keys)} if keys is not None else None
         response = self._request("GET", f"/lut/{device}", params=params, headers=headers)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profiler_server.client import NotFoundError, OpUpload, ProfilerClient, ServerUnavailable
+from profiler_server.client import Lut, NotFoundError, OpUpload, ProfilerClient, ServerUnavailable
 from search_client.errors import LutFormatError, LutUnavailableError
 from search_client.export import export_onnx
 from search_client.keys import Op
@@ -95,8 +95,9 @@ class PullResult:
 def pull_lut(client: ProfilerClient, device: str, cache: LutCache) -> PullResult:
     """The device's full LUT from the server, refreshing the cache; the cached copy when the server is down."""
     cached = cache.load(client.base_url, device)
+    known = None if cached is None else Lut(device, cached.lut_version, cached.entries, cached.etag)
     try:
-        lut = client.get_lut(device)
+        lut = client.get_lut(device, known=known)
     except ServerUnavailable as exc:
         if cached is None:
             raise LutUnavailableError(

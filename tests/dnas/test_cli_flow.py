@@ -68,6 +68,14 @@ def invoke(*args: str) -> str:
     return result.output
 
 
+def lut_304_count(server) -> int:
+    """How many `GET /lut/{device}` requests the server answered with 304, from its /metrics."""
+    series = 'profiler_http_requests_total{method="GET",route="/lut/{device}",status="304"} '
+    with server.client(server.admin_token) as admin:
+        lines = [line for line in admin.metrics().splitlines() if line.startswith(series)]
+    return int(float(lines[0].split()[-1])) if lines else 0
+
+
 def test_request_measure_pull_search_show_train_export(
     live_server_factory, unique_name, tmp_path: Path
 ) -> None:
@@ -96,9 +104,12 @@ def test_request_measure_pull_search_show_train_export(
     lut_path = tmp_path / "lut.json"
     pulled = invoke("lut", "pull", "--device", device, "-o", str(lut_path), *auth, *cache)
     assert f"{needed} entries" in pulled and "unchanged" not in pulled
+    not_modified_before = lut_304_count(server)
     assert "unchanged since the last pull" in invoke(
         "lut", "pull", "--device", device, "-o", str(lut_path), *auth, *cache
     )
+    # The second pull (a new client) sent the disk cache's ETag: the server answered 304, not the whole LUT.
+    assert lut_304_count(server) == not_modified_before + 1
     entries = json.loads(lut_path.read_text())["entries"]
     some_key = next(iter(entries))
     assert entries[some_key]["median_us"] == pytest.approx(stand_in_latency_us(some_key))
