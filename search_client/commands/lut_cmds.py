@@ -99,7 +99,7 @@ def request(
             )
             if not wait or not report.missing:
                 return
-            still_missing = _wait(client, device, [op.key for op in ops], timeout_s, poll_s)
+            still_missing = wait_with_progress(client, device, [op.key for op in ops], timeout_s, poll_s)
     except (ProfilerError, SearchClientError) as exc:
         raise fail(str(exc)) from exc
     if still_missing:
@@ -107,7 +107,9 @@ def request(
     typer.echo(f"{device}: LUT complete for this space")
 
 
-def _wait(client: ProfilerClient, device: str, keys: list[str], timeout_s: float, poll_s: float) -> list[str]:
+def wait_with_progress(
+    client: ProfilerClient, device: str, keys: list[str], timeout_s: float, poll_s: float
+) -> list[str]:
     columns = (TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task("lut", total=len(keys))

@@ -13,7 +13,7 @@ from rich.table import Table
 from profiler_server.client import ProfilerError
 from search_client.arch import load_architecture
 from search_client.calibration import DEFAULT_FIT_FRACTION, split_names
-from search_client.commands.lut_cmds import Server, Token, _wait, connect, fail
+from search_client.commands.lut_cmds import Server, Token, connect, fail, wait_with_progress
 from search_client.errors import SearchClientError
 from search_client.fidelity import FidelitySummary
 from search_client.fidelity_plot import plot_validation_scatter
@@ -126,7 +126,7 @@ def validate(
             typer.echo(
                 f"{device}: exporting and uploading {len(models)} networks and their blocks (once each)"
             )
-            points = measure_and_compare(client, device, models, timeout_s, poll_s, wait=_wait)
+            points = measure_and_compare(client, device, models, timeout_s, poll_s, wait=wait_with_progress)
             if calibrate:
                 points = with_splits(points, fit_fraction, seed)
             report = build_report(points, calibrate)
