@@ -176,9 +176,7 @@ def ingest_task_results(
         )
     }
     op_keys = dict(
-        session.execute(select(Op.id, Op.key).where(Op.id.in_({t.op_id for t in tasks.values()})))
-        .tuples()
-        .all()
+        session.execute(select(Op.id, Op.key).where(Op.id.in_({t.op_id for t in tasks.values()}))).all()
     )
     for i, result in enumerate(results):
         task = tasks.get(result.task_id)

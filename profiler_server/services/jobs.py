@@ -25,7 +25,7 @@ def chunks(items: list[str] | list[int], size: int = IN_CHUNK) -> Iterator[list]
 def op_ids_by_key(session: Session, keys: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for part in chunks(keys):
-        found.update(session.execute(select(Op.key, Op.id).where(Op.key.in_(part))).tuples().all())
+        found.update(session.execute(select(Op.key, Op.id).where(Op.key.in_(part))).all())
     return found
 
 
