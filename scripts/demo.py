@@ -123,7 +123,7 @@ def measure_end_to_end(server: str, admin_token: str, device: str, arch_path: Pa
     from search_client.validate import ValidationModel, measure_and_compare
 
     arch, params = load_architecture(arch_path)
-    model = ValidationModel("searched", "random", make_op(network_spec(arch, params)), arch, params)
+    model = ValidationModel("searched", "searched", make_op(network_spec(arch, params)), arch, params)
     with ProfilerClient(server, admin_token) as client:
         (point,) = measure_and_compare(client, device, [model], timeout_s=600.0)
     assert point.predicted_us is not None  # a network of the space always has a prediction

@@ -34,7 +34,7 @@ from search_client.space import NUM_LAYERS, SpaceParams, build_space
 from search_client.space_manifest import space_manifest, space_name
 from search_client.zoo import MobileNetV2Entry, get_model
 
-ModelKind = Literal["zoo", "random"]
+ModelKind = Literal["zoo", "random", "searched"]
 DEFAULT_ZOO = ("fbnet_a", "fbnet_b", "fbnet_c", "mobilenetv2_100")
 LATENCY_FIELD = "median_us"  # the statistic the search uses; validation compares like with like
 
