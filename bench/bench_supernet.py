@@ -55,7 +55,7 @@ def measure_mode(args: argparse.Namespace) -> dict[str, float | str]:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     space = fbnet_space(
-        args.resolution, args.width, args.num_classes, args.head_channels, args.resolution < 100
+        args.resolution, args.width, args.num_classes, args.head_channels, args.schedule == "small-input"
     )
     idle_mib = rss_mib()
     if args.mode == "plain":
@@ -108,6 +108,12 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--head-channels", type=int, default=1984)
+    parser.add_argument(
+        "--schedule",
+        choices=("imagenet", "small-input"),
+        default="imagenet",
+        help="stride schedule: imagenet (total stride 32, as ANCHORS.md) or small-input (total stride 8)",
+    )
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -135,7 +141,8 @@ def main() -> None:
         ).stdout
         results[mode] = json.loads(output.strip().splitlines()[-1])
     print(
-        f"supernet step on {args.device}, {args.resolution}x{args.resolution}, batch {args.batch}, width {args.width}, "
+        f"supernet step on {args.device}, {args.resolution}x{args.resolution} ({args.schedule} strides), "
+        f"batch {args.batch}, width {args.width}, "
         f"{'bf16' if args.bf16 else 'fp32'}{', channels_last' if args.channels_last else ''}, "
         f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}"
     )
