@@ -64,6 +64,7 @@ class SearchConfig:
     theta_weight_decay: float = 5e-4
     max_train_samples: int | None = None
     workers: int = 0
+    sync_bn: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -136,6 +137,10 @@ def _epoch_seed(seed: int, epoch: int, phase: int, rank: int) -> int:
 def build_state(config: SearchConfig, space: SearchSpace) -> SearchState:
     torch.manual_seed(config.seed)
     model = Supernet(space, config.mode)
+    if config.sync_bn:
+        # Replaces the BatchNorm children in place, keeping their parameters; draws no random numbers, so the
+        # initialisation is the same as without. Without a process group SyncBatchNorm is plain BatchNorm.
+        nn.SyncBatchNorm.convert_sync_batchnorm(model)
     weight_optimizer = torch.optim.SGD(
         model.weight_parameters(),
         lr=config.weight_lr,
@@ -168,8 +173,10 @@ def load_checkpoint(path: Path, config: SearchConfig, state: SearchState) -> Non
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-    if payload["config"] != config.to_json():
-        changed = sorted(k for k, v in config.to_json().items() if payload["config"].get(k) != v)
+    # A field added to SearchConfig after the checkpoint was written has its default (the old behaviour).
+    stored = {**SearchConfig().to_json(), **payload["config"]}
+    if stored != config.to_json():
+        changed = sorted(k for k, v in config.to_json().items() if stored[k] != v)
         raise CheckpointError(f"{path} is from a different search (differs in: {', '.join(changed)})")
     state.model.load_state_dict(payload["model"])
     state.weight_optimizer.load_state_dict(payload["weight_optimizer"])
@@ -244,7 +251,9 @@ def evaluate_supernet(
     it trained and misjudge any one of them (single-path NAS recalibrates them for that reason). Momentum 0
     keeps the running statistics untouched; batches are balanced so that none is a single sample.
     """
-    norms = [module for module in supernet.modules() if isinstance(module, nn.BatchNorm2d)]
+    norms = [
+        module for module in supernet.modules() if isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm))
+    ]
     momenta = [norm.momentum for norm in norms]
     supernet.train()
     for norm in norms:
@@ -268,6 +277,23 @@ class SearchResult:
     space: SearchSpace
     table: LatencyTable
     outputs: list[Path]
+
+
+def _check_sync_bn(config: SearchConfig, context: DistContext, device: torch.device) -> None:
+    if not config.sync_bn:
+        return
+    if config.mode == "single_path":
+        # Each rank runs only the candidates its own samples drew, so the ranks' SyncBatchNorm collectives
+        # would not pair up (a hang or a mismatch).
+        raise InvalidSearchConfigError(
+            "--sync-bn works with --mode weighted only: single_path ranks run different candidates"
+        )
+    if context.enabled and device.type != "cuda":
+        # torch's SyncBatchNorm refuses CPU tensors once a process group exists (checked in torch 2.13).
+        raise InvalidSearchConfigError(
+            f"--sync-bn needs CUDA devices: torch's SyncBatchNorm does not run on {device.type} (gloo); "
+            "use --torch-device cuda or drop --sync-bn"
+        )
 
 
 def run_search(
@@ -316,6 +342,7 @@ def run_search(
         raise InvalidSearchConfigError(
             f"single_path needs a final feature map larger than 1x1; resolution {config.resolution} gives 1x1"
         )
+    _check_sync_bn(config, context, device)
     warmup = warmup_epochs(config.epochs, config.warmup_fraction)
     model: nn.Module = state.model
     if context.enabled:

@@ -145,6 +145,13 @@ def search(
     ] = 6,
     max_train_samples: Annotated[int | None, typer.Option("--max-train-samples")] = None,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader workers (file-backed data).")] = 0,
+    sync_bn: Annotated[
+        bool,
+        typer.Option(
+            "--sync-bn",
+            help="SyncBatchNorm: statistics over the global batch (torchrun on CUDA, weighted mode).",
+        ),
+    ] = False,
     seed: Seed = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")] = False,
     torch_device: TorchDevice = "cpu",
@@ -176,6 +183,7 @@ def search(
         warmup_fraction=warmup_fraction,
         max_train_samples=max_train_samples,
         workers=workers,
+        sync_bn=sync_bn,
     )
     try:
         median_us = _median_us(lut, device, server, token, cache_dir)

@@ -220,6 +220,10 @@ def test_search_refuses_the_multiplicative_loss_on_a_sub_millisecond_lut(tmp_pat
         (["--mode", "fast"], "--mode: expected one of weighted, single_path"),
         (["--latency-loss", "log"], "--latency-loss: expected one of"),
         (["--data", "mnist"], "--data 'mnist'"),
+        (
+            ["--sync-bn", "--mode", "single_path", "--latency-loss", "additive"],
+            "--sync-bn works with --mode weighted",
+        ),
         ([], "give exactly one of --lut PATH and --device NAME"),
     ],
 )

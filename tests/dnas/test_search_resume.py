@@ -7,11 +7,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from search_client.arch import load_architecture
+from search_client.distributed import DistContext
 from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.keys import ops_for_space
-from search_client.search import CHECKPOINT_NAME, HISTORY_NAME, EpochRecord, SearchConfig, run_search
+from search_client.search import (
+    ARGMAX_NAME,
+    CHECKPOINT_NAME,
+    HISTORY_NAME,
+    SAMPLES_DIR,
+    EpochRecord,
+    SearchConfig,
+    run_search,
+)
 
 CONFIG = SearchConfig(
     data="fake", resolution=8, width=0.25, head_channels=16, epochs=2, batch_size=16, max_train_samples=80
@@ -97,3 +107,45 @@ def test_impossible_settings_are_refused_before_training(tmp_path: Path) -> None
     config = SearchConfig(**{**CONFIG.__dict__, "mode": "single_path"})
     with pytest.raises(InvalidSearchConfigError, match="1x1"):
         run_search(config, lut_us(config), tmp_path)
+
+
+def test_sync_bn_in_one_process_equals_batchnorm_and_resumes(tmp_path: Path) -> None:
+    """Without a process group SyncBatchNorm normalises like BatchNorm, so a --sync-bn search in one process,
+    interrupted and resumed from its checkpoint, must equal a plain search: weights, running statistics (the
+    supernet evaluation must leave them alone), history, argmax and sampled architectures."""
+    config = SearchConfig(**{**CONFIG.__dict__, "sync_bn": True})
+    plain = run_search(CONFIG, lut_us(CONFIG), tmp_path / "plain")
+    with pytest.raises(Interrupted):
+        run_search(config, lut_us(config), tmp_path / "sync", on_epoch_end=interrupt_after(0))
+    synced = run_search(config, lut_us(config), tmp_path / "sync", resume=True)
+
+    norm_types = {
+        type(module) for module in synced.state.model.modules() if "BatchNorm" in type(module).__name__
+    }
+    assert norm_types == {nn.SyncBatchNorm}
+    assert synced.state.history == plain.state.history
+    plain_weights, synced_weights = plain.state.model.state_dict(), synced.state.model.state_dict()
+    assert plain_weights.keys() == synced_weights.keys()
+    assert all(torch.equal(plain_weights[name], synced_weights[name]) for name in plain_weights)
+    for name in (ARGMAX_NAME, f"{SAMPLES_DIR}/arch_00.json"):
+        assert (tmp_path / "plain" / name).read_text() == (tmp_path / "sync" / name).read_text()
+
+
+def test_sync_bn_is_refused_where_torch_cannot_run_it(tmp_path: Path) -> None:
+    config = SearchConfig(**{**CONFIG.__dict__, "sync_bn": True, "mode": "single_path", "resolution": 16})
+    with pytest.raises(InvalidSearchConfigError, match="--mode weighted only"):
+        run_search(config, lut_us(config), tmp_path)
+    # Two CPU processes: torch's SyncBatchNorm would raise mid-step; refused before any process-group call.
+    config = SearchConfig(**{**CONFIG.__dict__, "sync_bn": True})
+    with pytest.raises(InvalidSearchConfigError, match="--sync-bn needs CUDA devices"):
+        run_search(config, lut_us(config), tmp_path, context=DistContext(rank=0, world_size=2))
+
+
+def test_a_checkpoint_written_before_a_config_field_existed_resumes(tmp_path: Path) -> None:
+    config = SearchConfig(**{**CONFIG.__dict__, "epochs": 1})
+    run_search(config, lut_us(config), tmp_path)
+    payload = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    del payload["config"]["sync_bn"]  # as written before --sync-bn
+    torch.save(payload, tmp_path / CHECKPOINT_NAME)
+    resumed = run_search(config, lut_us(config), tmp_path, resume=True)
+    assert [record.epoch for record in resumed.state.history] == [0]
