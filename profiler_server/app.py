@@ -12,18 +12,24 @@ from profiler_server import __version__, dashboard
 from profiler_server.body_limit import BodyLimitMiddleware
 from profiler_server.config import Settings
 from profiler_server.errors import install_error_handlers
+from profiler_server.lut_not_modified import LutNotModifiedMiddleware
 from profiler_server.metrics import Metrics, MetricsMiddleware
 from profiler_server.ratelimit import RateLimitMiddleware
 from profiler_server.routes import agent, devices, health, jobs, lut, measurements, ops, spaces, validations
 from profiler_server.services.lut import LutCache
+from profiler_server.services.lut_versions import make_lut_versions
+from profiler_server.token_cache import VerifiedTokens
 
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
+    lut_versions = make_lut_versions(engine)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        lut_versions.close()
         engine.dispose()
 
     app = FastAPI(title="fbnet-lut profiler server", version=__version__, lifespan=lifespan)
@@ -32,9 +38,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.session_factory = make_session_factory(engine)
     app.state.metrics = Metrics()
     app.state.lut_cache = LutCache()
+    app.state.lut_versions = lut_versions
+    app.state.verified_tokens = VerifiedTokens()
     install_error_handlers(app)
-    # Added innermost first: metrics see every response (the rate limit's 429, the body limit's 413), and the
-    # rate limit refuses before a body is read.
+    # Added innermost first: metrics see every response (the rate limit's 429, the body limit's 413, the fast
+    # path's 304), and the rate limit refuses before a body is read.
+    app.add_middleware(LutNotModifiedMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     app.add_middleware(RateLimitMiddleware, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst,

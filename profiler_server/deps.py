@@ -15,6 +15,7 @@ from db.session import begin_write
 from profiler_server.config import Settings, get_settings
 from profiler_server.errors import Forbidden, Unauthorized
 from profiler_server.security import Principal, Role, same_secret, token_sha256
+from profiler_server.token_cache import VerifiedTokens
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -35,31 +36,49 @@ ReadSession = Annotated[Session, Depends(get_session)]
 WriteSession = Annotated[Session, Depends(get_write_session)]
 
 
-def _device_for_token(request: Request, token: str) -> Principal | None:
+def _device_for_digest(request: Request, token_digest: str) -> Principal | None:
     with request.app.state.session_factory() as session:
-        row = session.execute(select(Device.id).where(Device.token_sha256 == token_sha256(token))).first()
+        row = session.execute(select(Device.id).where(Device.token_sha256 == token_digest)).first()
     return None if row is None else Principal(Role.device, device_id=row.id)
 
 
-async def get_principal(request: Request) -> Principal:
-    # Async, reading the header directly, with a worker thread only for the device-token lookup: this runs on
-    # every request, and FastAPI's parameter machinery and thread hops cost more than the check itself.
-    settings: Settings = request.app.state.settings
-    authorization = request.headers.get("authorization")
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header; 401 when missing or malformed."""
     if not authorization:
         raise Unauthorized("missing Authorization: Bearer <token> header")
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
+    return token
+
+
+def known_principal(
+    settings: Settings, tokens: VerifiedTokens, token: str, token_digest: str
+) -> Principal | None:
+    """Who the token belongs to, if that is known without the database: the admin or enroll token, or a device
+    token verified recently."""
     if settings.admin_token and same_secret(token, settings.admin_token.get_secret_value()):
         return Principal(Role.admin)
     if settings.enroll_token and same_secret(token, settings.enroll_token.get_secret_value()):
         return Principal(Role.enroll)
+    return tokens.get(token_digest)
+
+
+async def get_principal(request: Request) -> Principal:
+    # Async, reading the header directly, with a worker thread only for a device token not verified recently:
+    # this runs on every request, and FastAPI's parameter machinery and thread hops cost more than the check.
+    token = bearer_token(request.headers.get("authorization"))
+    digest = token_sha256(token)
+    tokens: VerifiedTokens = request.app.state.verified_tokens
+    principal = known_principal(request.app.state.settings, tokens, token, digest)
+    if principal is not None:
+        return principal
     # Its own short session: a writing route's transaction must begin with its first statement.
-    principal = await run_in_threadpool(_device_for_token, request, token)
+    principal = await run_in_threadpool(_device_for_digest, request, digest)
     if principal is None:
         raise Unauthorized("unknown token")
+    tokens.put(digest, principal)
     return principal
 
 
@@ -77,4 +96,5 @@ AdminPrincipal = Annotated[Principal, Depends(_require(Role.admin))]
 EnrollPrincipal = Annotated[Principal, Depends(_require(Role.enroll))]
 DevicePrincipal = Annotated[Principal, Depends(_require(Role.device))]
 # Reading the LUT, devices and op models: admins and agents alike (not the enroll token: it only registers).
-ReaderPrincipal = Annotated[Principal, Depends(_require(Role.admin, Role.device))]
+READER_ROLES = (Role.admin, Role.device)
+ReaderPrincipal = Annotated[Principal, Depends(_require(*READER_ROLES))]

@@ -48,7 +48,7 @@ def post_results(
 ) -> ResultsReceipt:
     assert device.device_id is not None
     receipt = ingest.ingest_task_results(session, device.device_id, body.results, _limits(settings), utcnow())
-    _count(request, receipt)
+    _after_ingest(request, device.device_id, receipt)
     return receipt
 
 
@@ -62,11 +62,14 @@ def post_measurements(
 ) -> ResultsReceipt:
     assert device.device_id is not None
     receipt = ingest.ingest_offline(session, device.device_id, body.results, _limits(settings), utcnow())
-    _count(request, receipt)
+    _after_ingest(request, device.device_id, receipt)
     return receipt
 
 
-def _count(request: Request, receipt: ResultsReceipt) -> None:
+def _after_ingest(request: Request, device_id: int, receipt: ResultsReceipt) -> None:
+    if receipt.accepted:
+        # Committed: drop this process's cached LUT version before the response tells the agent it is stored.
+        request.app.state.lut_versions.invalidate(device_id)
     metrics = request.app.state.metrics
     metrics.count("measurements_ingested", receipt.accepted)
     metrics.count("measurement_duplicates", receipt.duplicates)

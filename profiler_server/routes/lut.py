@@ -16,7 +16,7 @@ from profiler_server.services import lut
 router = APIRouter(prefix="/lut", tags=["lut"])
 
 
-def _parse_keys(keys: str | None) -> list[str] | None:
+def parse_keys(keys: str | None) -> list[str] | None:
     if keys is None:
         return None
     parsed = [k for k in (part.strip() for part in keys.split(",")) if k]
@@ -28,9 +28,16 @@ def _parse_keys(keys: str | None) -> list[str] | None:
     return list(dict.fromkeys(parsed))
 
 
-def _current_version(request: Request, device: str) -> lut.LutVersion:
-    with autocommit_connection(request.app.state.engine) as conn:
-        return lut.lut_version(conn, device)
+def wants_csv(format: str | None, accept: str) -> bool:
+    return format == "csv" or (format is None and "text/csv" in accept)
+
+
+def representation_headers(tag: str) -> dict[str, str]:
+    return {"ETag": tag, "Cache-Control": "no-cache", "Vary": "Accept"}
+
+
+def not_modified(tag: str) -> Response:
+    return Response(status_code=304, headers=representation_headers(tag))
 
 
 def _body(request: Request, version: lut.LutVersion, keys: list[str] | None, as_csv: bool) -> bytes:
@@ -49,22 +56,21 @@ async def get_lut(
     keys: Annotated[str | None, Query(description="comma-separated op keys")] = None,
     format: Annotated[Literal["json", "csv"] | None, Query()] = None,
 ) -> Response:
-    """Headers read: `If-None-Match` (304 when it matches the ETag), `Accept: text/csv` (CSV unless ?format=)."""
-    key_filter = _parse_keys(keys)
-    as_csv = format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
-    engine = request.app.state.engine
-    if engine.dialect.name == "sqlite":
-        # A WAL reader never waits for writers: one local indexed read costs less inline than a thread hop.
-        version = lut.sqlite_lut_version(engine, device)
-    else:
-        version = await run_in_threadpool(_current_version, request, device)
+    """Headers read: `If-None-Match` (304 when it matches the ETag), `Accept: text/csv` (CSV unless ?format=).
+
+    Most 304s never get here: `lut_not_modified.LutNotModifiedMiddleware` answers them first when it can.
+    """
+    key_filter = parse_keys(keys)
+    as_csv = wants_csv(format, request.headers.get("accept", ""))
+    version = await request.app.state.lut_versions.current(device)
     tag = lut.etag(version, key_filter, "csv" if as_csv else "json")
-    headers = {"ETag": tag, "Cache-Control": "no-cache", "Vary": "Accept"}
     if lut.matches(request.headers.get("if-none-match"), tag):
-        return Response(status_code=304, headers=headers)
+        return not_modified(tag)
     body = request.app.state.lut_cache.rendered_bytes(version, as_csv) if key_filter is None else None
     if body is None:  # rendering (a database read, or serialising entries) happens off the event loop
         body = await run_in_threadpool(_body, request, version, key_filter, as_csv)
     return Response(
-        body, media_type="text/csv; charset=utf-8" if as_csv else "application/json", headers=headers
+        body,
+        media_type="text/csv; charset=utf-8" if as_csv else "application/json",
+        headers=representation_headers(tag),
     )

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import Device, LutEntry, Measurement, Op, Task, TaskStatus
 from profiler_server.errors import BadRequest, Conflict, Forbidden, NotFound
 from profiler_server.schemas import OfflineMeasurement, ResultsReceipt, RuntimeInfo, TaskResult
+from profiler_server.services.bulk_rows import insert_rows
 from profiler_server.services.jobs import chunks
-from profiler_server.stats import batch_stats
+from profiler_server.services.lut_versions import notifying
+from profiler_server.stats import SampleStats, batch_stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +38,6 @@ class IngestLimits:
     max_samples_per_result: int
     max_results_per_request: int
     unstable_iqr_ratio: float
-
-
-def _dialect_insert(session: Session, model: type) -> Insert:
-    # Core insert on the Table (not the ORM class): the ORM's bulk path costs more than the database here.
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model.__table__)  # type: ignore[attr-defined]
 
 
 def _check_counts(n_results: int, samples: list[list[float] | None], limits: IngestLimits) -> None:
@@ -76,91 +73,82 @@ def _resolve_ops(session: Session, keyed: list[tuple[str, str, str | None]]) -> 
     return found
 
 
+# Column order of `_measurement_row`.
+_MEASUREMENT_COLUMNS = (
+    "result_id", "device_id", "op_id", "task_id", "samples_us_f64le", "n", "median_us", "p10_us", "p90_us",
+    "mean_us", "std_us", "iqr_us", "min_us", "max_us", "cv", "unstable", "runtime", "runtime_name",
+    "runtime_version", "execution_provider", "threads", "agent_version", "measured_at", "received_at",
+)  # fmt: skip
+_SKIP_STORED = "ON CONFLICT (result_id) DO NOTHING"
+_LUT_COLUMNS = ("device_id", "op_id", "measurement_id", "measured_at")
+# An older measurement uploaded late (offline results) does not replace a newer one.
+_KEEP_LATEST = (
+    "ON CONFLICT (device_id, op_id) DO UPDATE SET measurement_id = excluded.measurement_id, "
+    "measured_at = excluded.measured_at WHERE lut_entries.measured_at <= excluded.measured_at"
+)
+
+
+def _measurement_row(device_id: int, sample: _Sample, stats: SampleStats, now: datetime) -> tuple[Any, ...]:
+    runtime = sample.runtime
+    return (
+        sample.result_id, device_id, sample.op_id, sample.task_id,
+        np.asarray(sample.samples_us, dtype="<f8").tobytes(), stats.n, stats.median_us, stats.p10_us,
+        stats.p90_us, stats.mean_us, stats.std_us, stats.iqr_us, stats.min_us, stats.max_us, stats.cv,
+        stats.unstable, runtime.model_dump(mode="json"), runtime.runtime, runtime.runtime_version,
+        runtime.execution_provider, runtime.threads, runtime.agent_version, runtime.finished_at or now, now,
+    )  # fmt: skip
+
+
 def _store(
     session: Session, device_id: int, samples: list[_Sample], limits: IngestLimits, now: datetime
 ) -> int:
-    """Insert new measurements, point the LUT at the latest per op; returns how many were new."""
-    rows = []
+    """Insert new measurements, point the LUT at the latest per op; returns how many were new.
+
+    Two statements whatever the batch size. The insert returns exactly the rows it stored: a result_id that a
+    concurrent request stored first is skipped by the unique index (PostgreSQL waits for that request's commit).
+    """
+    if not samples:
+        return 0
     all_stats = batch_stats([s.samples_us for s in samples], limits.unstable_iqr_ratio)
-    for sample, stats in zip(samples, all_stats, strict=True):
-        runtime = sample.runtime
-        rows.append(
-            {
-                "result_id": sample.result_id,
-                "device_id": device_id,
-                "op_id": sample.op_id,
-                "task_id": sample.task_id,
-                "samples_us_f64le": np.asarray(sample.samples_us, dtype="<f8").tobytes(),
-                "n": stats.n,
-                "median_us": stats.median_us,
-                "p10_us": stats.p10_us,
-                "p90_us": stats.p90_us,
-                "mean_us": stats.mean_us,
-                "std_us": stats.std_us,
-                "iqr_us": stats.iqr_us,
-                "min_us": stats.min_us,
-                "max_us": stats.max_us,
-                "cv": stats.cv,
-                "unstable": stats.unstable,
-                "runtime": runtime.model_dump(mode="json"),
-                "runtime_name": runtime.runtime,
-                "runtime_version": runtime.runtime_version,
-                "execution_provider": runtime.execution_provider,
-                "threads": runtime.threads,
-                "agent_version": runtime.agent_version,
-                "measured_at": runtime.finished_at or now,
-                "received_at": now,
-            }
+    # Sorted by result_id, and LUT rows by op: concurrent requests with overlapping results take the unique-index
+    # locks in the same order, so they wait for each other instead of deadlocking.
+    rows = [_measurement_row(device_id, s, st, now) for s, st in zip(samples, all_stats, strict=True)]
+    rows.sort(key=itemgetter(0))
+    conn = session.connection()
+    inserted = dict(
+        insert_rows(
+            conn, Measurement.__table__, _MEASUREMENT_COLUMNS, rows, _SKIP_STORED, ("result_id", "id")
         )
-    if not rows:
-        return 0
-    # No RETURNING: with it SQLAlchemy renders one huge multi-VALUES statement that psycopg re-parses on every
-    # batch (most of the time of a PostgreSQL ingest); a plain executemany is pipelined instead.
-    session.execute(
-        _dialect_insert(session, Measurement).on_conflict_do_nothing(index_elements=["result_id"]), rows
     )
-    table = Measurement.__table__
-    # What this request inserted: its result_ids stamped with its own `received_at` (executemany's rowcount is
-    # not reliable across drivers; a concurrent duplicate's rows carry that request's timestamp instead).
-    inserted = session.execute(
-        select(table.c.id, table.c.op_id, table.c.measured_at).where(
-            table.c.result_id.in_([row["result_id"] for row in rows]),
-            table.c.device_id == device_id,
-            table.c.received_at == now,
-        )
-    ).all()
-    if not inserted:
-        return 0
     latest: dict[int, tuple[int, datetime]] = {}
-    for measurement_id, op_id, measured_at in inserted:
-        if op_id not in latest or measured_at >= latest[op_id][1]:
-            latest[op_id] = (measurement_id, measured_at)
-    upsert = _dialect_insert(session, LutEntry)
-    session.execute(
-        upsert.on_conflict_do_update(
-            index_elements=["device_id", "op_id"],
-            set_={
-                "measurement_id": upsert.excluded.measurement_id,
-                "measured_at": upsert.excluded.measured_at,
-            },
-            # An older measurement uploaded late (offline results) does not replace a newer one.
-            where=LutEntry.measured_at <= upsert.excluded.measured_at,
-        ),
-        [
-            {"device_id": device_id, "op_id": op_id, "measurement_id": mid, "measured_at": at}
-            for op_id, (mid, at) in latest.items()
-        ],
-    )
-    session.execute(update(Device).where(Device.id == device_id).values(lut_version=Device.lut_version + 1))
+    for sample in samples:
+        measurement_id = inserted.get(sample.result_id)
+        measured_at = sample.runtime.finished_at or now
+        if measurement_id is not None and (
+            sample.op_id not in latest or measured_at >= latest[sample.op_id][1]
+        ):
+            latest[sample.op_id] = (measurement_id, measured_at)
+    lut_rows = [(device_id, op_id, mid, at) for op_id, (mid, at) in sorted(latest.items())]
+    insert_rows(conn, LutEntry.__table__, _LUT_COLUMNS, lut_rows, _KEEP_LATEST)
     return len(inserted)
 
 
+def _touch_device(session: Session, device_id: int, now: datetime, lut_changed: bool) -> None:
+    """The device was seen now; a changed LUT gets a new version, announced to every server replica on commit."""
+    touch = update(Device).where(Device.id == device_id).values(last_seen_at=now)
+    if lut_changed:
+        touch = notifying(touch.values(lut_version=Device.lut_version + 1), session.get_bind().dialect.name)
+    session.execute(touch)
+
+
 def _new_result_ids(session: Session, result_ids: list[str]) -> set[str]:
-    known = set(session.scalars(select(Measurement.result_id).where(Measurement.result_id.in_(result_ids))))
-    known |= set(
-        session.scalars(select(Task.failure_result_id).where(Task.failure_result_id.in_(result_ids)))
+    """The ids not stored yet, as a measurement or as a task's failure report (one query)."""
+    known = (
+        select(Measurement.result_id)
+        .where(Measurement.result_id.in_(result_ids))
+        .union_all(select(Task.failure_result_id).where(Task.failure_result_id.in_(result_ids)))
     )
-    return set(result_ids) - known
+    return set(result_ids) - set(session.scalars(known))
 
 
 def ingest_task_results(
@@ -230,7 +218,7 @@ def ingest_task_results(
             .where(Task.id.in_(done_task_ids))
             .values(status=TaskStatus.done, finished_at=now, lease_expires_at=None, failure_reason=None)
         )
-    session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=now))
+    _touch_device(session, device_id, now, lut_changed=accepted > 0)
     session.commit()
     return ResultsReceipt(accepted=accepted, duplicates=len(results) - accepted - failures, failures=failures)
 
@@ -260,6 +248,6 @@ def ingest_offline(
             )
             .values(status=TaskStatus.done, finished_at=now)
         )
-    session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=now))
+    _touch_device(session, device_id, now, lut_changed=accepted > 0)
     session.commit()
     return ResultsReceipt(accepted=accepted, duplicates=len(results) - accepted, failures=0)

@@ -2,8 +2,8 @@
 
 Reads use a plain Core connection (no ORM session): the 304 path is a third of the cost that way.
 Every change to a device's LUT bumps `devices.lut_version` (in the ingest transaction), so the version is the
-ETag: a conditional GET costs one indexed read, and a rendered LUT can be cached in memory per (device, version)
-safely even with several server replicas - a stale version is never served because the version is read first.
+ETag, and a rendered LUT can be cached in memory per (device, version) safely even with several server replicas:
+the version is always known first (services/lut_versions.py says how it stays current without a round trip).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, select
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Connection, bindparam, select
 
 from db.models import Device, LutEntry, Measurement, Op
 from profiler_server.errors import NotFound
@@ -55,27 +54,15 @@ class LutVersion:
 
 
 # Built once: constructing a select costs more than running it on the 304 path.
-_VERSION_QUERY = select(Device.id, Device.lut_version).where(Device.name == bindparam("device_name"))
-_SQLITE_VERSION_SQL = str(_VERSION_QUERY.compile(dialect=sqlite.dialect()))
+VERSION_QUERY = select(Device.id, Device.lut_version).where(Device.name == bindparam("device_name"))
 
 
 def lut_version(conn: Connection, device_name: str) -> LutVersion:
-    row = conn.execute(_VERSION_QUERY, {"device_name": device_name}).first()
-    return _lut_version(row, device_name)
+    return version_from_row(conn.execute(VERSION_QUERY, {"device_name": device_name}).first(), device_name)
 
 
-def sqlite_lut_version(engine: Engine, device_name: str) -> LutVersion:
-    """`lut_version` on SQLite straight through the driver: the same statement without a transaction or result
-    processing (two integers), a twentieth of the cost - this is the whole database work of a 304."""
-    raw = engine.raw_connection()
-    try:
-        row = raw.cursor().execute(_SQLITE_VERSION_SQL, (device_name,)).fetchone()
-    finally:
-        raw.close()
-    return _lut_version(row, device_name)
-
-
-def _lut_version(row: Any, device_name: str) -> LutVersion:
+def version_from_row(row: Any, device_name: str) -> LutVersion:
+    """A row of VERSION_QUERY (id, lut_version); None: the device is unknown (404)."""
     if row is None:
         raise NotFound(f"unknown device {device_name!r}", field="device")
     return LutVersion(row[0], device_name, row[1])

@@ -1,0 +1,116 @@
+"""LUT versions on PostgreSQL: cached per process, invalidated by LISTEN/NOTIFY.
+
+A write that changes a device's LUT sends `NOTIFY fbnet_lut_changed, '<device id>'` inside its transaction
+(`lut_versions.notify_lut_changed`): PostgreSQL delivers it to every listener when, and only if, it commits. Each
+server process keeps one listener connection (a daemon thread) that drops the device's cached version on receipt.
+
+Freshness: a write in this process invalidates right after its commit, before its response is sent. A write in
+another replica reaches this one as soon as PostgreSQL delivers the notification (well under a millisecond after
+the commit on one host); a conditional GET that arrives here inside that gap answers as if it had come just before
+the commit. The listener vouches for itself every `HEARTBEAT_S` with a query on its connection, after handing over
+every notification received up to then; when it has not done so for `LIVENESS_S` (connection lost or hung), the
+cache serves nothing and every request reads the database, until it has reconnected and re-listened (which empties
+the cache: notifications sent while it was away are lost).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from psycopg import Connection
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from db.session import autocommit_connection
+from profiler_server.services import lut
+from profiler_server.services.lut import LutVersion
+from profiler_server.services.lut_version_cache import LutVersionCache
+
+LUT_CHANGED_CHANNEL = "fbnet_lut_changed"
+HEARTBEAT_S = 1.0
+LIVENESS_S = 3.0
+RECONNECT_S = 1.0
+
+log = logging.getLogger(__name__)
+
+
+class PostgresLutVersions:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._cache = LutVersionCache()
+        self._stopping = threading.Event()
+        self._start_lock = threading.Lock()
+        self._listener: threading.Thread | None = (
+            None  # started on first use: an app may never serve a request
+        )
+
+    def local(self, device_name: str) -> LutVersion | None:
+        self._ensure_listening()
+        return self._cache.get(device_name)
+
+    async def current(self, device_name: str) -> LutVersion:
+        cached = self.local(device_name)
+        if cached is not None:
+            return cached
+        epoch = self._cache.epoch()
+        version = await run_in_threadpool(self._read, device_name)
+        self._cache.put(version, epoch)
+        return version
+
+    def invalidate(self, device_id: int) -> None:
+        self._cache.invalidate(device_id)
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._listener is not None:
+            self._listener.join(timeout=HEARTBEAT_S + 5)
+        self._cache.reset()
+
+    def _read(self, device_name: str) -> LutVersion:
+        with autocommit_connection(self._engine) as conn:
+            return lut.lut_version(conn, device_name)
+
+    def _ensure_listening(self) -> None:
+        if self._listener is not None:
+            return
+        with self._start_lock:
+            if self._listener is None and not self._stopping.is_set():
+                self._listener = threading.Thread(target=self._listen_forever, name="lut-version-listener",
+                                                  daemon=True)  # fmt: skip
+                self._listener.start()
+
+    def _listen_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except Exception as exc:  # any failure of the connection: serve nothing from the cache, reconnect
+                log.warning("LUT version listener lost its database connection (%s); reconnecting", exc)
+            self._cache.reset()
+            self._stopping.wait(RECONNECT_S)
+
+    def _listen(self) -> None:
+        raw = self._engine.raw_connection()
+        conn: Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+        raw.detach()  # a connection of its own for as long as it lives, never handed back to the pool
+        try:
+            conn.autocommit = True
+            conn.execute(f"LISTEN {LUT_CHANGED_CHANNEL}")
+            self._cache.reset()  # versions cached before LISTEN may have missed a notification
+            while not self._stopping.is_set():
+                vouched_at_s = time.monotonic()
+                conn.execute("SELECT 1")  # the connection is alive now
+                self._drain(conn, 0.0)  # notifications received up to now, including during that query
+                self._cache.live_until(vouched_at_s + LIVENESS_S)
+                self._drain(conn, HEARTBEAT_S)
+        finally:
+            conn.close()
+
+    def _drain(self, conn: Connection[Any], timeout_s: float) -> None:
+        for note in conn.notifies(timeout=timeout_s):
+            if note.payload.isdigit():
+                self._cache.invalidate(int(note.payload))
+            else:  # not ours to interpret: assume every device changed
+                self._cache.reset()
