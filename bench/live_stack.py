@@ -88,10 +88,12 @@ class Stack:
             raise SystemExit("serve --dev wrote no tokens")
         return ProfilerClient(self.url, tokens.admin_token)
 
-    def start_agent(self, name: str, threads: int, cpus: str, once: bool = False) -> subprocess.Popen[bytes]:
-        """`device-agent run` for `name`; returns once the device is registered."""
+    def start_agent(
+        self, name: str, threads: int, cpus: str, once: bool = False, agent_args: Sequence[str] = ()
+    ) -> subprocess.Popen[bytes]:
+        """`device-agent run` for `name` (plus `agent_args`, e.g. timing options); returns once it is registered."""
         command = [sys.executable, "-m", "device_agents", "run", "--server", self.url, "--name", name,
-                   "--threads", str(threads), "--cpu-affinity", cpus, "--idle-poll-s", "0.5"]  # fmt: skip
+                   "--threads", str(threads), "--cpu-affinity", cpus, "--idle-poll-s", "0.5", *agent_args]  # fmt: skip
         agent = self._spawn([*command, *(["--once"] if once else [])], f"agent-{name}.log")
         with self.admin() as admin:
             deadline = time.monotonic() + START_TIMEOUT_S

@@ -36,6 +36,11 @@ TargetCi = Annotated[float, typer.Option(min=0.001, max=0.5, help="Stop when the
 WarmupMaxS = Annotated[float, typer.Option(min=0.0, help="Per-op cap on the warm-up, seconds.")]
 CooldownS = Annotated[float, typer.Option(min=0.0, help="Idle seconds before each op (thermal cool-down).")]
 OpTimeoutS = Annotated[float, typer.Option(min=1.0, help="An op running longer than this is failed.")]
+RealtimePriority = Annotated[
+    int,
+    typer.Option(min=0, max=99, help="Measure under SCHED_FIFO at this priority (1-99; needs root or "
+                 "CAP_SYS_NICE), so other processes cannot preempt a timed run; 0: the OS default policy."),
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -62,6 +67,14 @@ def _backend_options(
 def _policy(max_s: float, target_ci: float, warmup_max_s: float, cooldown_s: float, op_timeout_s: float) -> TimingPolicy:
     return TimingPolicy(max_s=max_s, target_ci_rel=target_ci, warmup_max_s=warmup_max_s, cooldown_s=cooldown_s,
                         op_timeout_s=op_timeout_s)
+
+
+def _apply_realtime_priority(priority: int) -> None:
+    """Before the backend starts its runtime threads: they inherit the policy."""
+    if priority > 0:
+        from device_agents.scheduling import set_realtime_priority
+
+        set_realtime_priority(priority)
 
 
 def _setup_logging() -> None:
@@ -117,6 +130,7 @@ def profile(
     warmup_max_s: WarmupMaxS = 0.5,
     cooldown_s: CooldownS = 0.0,
     op_timeout_s: OpTimeoutS = 120.0,
+    realtime_priority: RealtimePriority = 0,
 ) -> None:
     """Measure every op of a manifest without a server; keys already measured in --out are skipped."""
     from device_agents.manifest import read_ops
@@ -128,6 +142,7 @@ def profile(
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         op_inputs = read_ops(ops)
+        _apply_realtime_priority(realtime_priority)
         chosen = load_backend(backend, options)
         summary = run_profile(op_inputs, out, chosen, policy)
     except (AgentError, ValueError) as exc:
@@ -208,6 +223,7 @@ def run(
     warmup_max_s: WarmupMaxS = 0.5,
     cooldown_s: CooldownS = 0.0,
     op_timeout_s: OpTimeoutS = 120.0,
+    realtime_priority: RealtimePriority = 0,
     post_batch: Annotated[int, typer.Option(min=1, help="Post results in batches of this many.")] = 16,
     idle_poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls of an empty queue.")] = 5.0,
 ) -> None:
@@ -237,6 +253,7 @@ def run(
                              idle_poll_s=idle_poll_s)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
+        _apply_realtime_priority(realtime_priority)
         chosen = load_backend(backend, options)
         device = {**chosen.describe_device(), "runtime": chosen.runtime_info().__dict__}
         credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, stop)

@@ -11,6 +11,7 @@ from device_agents import AGENT_VERSION
 from device_agents.backends.base import Backend, OpInput
 from device_agents.errors import OpFailedError
 from device_agents.manifest import verify_onnx
+from device_agents.scheduling import current_scheduler
 from device_agents.timing import UNSTABLE_IQR_REL, Clock, TimingPolicy, iqr_rel
 
 
@@ -80,6 +81,7 @@ def measure_op(
                 "preempted_runs_discarded": measurement.preempted_runs_discarded,
                 "preempted_runs_kept": measurement.preempted_runs_kept,
                 "cpu_governors": sensors.cpu_governors,
+                "scheduler": current_scheduler(),  # SCHED_FIFO or not changes the noise a lot on a shared host
                 "policy": policy.as_dict(),
             },
         },

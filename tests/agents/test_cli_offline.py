@@ -54,3 +54,26 @@ def test_profile_names_a_missing_manifest(tmp_path: Path):
     result = _agent("profile", "--ops", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "r.jsonl"))
     assert result.returncode == 2
     assert "nope.jsonl: no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_profile_under_realtime_priority_records_the_policy_or_refuses_in_one_line(tmp_path: Path):
+    path = tmp_path / "conv.onnx"
+    manifest = write_manifest(tmp_path, [("conv.c4", path, write_conv_onnx(path, channels=4))])
+    out = tmp_path / "results.jsonl"
+    result = _agent("profile", "--ops", str(manifest), "--out", str(out), "--cpu-affinity", "0",
+                    "--realtime-priority", "1", *FAST)
+    if result.returncode == 2:  # a host without CAP_SYS_NICE: one line that says what is needed
+        assert "CAP_SYS_NICE" in result.stderr and "Traceback" not in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    record = json.loads(out.read_text())
+    assert record["runtime"]["extra"]["scheduler"] == {"policy": "SCHED_FIFO", "priority": 1}
+
+
+def test_profile_without_realtime_priority_records_the_default_policy(tmp_path: Path):
+    path = tmp_path / "conv.onnx"
+    manifest = write_manifest(tmp_path, [("conv.c4", path, write_conv_onnx(path, channels=4))])
+    out = tmp_path / "results.jsonl"
+    result = _agent("profile", "--ops", str(manifest), "--out", str(out), *FAST)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["runtime"]["extra"]["scheduler"] == {"policy": "SCHED_OTHER", "priority": 0}
