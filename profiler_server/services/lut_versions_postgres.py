@@ -1,21 +1,28 @@
 """LUT versions on PostgreSQL: cached per process, invalidated by LISTEN/NOTIFY.
 
 A write that changes a device's LUT sends `NOTIFY fbnet_lut_changed, '<device id>'` inside its transaction
-(`lut_versions.notify_lut_changed`): PostgreSQL delivers it to every listener when, and only if, it commits. Each
-server process keeps one listener connection (a daemon thread) that drops the device's cached version on receipt.
+(`lut_versions.notifying`): PostgreSQL delivers it to every listener when, and only if, it commits. Each server
+process keeps one listener connection (a daemon thread) that drops the device's cached version on receipt.
 
-Freshness: a write in this process invalidates right after its commit, before its response is sent. A write in
-another replica reaches this one as soon as PostgreSQL delivers the notification (well under a millisecond after
-the commit on one host); a conditional GET that arrives here inside that gap answers as if it had come just before
-the commit. The listener vouches for itself every `HEARTBEAT_S` with a query on its connection, after handing over
-every notification received up to then; when it has not done so for `LIVENESS_S` (connection lost or hung), the
-cache serves nothing and every request reads the database, until it has reconnected and re-listened (which empties
-the cache: notifications sent while it was away are lost).
+Freshness:
+- a write in this process invalidates right after its commit, before its response is sent;
+- a write in another replica: the cache is consulted only while the listener is idle with nothing unread - its
+  socket is checked for input on every lookup (a poll, about a microsecond), and while it reads and hands over
+  notifications every lookup goes to the database. So once the notification has reached this process, no 304 is
+  served from the cache. What remains is PostgreSQL's own delivery: after the writer's COMMIT returns, the
+  listening backend still has to send the notification (well under a millisecond on one host; longer if the
+  database host is starved of CPU). A conditional GET that reaches this replica inside that gap is answered as if
+  it had arrived just before the commit.
+- the listener vouches for itself every `HEARTBEAT_S` with a query on its connection, and hands over every
+  notification received up to then; when it has not done so for `LIVENESS_S` (connection lost or hung), the cache
+  serves nothing and every request reads the database, until it has reconnected and re-listened (which empties
+  the cache: notifications sent while it was away are lost).
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from typing import Any
@@ -30,6 +37,7 @@ from profiler_server.services.lut import LutVersion
 from profiler_server.services.lut_version_cache import LutVersionCache
 
 LUT_CHANGED_CHANNEL = "fbnet_lut_changed"
+LISTENER_NAME = "fbnet-lut-version-listener"
 HEARTBEAT_S = 1.0
 LIVENESS_S = 3.0
 RECONNECT_S = 1.0
@@ -43,12 +51,17 @@ class PostgresLutVersions:
         self._cache = LutVersionCache()
         self._stopping = threading.Event()
         self._start_lock = threading.Lock()
-        self._listener: threading.Thread | None = (
-            None  # started on first use: an app may never serve a request
-        )
+        # Started on first use: an app may never serve a request.
+        self._listener: threading.Thread | None = None
+        # The listener's socket while it waits with every notification handed over; None while it reads.
+        self._quiet_fd: int | None = None
 
     def local(self, device_name: str) -> LutVersion | None:
         self._ensure_listening()
+        fd = self._quiet_fd
+        # While a notification may be on its way to the cache, the database answers.
+        if fd is None or _has_input(fd, 0.0):
+            return None
         return self._cache.get(device_name)
 
     async def current(self, device_name: str) -> LutVersion:
@@ -97,20 +110,38 @@ class PostgresLutVersions:
         raw.detach()  # a connection of its own for as long as it lives, never handed back to the pool
         try:
             conn.autocommit = True
+            conn.execute(f"SET application_name = '{LISTENER_NAME}'")  # for operators in pg_stat_activity
             conn.execute(f"LISTEN {LUT_CHANGED_CHANNEL}")
             self._cache.reset()  # versions cached before LISTEN may have missed a notification
+            next_heartbeat_s = 0.0
             while not self._stopping.is_set():
-                vouched_at_s = time.monotonic()
-                conn.execute("SELECT 1")  # the connection is alive now
-                self._drain(conn, 0.0)  # notifications received up to now, including during that query
-                self._cache.live_until(vouched_at_s + LIVENESS_S)
-                self._drain(conn, HEARTBEAT_S)
+                if time.monotonic() >= next_heartbeat_s:
+                    vouched_at_s = time.monotonic()
+                    conn.execute("SELECT 1")  # the connection is alive now
+                    self._drain(conn)  # notifications read along with that answer
+                    self._cache.live_until(vouched_at_s + LIVENESS_S)
+                    next_heartbeat_s = vouched_at_s + HEARTBEAT_S
+                self._quiet_fd = conn.fileno()
+                arrived = _has_input(self._quiet_fd, max(0.0, next_heartbeat_s - time.monotonic()))
+                self._quiet_fd = None
+                if arrived:
+                    self._drain(conn)
         finally:
+            self._quiet_fd = None
+            self._cache.reset()  # before the socket closes: its descriptor may be reused at once
             conn.close()
 
-    def _drain(self, conn: Connection[Any], timeout_s: float) -> None:
-        for note in conn.notifies(timeout=timeout_s):
+    def _drain(self, conn: Connection[Any]) -> None:
+        """Hand over the notifications already received or readable now, without waiting."""
+        for note in conn.notifies(timeout=0.0):
             if note.payload.isdigit():
                 self._cache.invalidate(int(note.payload))
             else:  # not ours to interpret: assume every device changed
                 self._cache.reset()
+
+
+def _has_input(fd: int, timeout_s: float) -> bool:
+    """Whether the socket has unread input (or an error/hang-up), waiting up to `timeout_s`."""
+    poller = select.poll()  # one per call: a poll object must not be polled from two threads at once
+    poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(timeout_s * 1000.0))

@@ -63,3 +63,19 @@ def test_newer_measurement_replaces_the_lut_entry_and_older_upload_does_not(live
     s.agent.post_measurements([newer])
     s.agent.post_measurements([older])
     assert s.admin.get_lut(s.device_name).entries[key]["median_us"] == 50.0
+
+
+def test_concurrent_overlapping_batches_store_each_measurement_once(live_server, unique_name):
+    """Agents retrying overlapping batches in different orders at the same time: every result stored exactly
+    once, none lost, no request failing (the inserts take their locks in one order, so they cannot deadlock)."""
+    s = Setup(live_server, unique_name, n_ops=20, queue=False)
+    results = [offline_result(key, s.sha[key], [3.0, 3.1, 3.2]) for key in s.keys]
+    batches = [results, results[::-1], results[5:] + results[:5], results[::2] + results[1::2]]
+    agents = [live_server.client(s.device_token) for _ in batches]
+    with ThreadPoolExecutor(len(agents)) as pool:
+        receipts = list(pool.map(lambda agent, batch: agent.post_measurements(batch), agents, batches))
+    assert sum(r.accepted for r in receipts) == len(results)
+    assert sum(r.duplicates for r in receipts) == len(results) * (len(batches) - 1)
+    assert _measurement_count(live_server.database_url, [r["result_id"] for r in results]) == len(results)
+    lut = s.admin.get_lut(s.device_name)
+    assert {k: e["result_id"] for k, e in lut.entries.items()} == {r["key"]: r["result_id"] for r in results}
