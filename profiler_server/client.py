@@ -277,6 +277,10 @@ class ProfilerClient:
         body = self._json("POST", "/agent/lease", json={"max_tasks": max_tasks})
         return [LeasedTask(**task) for task in body["tasks"]]
 
+    def release(self, task_ids: Sequence[int]) -> int:
+        """Give leased tasks back unmeasured (an agent shutting down cleanly); how many were still leased."""
+        return int(self._json("POST", "/agent/release", json={"task_ids": list(task_ids)})["released"])
+
     def post_results(self, results: Sequence[Mapping[str, Any]]) -> ResultsReceipt:
         """Results of leased tasks (docs/contracts.md); retrying is safe: result_ids are stored once."""
         return self._post_chunked("/agent/results", results)

@@ -149,6 +149,16 @@ class LeaseResponse(BaseModel):
     lease_seconds: float
 
 
+class LeaseRelease(BaseModel):
+    """Leased tasks an agent gives back unmeasured (it is shutting down)."""
+
+    task_ids: list[TaskId] = Field(min_length=1)
+
+
+class ReleaseReceipt(BaseModel):
+    released: int
+
+
 class RuntimeInfo(BaseModel):
     """Provenance of a measurement (docs/contracts.md); unknown fields are kept as sent."""
 

@@ -17,6 +17,7 @@ from db.models import Device, LutEntry, Op, Task, TaskStatus
 from db.models_validation import SearchSpace
 from profiler_server.schemas_validation import SpaceCoverage, ValidationRunPublic
 from profiler_server.services import spaces as space_service
+from profiler_server.services.leasing import task_state
 from profiler_server.services.validations import list_runs
 
 RECENT_TASKS = 15
@@ -50,7 +51,7 @@ class TaskRow:
     failure_reason: str | None
 
 
-def devices(session: Session, name: str | None = None) -> list[DeviceRow]:
+def devices(session: Session, now: datetime, name: str | None = None) -> list[DeviceRow]:
     """Devices (all, or the one named) with LUT size, tasks by status, coverage per space and latest run."""
     query = select(
         Device.id, Device.name, Device.platform, Device.created_at, Device.last_seen_at, Device.lut_version
@@ -64,11 +65,12 @@ def devices(session: Session, name: str | None = None) -> list[DeviceRow]:
     entries = select(LutEntry.device_id, func.count()).where(LutEntry.device_id.in_(ids))
     for device_id, count in session.execute(entries.group_by(LutEntry.device_id)):
         rows[device_id].lut_entries = count
-    by_status = select(Task.device_id, Task.status, func.count()).where(Task.device_id.in_(ids))
-    for device_id, status, count in session.execute(by_status.group_by(Task.device_id, Task.status)):
+    state = task_state(now)
+    by_status = select(Task.device_id, state, func.count()).where(Task.device_id.in_(ids))
+    for device_id, status, count in session.execute(by_status.group_by(Task.device_id, state)):
         rows[device_id].tasks[TaskStatus(status).value] = count
     for (device_id, _space_id), cov in sorted(
-        space_service.coverage(session, device_ids=ids).items(), key=lambda item: item[1].space
+        space_service.coverage(session, now, device_ids=ids).items(), key=lambda item: item[1].space
     ):
         rows[device_id].coverage.append(cov)
     by_name = {r.name: r for r in rows.values()}
@@ -114,10 +116,10 @@ def spaces(session: Session) -> list[SearchSpace]:
     return space_service.list_spaces(session)
 
 
-def pending_states(session: Session, device_id: int, keys: Sequence[str]) -> dict[str, str]:
+def pending_states(session: Session, device_id: int, keys: Sequence[str], now: datetime) -> dict[str, str]:
     """Task state of each key without a measurement: queued or leased wins over an older failure."""
     rows = session.execute(
-        select(Op.key, Task.status)
+        select(Op.key, task_state(now))
         .join(Op, Op.id == Task.op_id)
         .where(
             Task.device_id == device_id,

@@ -61,7 +61,7 @@ def index(request: Request, session: ReadSession) -> HTMLResponse:
         request,
         "index.html",
         {
-            "devices": queries.devices(session),
+            "devices": queries.devices(session, utcnow()),
             "spaces": queries.spaces(session),
             "tasks": queries.recent_tasks(session),
             "failures": queries.recent_failures(session),
@@ -76,7 +76,7 @@ def device_page(
     session: ReadSession,
     space: Annotated[str | None, Query(description="the search space of the heat map")] = None,
 ) -> HTMLResponse:
-    found = queries.devices(session, name)
+    found = queries.devices(session, utcnow(), name)
     if not found:
         return _render(request, "not_found.html", {"what": f"device {name!r}"}, status_code=404)
     device = found[0]
@@ -89,7 +89,7 @@ def device_page(
         lut = request.app.state.lut_cache.get(session, lut_version(session, device.name))
         keys = [k for layer in chosen.layers for k in layer if k is not None] + list(chosen.fixed_keys)
         medians = {k: e["median_us"] for k, e in lut.entries.items()}
-        pending = queries.pending_states(session, device.id, keys)
+        pending = queries.pending_states(session, device.id, keys, utcnow())
         # One colour scale for the layers and the fixed ops (stem, head, classifier): the last row.
         rows = charts.heat_map([*chosen.layers, chosen.fixed_keys], medians, pending)
         context["grid"], context["fixed"] = rows[:-1], rows[-1]

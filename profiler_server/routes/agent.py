@@ -8,7 +8,15 @@ from profiler_server.clock import utcnow
 from profiler_server.config import Settings
 from profiler_server.deps import DevicePrincipal, SettingsDep, WriteSession
 from profiler_server.errors import BadRequest
-from profiler_server.schemas import LeaseRequest, LeaseResponse, MeasurementsPost, ResultsPost, ResultsReceipt
+from profiler_server.schemas import (
+    LeaseRelease,
+    LeaseRequest,
+    LeaseResponse,
+    MeasurementsPost,
+    ReleaseReceipt,
+    ResultsPost,
+    ResultsReceipt,
+)
 from profiler_server.services import ingest, leasing
 
 router = APIRouter(prefix="/agent", tags=["agent"])
@@ -40,6 +48,24 @@ def lease(
     )
     request.app.state.metrics.count("tasks_leased", len(tasks))
     return LeaseResponse(tasks=tasks, lease_seconds=settings.lease_seconds)
+
+
+@router.post("/release", response_model=ReleaseReceipt)
+def release(
+    body: LeaseRelease,
+    request: Request,
+    device: DevicePrincipal,
+    settings: SettingsDep,
+    session: WriteSession,
+) -> ReleaseReceipt:
+    if len(body.task_ids) > settings.max_lease_tasks:
+        raise BadRequest(
+            f"{len(body.task_ids)} task_ids exceed the limit {settings.max_lease_tasks}", "task_ids"
+        )
+    assert device.device_id is not None
+    released = leasing.release_tasks(session, device.device_id, body.task_ids)
+    request.app.state.metrics.count("tasks_released", released)
+    return ReleaseReceipt(released=released)
 
 
 @router.post("/results", response_model=ResultsReceipt)

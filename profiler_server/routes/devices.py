@@ -20,10 +20,10 @@ def register(body: DeviceRegister, _: EnrollPrincipal, session: WriteSession) ->
 
 @router.get("", response_model=DevicesPublic)
 def list_devices(_: ReaderPrincipal, session: ReadSession) -> DevicesPublic:
-    data = devices.list_devices(session)
+    data = devices.list_devices(session, utcnow())
     return DevicesPublic(data=data, count=len(data))
 
 
 @router.get("/{name}", response_model=DevicePublic)
 def get_device(name: str, _: ReaderPrincipal, session: ReadSession) -> DevicePublic:
-    return devices.device_public(session, devices.device_by_name(session, name))
+    return devices.device_public(session, devices.device_by_name(session, name), utcnow())

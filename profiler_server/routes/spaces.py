@@ -55,6 +55,6 @@ def device_coverage(
 ) -> DeviceCoverage:
     device = devices.device_by_name(session, name)
     space_ids = [spaces.space_by_name(session, space, field="space").id] if space is not None else None
-    by_pair = spaces.coverage(session, device_ids=[device.id], space_ids=space_ids)
+    by_pair = spaces.coverage(session, utcnow(), device_ids=[device.id], space_ids=space_ids)
     data = sorted(by_pair.values(), key=lambda c: c.space)
     return DeviceCoverage(device=device.name, data=data, count=len(data))

@@ -13,6 +13,7 @@ from db.models import ACTIVE_TASK_STATUSES, Device, LutEntry, Task, TaskStatus
 from profiler_server.errors import Conflict, NotFound
 from profiler_server.schemas import Coverage, DevicePublic
 from profiler_server.security import new_token, token_sha256
+from profiler_server.services.leasing import task_state
 
 
 def register_device(
@@ -47,11 +48,10 @@ def device_by_name(session: Session, name: str, field: str = "name") -> Device:
     return device
 
 
-def coverage(session: Session, device_id: int) -> Coverage:
+def coverage(session: Session, device_id: int, now: datetime) -> Coverage:
+    state = task_state(now)
     by_status = dict(
-        session.execute(
-            select(Task.status, func.count()).where(Task.device_id == device_id).group_by(Task.status)
-        ).all()
+        session.execute(select(state, func.count()).where(Task.device_id == device_id).group_by(state)).all()
     )
     measured = session.scalar(
         select(func.count()).select_from(LutEntry).where(LutEntry.device_id == device_id)
@@ -78,7 +78,7 @@ def coverage(session: Session, device_id: int) -> Coverage:
     )
 
 
-def device_public(session: Session, device: Device) -> DevicePublic:
+def device_public(session: Session, device: Device, now: datetime) -> DevicePublic:
     return DevicePublic(
         name=device.name,
         platform=device.platform,
@@ -86,10 +86,10 @@ def device_public(session: Session, device: Device) -> DevicePublic:
         created_at=device.created_at,
         last_seen_at=device.last_seen_at,
         lut_version=device.lut_version,
-        coverage=coverage(session, device.id),
+        coverage=coverage(session, device.id, now),
     )
 
 
-def list_devices(session: Session) -> list[DevicePublic]:
+def list_devices(session: Session, now: datetime) -> list[DevicePublic]:
     devices = session.scalars(select(Device).order_by(Device.name)).all()
-    return [device_public(session, d) for d in devices]
+    return [device_public(session, d, now) for d in devices]

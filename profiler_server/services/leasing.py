@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, case, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Device, Op, Task, TaskStatus
+from profiler_server.errors import Forbidden, NotFound
 from profiler_server.schemas import LeasedTask
+
+
+def task_state(now: datetime) -> ColumnElement[str]:
+    """A task's status as it stands at `now`: an expired lease is back in the queue, although its row says
+    `leased` until the device's next lease call re-queues it (or fails it, once its attempts are spent)."""
+    expired = and_(Task.status == TaskStatus.leased, Task.lease_expires_at < now)
+    return case((expired, TaskStatus.queued.value), else_=Task.status)
 
 
 def reclaim_expired(session: Session, device_id: int, max_attempts: int, now: datetime) -> int:
@@ -79,3 +87,22 @@ def lease_tasks(
         )
         for row in rows
     ]
+
+
+def release_tasks(session: Session, device_id: int, task_ids: list[int]) -> int:
+    """Put the device's leased tasks among `task_ids` back in the queue at once, the attempt not counted (the
+    agent stopped before measuring; nothing failed). Tasks no longer leased are left as they are. Returns how
+    many were released; an unknown task is a 404, another device's a 403, and then nothing is released."""
+    owners = dict(session.execute(select(Task.id, Task.device_id).where(Task.id.in_(set(task_ids)))).all())
+    for i, task_id in enumerate(task_ids):
+        if task_id not in owners:
+            raise NotFound(f"unknown task {task_id}", field=f"task_ids[{i}]")
+        if owners[task_id] != device_id:
+            raise Forbidden(f"task {task_id} belongs to another device", field=f"task_ids[{i}]")
+    released = session.execute(
+        update(Task)
+        .where(Task.id.in_(set(task_ids)), Task.status == TaskStatus.leased)
+        .values(status=TaskStatus.queued, lease_expires_at=None, attempts=Task.attempts - 1)
+    ).rowcount
+    session.commit()
+    return released

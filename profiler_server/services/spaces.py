@@ -13,6 +13,7 @@ from db.models import Device, LutEntry, Op, Task, TaskStatus
 from db.models_validation import SearchSpace, SearchSpaceKey
 from profiler_server.errors import Conflict, NotFound
 from profiler_server.schemas_validation import SpaceCoverage, SpacePublic, SpacePut
+from profiler_server.services.leasing import task_state
 
 
 def space_keys(body: SpacePut) -> list[str]:
@@ -77,7 +78,10 @@ def list_spaces(session: Session) -> list[SearchSpace]:
 
 
 def coverage(
-    session: Session, device_ids: Sequence[int] | None = None, space_ids: Sequence[int] | None = None
+    session: Session,
+    now: datetime,
+    device_ids: Sequence[int] | None = None,
+    space_ids: Sequence[int] | None = None,
 ) -> dict[tuple[int, int], SpaceCoverage]:
     """Coverage of every (device, space) pair, in one query; keyed by (device id, space id).
 
@@ -85,7 +89,7 @@ def coverage(
     active task; at most one per device and op), else failed (a failed task), else missing.
     """
     active = (
-        select(Task.device_id, Task.op_id, Task.status)
+        select(Task.device_id, Task.op_id, task_state(now).label("status"))
         .where(Task.status.in_((TaskStatus.queued, TaskStatus.leased)))
         .subquery()
     )

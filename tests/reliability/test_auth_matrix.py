@@ -49,6 +49,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/ops/{key}/model.onnx"): READERS,
     ("POST", "/jobs"): ADMIN,
     ("POST", "/agent/lease"): DEVICE,
+    ("POST", "/agent/release"): DEVICE,
     ("POST", "/agent/results"): DEVICE,
     ("POST", "/agent/measurements"): DEVICE,
     ("GET", "/lut/{device}"): READERS,

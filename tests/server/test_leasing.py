@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
+
 from tests.server.helpers import Setup, task_result
 
 N_AGENTS = 6
@@ -85,3 +87,44 @@ def test_two_replicas_on_one_database_never_lease_a_task_twice(
         )
     finally:
         second.close()
+
+
+def test_an_expired_lease_counts_as_queued_before_the_next_lease_call(
+    backend, live_server_factory, unique_name
+):
+    server = live_server_factory(backend, lease_seconds=0.5)
+    s = Setup(server, unique_name, n_ops=2)
+    s.agent.lease(max_tasks=1)
+    coverage = s.admin.get_device(s.device_name).coverage
+    assert (coverage.queued, coverage.leased) == (1, 1)
+    time.sleep(0.8)  # expired; nobody has leased since, so the row still says leased
+    coverage = s.admin.get_device(s.device_name).coverage
+    assert (coverage.queued, coverage.leased) == (2, 0)
+
+
+def test_released_tasks_are_queued_again_without_spending_an_attempt(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=3)
+    tasks = s.agent.lease(max_tasks=3)
+    s.agent.post_results([task_result(tasks[0].task_id, tasks[0].key, [5.0, 5.1, 5.2])])
+    # The measured task is no longer leased: only the other two go back.
+    assert s.agent.release([t.task_id for t in tasks]) == 2
+    coverage = s.admin.get_device(s.device_name).coverage
+    assert (coverage.measured, coverage.queued, coverage.leased) == (1, 2, 0)
+    again = s.agent.lease(max_tasks=3)
+    assert [(t.task_id, t.attempt) for t in again] == [(t.task_id, 1) for t in tasks[1:]]
+    assert s.agent.release([again[0].task_id, again[0].task_id]) == 1  # repeated ids: released once
+
+
+def test_release_refuses_unknown_and_other_devices_tasks(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1)
+    other = Setup(live_server, unique_name, n_ops=1)
+    mine, theirs = s.agent.lease()[0], other.agent.lease()[0]
+    for task_ids, status, field in (
+        ([mine.task_id, theirs.task_id], 403, "task_ids[1]"),
+        ([2_000_000_000], 404, "task_ids[0]"),
+        ([], 422, "task_ids"),
+    ):
+        answer = httpx.post(f"{live_server.url}/agent/release", json={"task_ids": task_ids},
+                            headers={"Authorization": f"Bearer {s.device_token}"})  # fmt: skip
+        assert (answer.status_code, answer.json()["field"]) == (status, field)
+    assert s.admin.get_device(s.device_name).coverage.leased == 1  # a refused request releases nothing
