@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from search_client.errors import SearchClientError
 
@@ -37,6 +39,10 @@ class LinearCalibration:
 
     def apply_us(self, predicted_us: float) -> float:
         return self.scale * predicted_us + self.offset_us
+
+    def calibrate_us(self, predicted_us: float, by_kind_us: Mapping[str, float]) -> float:
+        """The common signature of calibrations (calibration_choice.Calibration); a line needs only the sum."""
+        return self.apply_us(predicted_us)
 
     def to_json(self) -> dict[str, float | int | str]:
         return {
@@ -70,26 +76,31 @@ def split_names(names: Sequence[str], fit_fraction: float = DEFAULT_FIT_FRACTION
     return Split(fit=tuple(sorted(shuffled[:fit_count])), holdout=tuple(sorted(shuffled[fit_count:])))
 
 
+def relative_least_squares(
+    rows: Sequence[Sequence[float]], measured_us: Sequence[float], known_us: Sequence[float] | None = None
+) -> list[float]:
+    """Coefficients c minimising sum_i ((rows_i . c + known_i - m_i) / m_i)^2: least squares of the relative
+    error, the quantity the fidelity metrics report (a small network weighs as much as a large one). `known_us`
+    is a part of each prediction that is not fitted (0 by default)."""
+    known = [0.0] * len(rows) if known_us is None else list(known_us)
+    if len(rows) != len(measured_us) or len(known) != len(rows):
+        raise CalibrationError(f"{len(rows)} predictions for {len(measured_us)} measurements")
+    predictions = [*known, *(v for row in rows for v in row)]
+    if any(m <= 0 or not math.isfinite(m) for m in measured_us) or not all(map(math.isfinite, predictions)):
+        raise CalibrationError("latencies must be finite and measurements positive")
+    weighted = np.asarray(rows, dtype=np.float64) / np.asarray(measured_us, dtype=np.float64)[:, None]
+    if np.linalg.matrix_rank(weighted) < weighted.shape[1]:
+        raise CalibrationError("the fit networks do not vary enough to fit every coefficient")
+    target = 1.0 - np.asarray(known, dtype=np.float64) / np.asarray(measured_us, dtype=np.float64)
+    coefficients, *_ = np.linalg.lstsq(weighted, target, rcond=None)
+    return [float(c) for c in coefficients]
+
+
 def fit_linear(predicted_us: Sequence[float], measured_us: Sequence[float]) -> LinearCalibration:
-    """Least squares of (scale * p + offset - m) / m: weighted linear regression with weights 1 / m^2."""
-    if len(predicted_us) != len(measured_us):
-        raise CalibrationError(f"{len(predicted_us)} predictions for {len(measured_us)} measurements")
+    """scale and offset by least squares of (scale * p + offset - m) / m."""
     if len(predicted_us) < MIN_FIT_POINTS:
         raise CalibrationError(f"a linear calibration needs at least {MIN_FIT_POINTS} points")
-    if any(m <= 0 or not math.isfinite(m) for m in measured_us) or not all(map(math.isfinite, predicted_us)):
-        raise CalibrationError("latencies must be finite and measurements positive")
-    # Normal equations of min sum (a * p/m + b * 1/m - 1)^2 over (a, b).
-    x = [p / m for p, m in zip(predicted_us, measured_us, strict=True)]
-    y = [1.0 / m for m in measured_us]
-    sxx, sxy, syy = (
-        sum(v * v for v in x),
-        sum(u * v for u, v in zip(x, y, strict=True)),
-        sum(v * v for v in y),
-    )
-    sx, sy = sum(x), sum(y)
-    determinant = sxx * syy - sxy * sxy
-    if abs(determinant) <= 1e-12 * sxx * syy:
+    if len(predicted_us) == len(measured_us) and len(set(predicted_us)) < 2:
         raise CalibrationError("the fit networks all have the same prediction: a line cannot be fitted")
-    scale = (sx * syy - sy * sxy) / determinant
-    offset_us = (sy * sxx - sx * sxy) / determinant
+    scale, offset_us = relative_least_squares([[p, 1.0] for p in predicted_us], measured_us)
     return LinearCalibration(scale=scale, offset_us=offset_us, fit_count=len(predicted_us))

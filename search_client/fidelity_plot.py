@@ -7,7 +7,7 @@ Matplotlib's Agg backend: no display needed, the same PNG on any machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
-from search_client.calibration import HOLDOUT, LinearCalibration  # noqa: E402
+from search_client.calibration import HOLDOUT  # noqa: E402
 from search_client.validate import ValidationPoint  # noqa: E402
 
 US_PER_MS = 1000.0
@@ -26,14 +26,13 @@ def plot_validation_scatter(
     points: Sequence[ValidationPoint],
     path: Path,
     title: str,
-    calibration: LinearCalibration | None = None,
+    calibrated_us: Mapping[str, float] | None = None,
 ) -> Path:
+    """`calibrated_us`: the held-out networks' calibrated predictions, by name (validate.calibrated_us)."""
     predicted = [p for p in points if p.predicted_us is not None]
     figure, axes = plt.subplots(figsize=(6.0, 6.0), dpi=120)
-    held_out = [p for p in predicted if p.split == HOLDOUT] if calibration is not None else []
-    calibrated_ms = (
-        [calibration.apply_us(p.predicted_us or 0.0) / US_PER_MS for p in held_out] if calibration else []
-    )
+    held_out = [p for p in predicted if p.split == HOLDOUT and p.name in (calibrated_us or {})]
+    calibrated_ms = [(calibrated_us or {})[p.name] / US_PER_MS for p in held_out]
     values_ms = [
         *(p.measured_us / US_PER_MS for p in predicted),
         *((p.predicted_us or 0.0) / US_PER_MS for p in predicted),

@@ -17,14 +17,9 @@ from typing import Any, Literal
 from profiler_server.client import ProfilerClient
 from search_client.arch import Architecture
 from search_client.blocks import CANDIDATES
-from search_client.calibration import (
-    DEFAULT_FIT_FRACTION,
-    FIT,
-    HOLDOUT,
-    LinearCalibration,
-    fit_linear,
-    split_names,
-)
+from search_client.calibration import DEFAULT_FIT_FRACTION, FIT, HOLDOUT, split_names
+from search_client.calibration_choice import CalibrationChoice, FitNetwork, choose_calibration
+from search_client.calibration_kinds import latency_by_kind_us
 from search_client.errors import SearchClientError
 from search_client.fidelity import FidelitySummary, summarize
 from search_client.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
@@ -72,6 +67,12 @@ class ValidationModel:
             return None
         return predict_latency_us(median_us, self.arch, build_space(self.params))
 
+    def predicted_by_kind_us(self, median_us: Mapping[str, float]) -> dict[str, float] | None:
+        """The prediction's terms summed per op kind (what a per-kind calibration scales)."""
+        if self.arch is None:
+            return None
+        return latency_by_kind_us([(op, median_us[op.key]) for op in self.block_ops()])
+
 
 @dataclass(frozen=True)
 class ValidationPoint:
@@ -83,6 +84,7 @@ class ValidationPoint:
     predicted_us: float | None
     measured_us: float
     split: str | None = None
+    predicted_by_kind_us: dict[str, float] | None = None  # not stored on the server: validation.json only
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -92,7 +94,13 @@ class ValidationPoint:
             "predicted_us": self.predicted_us,
             "measured_us": self.measured_us,
             "split": self.split,
+            "predicted_by_kind_us": self.predicted_by_kind_us,
         }
+
+    def fit_network(self) -> FitNetwork:
+        if self.predicted_us is None or self.predicted_by_kind_us is None:
+            raise SearchClientError(f"{self.name} has no prediction to calibrate")
+        return FitNetwork(self.predicted_us, self.predicted_by_kind_us, self.measured_us)
 
 
 def random_architectures(count: int, seed: int) -> list[Architecture]:
@@ -156,6 +164,7 @@ def compare(models: Sequence[ValidationModel], median_us: Mapping[str, float]) -
             model.network.key,
             model.predicted_us(median_us),
             median_us[model.network.key],
+            predicted_by_kind_us=model.predicted_by_kind_us(median_us),
         )
         for model in models
     ]
@@ -201,7 +210,7 @@ class ValidationReport:
     """The raw LUT sum over every predicted network; with a calibration, raw and calibrated on the holdout."""
 
     raw: FidelitySummary
-    calibration: LinearCalibration | None = None
+    calibration: CalibrationChoice | None = None
     raw_holdout: FidelitySummary | None = None
     calibrated_holdout: FidelitySummary | None = None
 
@@ -214,32 +223,55 @@ class ValidationReport:
         }
 
 
-def _pairs(points: Sequence[ValidationPoint], split: str | None = None) -> tuple[list[float], list[float]]:
-    chosen = [p for p in points if p.predicted_us is not None and (split is None or p.split == split)]
-    return [p.predicted_us for p in chosen if p.predicted_us is not None], [p.measured_us for p in chosen]
+def _predicted(points: Sequence[ValidationPoint], split: str | None = None) -> list[ValidationPoint]:
+    return [p for p in points if p.predicted_us is not None and (split is None or p.split == split)]
+
+
+def _pairs(points: Sequence[ValidationPoint]) -> tuple[list[float], list[float]]:
+    return [p.predicted_us for p in points if p.predicted_us is not None], [p.measured_us for p in points]
+
+
+def calibrated_us(choice: CalibrationChoice, points: Sequence[ValidationPoint]) -> dict[str, float]:
+    """Each point's calibrated prediction, by network name."""
+    networks = {point.name: point.fit_network() for point in points}
+    return {name: choice.calibrate_us(n.predicted_us, n.by_kind_us) for name, n in networks.items()}
 
 
 def build_report(points: Sequence[ValidationPoint], calibrate: bool) -> ValidationReport:
-    """Fidelity of the raw sum; with `calibrate`, a linear calibration fitted on the fit split (the points
-    must carry splits, see `with_splits`) and judged on the holdout split only."""
-    raw = summarize(*_pairs(points))
+    """Fidelity of the raw sum; with `calibrate`, a calibration chosen and fitted on the fit split only (the
+    points must carry splits, see `with_splits`; calibration_choice.py) and judged on the holdout split only."""
+    raw = summarize(*_pairs(_predicted(points)))
     if not calibrate:
         return ValidationReport(raw)
-    calibration = fit_linear(*_pairs(points, FIT))
-    predicted, measured = _pairs(points, HOLDOUT)
-    calibrated = [calibration.apply_us(value) for value in predicted]
-    return ValidationReport(raw, calibration, summarize(predicted, measured), summarize(calibrated, measured))
+    choice = choose_calibration([p.fit_network() for p in _predicted(points, FIT)])
+    held_out = _predicted(points, HOLDOUT)
+    predicted, measured = _pairs(held_out)
+    calibrated = list(calibrated_us(choice, held_out).values())
+    return ValidationReport(raw, choice, summarize(predicted, measured), summarize(calibrated, measured))
+
+
+def calibration_json(report: ValidationReport) -> dict[str, Any] | None:
+    """The calibration as the server stores it, with its held-out figures: the server summarises the raw
+    prediction per split itself, but cannot recompute a calibrated one (it does not store the per-kind terms)."""
+    if report.calibration is None or report.calibrated_holdout is None:
+        return None
+    return {**report.calibration.to_json(), "calibrated_holdout": report.calibrated_holdout.to_json()}
 
 
 def server_body(
-    points: Sequence[ValidationPoint], label: str, space: str, calibration: LinearCalibration | None
+    points: Sequence[ValidationPoint], label: str, space: str, calibration: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The body of `POST /devices/{name}/validations`; networks without a prediction are not fidelity points."""
+    server_fields = ("name", "kind", "key", "predicted_us", "measured_us", "split")
     return {
         "space": space,
         "label": label,
-        "points": [point.to_json() for point in points if point.predicted_us is not None],
-        "calibration": calibration.to_json() if calibration else None,
+        "points": [
+            {field: point.to_json()[field] for field in server_fields}
+            for point in points
+            if point.predicted_us is not None
+        ],
+        "calibration": calibration,
     }
 
 
@@ -249,7 +281,7 @@ def post_run(
     params: SpaceParams,
     label: str,
     points: Sequence[ValidationPoint],
-    calibration: LinearCalibration | None,
+    calibration: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Store the run on the server (admin token), under the random networks' search space, which is put
     (created or refreshed: idempotent) first so the dashboard can show the run with that space's coverage."""

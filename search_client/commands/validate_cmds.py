@@ -12,7 +12,8 @@ from rich.table import Table
 
 from profiler_server.client import ProfilerError
 from search_client.arch import load_architecture
-from search_client.calibration import DEFAULT_FIT_FRACTION, split_names
+from search_client.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
+from search_client.calibration_choice import CalibrationChoice
 from search_client.commands.lut_cmds import Server, Token, connect, fail, wait_with_progress
 from search_client.errors import SearchClientError
 from search_client.fidelity import FidelitySummary
@@ -24,6 +25,8 @@ from search_client.validate import (
     ValidationPoint,
     ValidationReport,
     build_report,
+    calibrated_us,
+    calibration_json,
     measure_and_compare,
     post_run,
     validation_models,
@@ -58,15 +61,23 @@ def _print_points(console: Console, points: list[ValidationPoint]) -> None:
     console.print(table)
 
 
+def _calibration_line(choice: CalibrationChoice) -> str:
+    fitted = choice.calibration.to_json()
+    if fitted["kind"] == "linear":
+        formula = f"measured = {fitted['scale']:.4f} x predicted {fitted['offset_us']:+.1f} us"
+    else:
+        scales = " + ".join(f"{scale:.3f} x {kind}" for kind, scale in fitted["scales"].items())
+        formula = f"measured = fixed ops + {scales} {fitted['offset_us']:+.1f} us"
+    loo = ", ".join(f"{name} {value:.2f} %" for name, value in choice.loo_mape_pct.items())
+    chosen_by = f" (leave-one-out MAPE on the fit networks: {loo})" if loo else ""
+    return f"calibration fitted on {choice.calibration.fit_count} random networks: {formula}{chosen_by}"
+
+
 def _print_report(report: ValidationReport) -> None:
     typer.echo(_summary_line("raw LUT sum, all", report.raw))
     if report.calibration is None or report.raw_holdout is None or report.calibrated_holdout is None:
         return
-    calibration = report.calibration
-    typer.echo(
-        f"calibration fitted on {calibration.fit_count} random networks: "
-        f"measured = {calibration.scale:.4f} x predicted {calibration.offset_us:+.1f} us"
-    )
+    typer.echo(_calibration_line(report.calibration))
     typer.echo(_summary_line("raw LUT sum, held out", report.raw_holdout))
     typer.echo(_summary_line("calibrated, held out", report.calibrated_holdout))
 
@@ -131,7 +142,7 @@ def validate(
                 points = with_splits(points, fit_fraction, seed)
             report = build_report(points, calibrate)
             stored = (
-                post_run(client, device, SpaceParams(resolution), run_label, points, report.calibration)
+                post_run(client, device, SpaceParams(resolution), run_label, points, calibration_json(report))
                 if post
                 else None
             )
@@ -148,7 +159,9 @@ def validate(
         out.mkdir(parents=True, exist_ok=True)
         (out / RESULT_NAME).write_text(json.dumps(document, indent=1) + "\n")
         title = f"{device}: LUT sum vs whole network, {resolution}x{resolution}, {report.raw.count} networks"
-        plot_validation_scatter(points, out / SCATTER_NAME, title, report.calibration)
+        held_out = [p for p in points if p.split == HOLDOUT and p.predicted_us is not None]
+        calibrated = calibrated_us(report.calibration, held_out) if report.calibration else None
+        plot_validation_scatter(points, out / SCATTER_NAME, title, calibrated)
     except OSError as exc:
         raise fail(f"--out: cannot write to {out}: {exc}") from exc
     typer.echo(f"wrote {out / RESULT_NAME} and {out / SCATTER_NAME}")

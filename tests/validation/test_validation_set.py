@@ -86,7 +86,8 @@ def test_compare_lists_every_missing_entry():
 
 
 def _point(name: str, kind: str, predicted: float | None, measured: float) -> ValidationPoint:
-    return ValidationPoint(name, kind, f"net.{name}", predicted, measured)  # type: ignore[arg-type]
+    by_kind = None if predicted is None else {"fixed": 0.0, "e1": predicted, "e3": 0.0, "e6": 0.0}
+    return ValidationPoint(name, kind, f"net.{name}", predicted, measured, None, by_kind)  # type: ignore[arg-type]
 
 
 def test_splits_hold_out_the_zoo_and_never_overlap():
@@ -107,8 +108,9 @@ def test_report_judges_the_calibration_on_held_out_networks_only():
     points.append(_point("fbnet_a", "zoo", 1000.0, 1000.0))
     report = build_report(with_splits(points, 0.5, seed=0), calibrate=True)
     assert report.calibration is not None
-    assert report.calibration.scale == pytest.approx(1.1)
-    assert report.calibration.fit_count == 4
+    assert report.calibration.calibration.to_json()["kind"] == "linear"  # 4 fit networks: too few per kind
+    assert report.calibration.calibration.to_json()["scale"] == pytest.approx(1.1)
+    assert report.calibration.calibration.fit_count == 4
     assert report.raw.count == 9
     assert report.raw_holdout is not None and report.calibrated_holdout is not None
     assert report.raw_holdout.count == report.calibrated_holdout.count == 5
