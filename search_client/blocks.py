@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from search_client.depthwise import DepthwiseConv2d
 from search_client.errors import InvalidOpSpecError, UnknownBlockError
 
 
@@ -84,9 +85,10 @@ class ConvBNAct(nn.Sequential):
         stride: int = 1,
         groups: int = 1,
         activation: type[nn.Module] | None = nn.ReLU,
+        conv: type[nn.Conv2d] = nn.Conv2d,
     ) -> None:
         super().__init__(
-            nn.Conv2d(
+            conv(
                 in_channels,
                 out_channels,
                 kernel_size,
@@ -139,7 +141,13 @@ class InvertedResidual(nn.Module):
             self.pw = ConvBNAct(in_channels, mid_channels, 1, groups=groups, activation=activation)
         self.shuffle = ChannelShuffle(groups) if groups > 1 else nn.Identity()
         self.dw = ConvBNAct(
-            mid_channels, mid_channels, kernel_size, stride=stride, groups=mid_channels, activation=activation
+            mid_channels,
+            mid_channels,
+            kernel_size,
+            stride=stride,
+            groups=mid_channels,
+            activation=activation,
+            conv=DepthwiseConv2d,
         )
         self.pwl = ConvBNAct(mid_channels, out_channels, 1, groups=groups, activation=None)
         self.use_residual = stride == 1 and in_channels == out_channels

@@ -30,3 +30,17 @@ def gumbel_softmax_weights(
     index = soft.argmax(dim=-1, keepdim=True)
     one_hot = torch.zeros_like(soft).scatter_(-1, index, 1.0)
     return one_hot - soft.detach() + soft
+
+
+def path_group_count(batch: int, groups: int) -> int:
+    """`groups` clamped to the batch, with at least two samples per group where the batch allows:
+    training-mode BatchNorm on a 1x1 feature map needs two values per channel."""
+    return max(1, min(groups, batch // 2))
+
+
+def share_within_groups(noise: torch.Tensor, group_count: int) -> torch.Tensor:
+    """Sample i belongs to group i mod `group_count` and takes the noise of its group's first sample: one draw
+    per group, layer and candidate. Dealing samples round-robin is also how `shard_batch` deals them to ranks, so
+    R processes with G groups each draw exactly what one process with R * G groups draws over the whole batch."""
+    members = torch.arange(noise.shape[0], device=noise.device)
+    return noise.index_select(0, members % group_count)

@@ -33,7 +33,7 @@ from search_client.loss import LossConfig, search_loss
 from search_client.predict import predict_latency_us
 from search_client.schedule import split_for_search, temperature, warmup_epochs
 from search_client.space import SearchSpace, fbnet_space
-from search_client.supernet import Supernet, SupernetMode
+from search_client.supernet import DEFAULT_PATH_GROUPS, Supernet, SupernetMode
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "theta_history.json"
@@ -51,6 +51,7 @@ class SearchConfig:
     epochs: int = 10
     batch_size: int = 64
     mode: SupernetMode = "weighted"
+    path_groups: int = DEFAULT_PATH_GROUPS
     seed: int = 0
     loss: LossConfig = field(default_factory=LossConfig)
     initial_temperature: float = 5.0
@@ -136,7 +137,7 @@ def _epoch_seed(seed: int, epoch: int, phase: int, rank: int) -> int:
 
 def build_state(config: SearchConfig, space: SearchSpace) -> SearchState:
     torch.manual_seed(config.seed)
-    model = Supernet(space, config.mode)
+    model = Supernet(space, config.mode, config.path_groups)
     if config.sync_bn:
         # Replaces the BatchNorm children in place, keeping their parameters; draws no random numbers, so the
         # initialisation is the same as without. Without a process group SyncBatchNorm is plain BatchNorm.
@@ -336,11 +337,6 @@ def run_search(
     if config.batch_size % context.world_size:
         raise InvalidSearchConfigError(
             f"--batch-size {config.batch_size} (global) must be divisible by the {context.world_size} processes"
-        )
-    if config.mode == "single_path" and space.layers[-1].output_hw == (1, 1):
-        # A group of one sample on a 1x1 map leaves BatchNorm nothing to normalise over.
-        raise InvalidSearchConfigError(
-            f"single_path needs a final feature map larger than 1x1; resolution {config.resolution} gives 1x1"
         )
     _check_sync_bn(config, context, device)
     warmup = warmup_epochs(config.epochs, config.warmup_fraction)

@@ -25,7 +25,7 @@ from search_client.model import build_model
 from search_client.plots import PLOT_NAME, plot_probabilities, read_history
 from search_client.search import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
 from search_client.space import build_space
-from search_client.supernet import SUPERNET_MODES
+from search_client.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
 from search_client.train import TrainConfig, TrainEpoch, train_architecture
 
 DataSpec = Annotated[str, typer.Option("--data", help="digits | fake | cifar10:PATH | imagefolder:PATH")]
@@ -126,6 +126,14 @@ def search(
         int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")
     ] = 64,
     mode: Annotated[str, typer.Option("--mode", help=f"{' | '.join(SUPERNET_MODES)}")] = "weighted",
+    path_groups: Annotated[
+        int,
+        typer.Option(
+            "--path-groups",
+            min=1,
+            help="single_path: sample groups per process batch, one path each (clamped to batch / 2).",
+        ),
+    ] = DEFAULT_PATH_GROUPS,
     latency_loss: Annotated[
         str, typer.Option("--latency-loss", help=f"{' | '.join(LOSS_FORMS)}")
     ] = "multiplicative",
@@ -176,6 +184,7 @@ def search(
         epochs=epochs,
         batch_size=batch_size,
         mode=mode,  # type: ignore[arg-type]  # checked above
+        path_groups=path_groups,
         seed=seed,
         loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms, latency_unit_ms),  # type: ignore[arg-type]
         initial_temperature=temperature,

@@ -26,13 +26,23 @@ WORLD_SIZE = 2
 MODES = ("weighted", "single_path")
 
 
-def make_config(mode: str) -> SearchConfig:
-    return SearchConfig(data="fake", resolution=16, width=0.25, head_channels=32, batch_size=8, mode=mode)
+def make_config(mode: str, path_groups: int) -> SearchConfig:
+    return SearchConfig(
+        data="fake",
+        resolution=16,
+        width=0.25,
+        head_channels=32,
+        batch_size=8,
+        mode=mode,
+        path_groups=path_groups,
+    )
 
 
-def one_phase_gradients(mode: str, context: DistContext) -> tuple[dict[str, torch.Tensor], float]:
+def one_phase_gradients(
+    mode: str, context: DistContext, path_groups: int = 1
+) -> tuple[dict[str, torch.Tensor], float]:
     """Run two steps of the real PhaseRunner (theta phase) and return the last step's gradients and the loss."""
-    config = make_config(mode)
+    config = make_config(mode, path_groups)
     data = load_data(config.data, config.resolution, seed=0)
     space = config.space(data.num_classes)
     lut_us = {op.key: 900.0 + 37.0 * index for index, op in enumerate(ops_for_space(space))}
@@ -79,7 +89,8 @@ def two_process_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_two_gloo_processes_equal_one_process_over_the_combined_batch(two_process_results, mode: str) -> None:
-    single_grads, single_loss = one_phase_gradients(mode, DistContext())
+    # Each process draws its own single-path group: one process over the combined batch draws one per process.
+    single_grads, single_loss = one_phase_gradients(mode, DistContext(), path_groups=WORLD_SIZE)
     for rank_results in two_process_results:
         grads, loss = rank_results[mode]
         assert loss == pytest.approx(single_loss, rel=1e-5)

@@ -1,4 +1,4 @@
-"""The supernet: shapes, single-path == weighted for one-hot weights, gradients, sampling from P_theta."""
+"""The supernet: shapes, single-path == weighted for one-hot weights, sample groups, gradients, sampling."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from search_client.blocks import CANDIDATES
-from search_client.gumbel import sample_gumbel_noise
+from search_client.gumbel import path_group_count, sample_gumbel_noise, share_within_groups
 from search_client.space import fbnet_space
 from search_client.supernet import Supernet
 
@@ -33,8 +33,10 @@ def test_forward_returns_logits_and_the_weights_it_used(mode: str, images: torch
 def test_single_path_equals_the_weighted_sum_when_weights_are_one_hot(images: torch.Tensor) -> None:
     """At a vanishing temperature the soft weights are exactly one-hot: both modes must then agree."""
     torch.manual_seed(0)
-    supernet = Supernet(SPACE, "weighted").eval()  # eval: BN must not depend on how the batch is grouped
+    # eval: BN must not depend on how the batch is grouped; noise shared within single path's 3 groups.
+    supernet = Supernet(SPACE, "weighted", path_groups=3).eval()
     noise = sample_gumbel_noise(6, supernet.theta.detach(), torch.Generator().manual_seed(1))
+    noise = share_within_groups(noise, 3)
     weighted_logits, soft = supernet(images, temperature=1e-6, noise=noise, mode="weighted")
     path_logits, hard = supernet(images, temperature=1e-6, noise=noise, mode="single_path")
     assert torch.equal(soft.detach(), hard.detach())
@@ -84,3 +86,29 @@ def test_uniform_theta_samples_vary() -> None:
     samples = Supernet(SPACE).sample_blocks(4, torch.Generator().manual_seed(0))
     assert len({tuple(sample) for sample in samples}) == 4
     assert Supernet(SPACE).sample_blocks(0, torch.Generator()) == []
+
+
+@pytest.mark.parametrize("path_groups", [1, 4])
+def test_single_path_runs_one_candidate_per_group_even_on_a_1x1_map(path_groups: int) -> None:
+    """ImageNet strides at 32x32 end on 1x1 maps: a group of one sample there cannot be batch-normed."""
+    torch.manual_seed(0)
+    space = fbnet_space(resolution=32, width=0.25, num_classes=10, head_channels=32)
+    assert space.layers[-1].output_hw == (1, 1)
+    supernet = Supernet(space, "single_path", path_groups)
+    noise = sample_gumbel_noise(9, supernet.theta.detach(), torch.Generator().manual_seed(3))
+    logits, weights = supernet(torch.randn(9, 3, 32, 32), temperature=1.0, noise=noise)
+    logits.logsumexp(1).sum().backward()
+    groups = path_group_count(9, path_groups)
+    assert groups == path_groups
+    for group in range(groups):  # sample i is in group i mod groups; a group shares its draw
+        members = weights[group::groups].detach()
+        assert torch.equal(members, members[:1].expand_as(members))
+    drawn = weights.argmax(-1)  # (batch, layers)
+    assert all(len(drawn[:, layer].unique()) <= groups for layer in range(22))
+    assert path_groups == 1 or any(len(drawn[:, layer].unique()) > 1 for layer in range(22))
+
+
+def test_path_groups_are_clamped_to_two_samples_each() -> None:
+    assert [path_group_count(batch, 4) for batch in (1, 2, 5, 8, 32)] == [1, 1, 2, 4, 4]
+    with pytest.raises(ValueError, match="path_groups"):
+        Supernet(SPACE, "single_path", path_groups=0)
