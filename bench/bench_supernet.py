@@ -1,5 +1,6 @@
-"""Benchmark: supernet training throughput, weighted sum of all candidates (the paper) vs single path, against a
-plain network (k5_e6 in every layer) measured in the same run. One child process per mode, so that each peak
+"""Benchmark: supernet training throughput, weighted sum of all candidates (the paper) vs single path, against
+the straightforward implementation ANCHORS.md measured (`straightforward_*`, a few lines below) and a plain
+network (k5_e6 in every layer), all measured in the same run. One child process per mode, so that each peak
 memory figure is its own.
 
     .venv/bin/python bench/bench_supernet.py                       # CPU, 32x32, batch 32, width 1.0, 10 classes
@@ -8,7 +9,8 @@ memory figure is its own.
 
 A step is forward + cross-entropy + backward + SGD step over weights and theta, as in the search. Prints img/s
 (median step), peak memory (CPU: the child's peak RSS above its RSS before the model was built; CUDA: the peak
-allocated), and the ratios against the plain network and single path against weighted.
+allocated), and the ratios of ours against the straightforward implementation of the same mode, against the
+plain network, and of single path against weighted.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from search_client.arch import Architecture
-from search_client.model import build_model
-from search_client.space import fbnet_space
-from search_client.supernet import Supernet
+from search_client.blocks import CANDIDATES, make_block
+from search_client.gumbel import gumbel_softmax_weights, sample_gumbel_noise
+from search_client.model import build_model, make_classifier, make_head, make_stem
+from search_client.space import SearchSpace, fbnet_space
+from search_client.supernet import DEFAULT_PATH_GROUPS, Supernet
 
-MODES = ("weighted", "single_path", "plain")
+MODES = ("weighted", "straightforward_weighted", "single_path", "straightforward_single_path", "plain")
 
 
 def rss_mib() -> float:
@@ -49,6 +53,48 @@ class Plain(nn.Module):
         return self.net(images), None
 
 
+class Straightforward(nn.Module):
+    """ANCHORS.md's baseline, written the obvious way: each layer holds the 9 blocks.py candidates; weighted mode
+    sums all of them with per-sample Gumbel-softmax weights, single path runs one Gumbel-hard candidate per layer
+    for the whole batch."""
+
+    def __init__(self, space: SearchSpace, single_path: bool) -> None:
+        super().__init__()
+        self.single_path = single_path
+        self.stem = make_stem(space.stem)
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                make_block(name, layer.in_channels, layer.out_channels, layer.stride) for name in CANDIDATES
+            )
+            for layer in space.layers
+        )
+        self.head, self.classifier = make_head(space.head), make_classifier(space.classifier)
+        self.theta = nn.Parameter(torch.zeros(len(space.layers), len(CANDIDATES)))
+
+    def forward(self, images: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        draws = 1 if self.single_path else images.shape[0]
+        noise = sample_gumbel_noise(draws, self.theta.detach())
+        weights = gumbel_softmax_weights(self.theta, noise, temperature, hard=self.single_path)
+        x = self.stem(images)
+        for candidates, layer_weights in zip(self.layers, weights.unbind(1), strict=True):
+            if self.single_path:
+                index = int(layer_weights[0].argmax())
+                x = candidates[index](x) * layer_weights[0, index]
+            else:
+                x = sum(
+                    layer_weights[:, k].view(-1, 1, 1, 1) * block(x) for k, block in enumerate(candidates)
+                )
+        return self.classifier(self.head(x)), weights
+
+
+def build_bench_model(args: argparse.Namespace, space: SearchSpace) -> nn.Module:
+    if args.mode == "plain":
+        return Plain(build_model(Architecture(("k5_e6",) * len(space.layers)), space))
+    if args.mode.startswith("straightforward_"):
+        return Straightforward(space, single_path=args.mode == "straightforward_single_path")
+    return Supernet(space, args.mode, args.path_groups)
+
+
 def measure_mode(args: argparse.Namespace) -> dict[str, float | str]:
     device = torch.device(args.device)
     if args.threads:
@@ -58,10 +104,7 @@ def measure_mode(args: argparse.Namespace) -> dict[str, float | str]:
         args.resolution, args.width, args.num_classes, args.head_channels, args.schedule == "small-input"
     )
     idle_mib = rss_mib()
-    if args.mode == "plain":
-        model: nn.Module = Plain(build_model(Architecture(("k5_e6",) * len(space.layers)), space))
-    else:
-        model = Supernet(space, args.mode)
+    model = build_bench_model(args, space)
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -114,6 +157,9 @@ def main() -> None:
         default="imagenet",
         help="stride schedule: imagenet (total stride 32, as ANCHORS.md) or small-input (total stride 8)",
     )
+    parser.add_argument(
+        "--path-groups", type=int, default=DEFAULT_PATH_GROUPS, help="single_path's sample groups per batch"
+    )
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -144,19 +190,26 @@ def main() -> None:
         f"supernet step on {args.device}, {args.resolution}x{args.resolution} ({args.schedule} strides), "
         f"batch {args.batch}, width {args.width}, "
         f"{'bf16' if args.bf16 else 'fp32'}{', channels_last' if args.channels_last else ''}, "
-        f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}"
+        f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
+        f"single_path groups {args.path_groups}"
     )
     plain = results.get("plain")
     for mode, result in results.items():
         ratio = f", {result['img_per_s'] / plain['img_per_s']:.2f}x the plain network" if plain else ""
         print(
-            f"{mode:>12}: {result['img_per_s']:8.1f} img/s ({result['step_ms']:.0f} ms/step), "
+            f"{mode:>27}: {result['img_per_s']:8.1f} img/s ({result['step_ms']:.0f} ms/step), "
             f"peak {result['peak_mib']:.0f} MiB{ratio}"
         )
-    if "weighted" in results and "single_path" in results:
-        speedup = results["single_path"]["img_per_s"] / results["weighted"]["img_per_s"]
-        memory = results["weighted"]["peak_mib"] / max(results["single_path"]["peak_mib"], 1e-9)
-        print(f"single path vs weighted: {speedup:.2f}x img/s, {memory:.2f}x less peak memory")
+    comparisons = [(mode, f"straightforward_{mode}") for mode in ("weighted", "single_path")]
+    for faster, slower in [*comparisons, ("single_path", "weighted")]:
+        if faster in results and slower in results:
+            print(f"{faster} vs {slower}: {compare(results[faster], results[slower])}")
+
+
+def compare(ours: dict[str, float | str], other: dict[str, float | str]) -> str:
+    speedup = float(ours["img_per_s"]) / float(other["img_per_s"])
+    memory = float(ours["peak_mib"]) / max(float(other["peak_mib"]), 1e-9)
+    return f"{speedup:.2f}x img/s, {memory:.2f}x the peak memory"
 
 
 if __name__ == "__main__":
