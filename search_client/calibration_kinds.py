@@ -1,10 +1,11 @@
 """A per-block-kind calibration: each kind of block gets its own scale, fitted on the fit split only.
 
-Why: the LUT's error is not one scale. Profiled inside whole networks with onnxruntime's profiler, small blocks
-(expansion 1, grouped, skip projections) run faster than alone (the per-run overhead and the layout reorders a
-standalone op pays are not paid inside a network), while the classifier and some expansion-6 blocks run slower
-(their weights are evicted by the rest of the network). A single line cannot undo errors of opposite sign that
-depend on the architecture's mix of blocks, and a monotone map cannot reorder networks; a scale per kind can.
+Why: the LUT's error is not one scale. Profiled inside whole networks with onnxruntime's profiler
+(bench/bench_block_context.py), ops run at different ratios of their standalone time: the classifier (8 MB of
+weights, evicted by the rest of the network) 1.3 - 1.8x in every profile, small blocks (expansion 1, grouped,
+skip projections) often below 1x (a standalone op pays a session run and layout reorders a network pays once),
+the others either way. Errors of opposite sign that depend on the architecture's mix of blocks are not undone by
+a single line, and a monotone map cannot reorder networks; a scale per kind can do both.
 
     calibrated_us = fixed_us + sum_k scale_k * blocks_k_us + offset_us
 
