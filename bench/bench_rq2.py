@@ -19,23 +19,30 @@ import argparse
 import dataclasses
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shared_machine import low_priority, timing_lock  # noqa: E402  (bench/ is not a package)
+
 from device_agents.backends.base import OpInput
 from device_agents.backends.onnxruntime import OnnxRuntimeBackend
 from device_agents.measure import is_failure, measure_op
 from device_agents.timing import TimingPolicy
 from search_client.arch import Architecture
+from search_client.data import global_batches, load_data
 from search_client.export import export_module, export_onnx, sha256_hex
 from search_client.keys import ops_for_space
 from search_client.loss import LossConfig
 from search_client.predict import predict_latency_us
-from search_client.search import CHECKPOINT_NAME, SearchConfig, run_search
+from search_client.schedule import split_for_search
+from search_client.search import CHECKPOINT_NAME, SearchConfig, SearchResult, run_search
 from search_client.space import SearchSpace
+from search_client.theta_pull import ThetaPull, measure_theta_pull
 from search_client.train import TrainConfig, train_architecture
 
 GOAL_FASTER = 0.25
@@ -63,7 +70,13 @@ def measure_lut(space: SearchSpace, backend: OnnxRuntimeBackend, folder: Path) -
 
 
 def run_one(
-    name: str, loss: LossConfig, args: argparse.Namespace, lut: dict[str, float], backend, folder: Path
+    name: str,
+    loss: LossConfig,
+    aware_loss: LossConfig,
+    args: argparse.Namespace,
+    lut: dict[str, float],
+    backend: OnnxRuntimeBackend,
+    folder: Path,
 ) -> dict:
     config = SearchConfig(
         data="digits",
@@ -81,16 +94,21 @@ def run_one(
     started = time.perf_counter()
     # A finished or interrupted search in --out is resumed rather than redone.
     resume = (folder / name / CHECKPOINT_NAME).is_file()
-    result = run_search(config, lut, folder / name, resume=resume, sample_count=0)
+    with low_priority():
+        result = run_search(config, lut, folder / name, resume=resume, sample_count=0)
     search_s = time.perf_counter() - started
+    pull = final_theta_pull(config, result, aware_loss)
+    print(f"{name}: {pull.describe()}")
     arch = Architecture(tuple(result.state.model.argmax_blocks()))
-    trained = train_architecture(
-        arch,
-        result.space.params,
-        TrainConfig(epochs=args.train_epochs, batch_size=args.batch_size, seed=args.seed),
-    )
+    with low_priority():
+        trained = train_architecture(
+            arch,
+            result.space.params,
+            TrainConfig(epochs=args.train_epochs, batch_size=args.batch_size, seed=args.seed),
+        )
     onnx = export_module(trained.model.eval().cpu(), result.space.input_shape)
-    measured_us = measure_median_us(backend, f"net-{name}", onnx, {}, folder)
+    with timing_lock(args.timing_lock):
+        measured_us = measure_median_us(backend, f"net-{name}", onnx, {}, folder)
     return {
         "name": name,
         "loss": dataclasses.asdict(loss),
@@ -101,7 +119,21 @@ def run_one(
         "top1": trained.top1,
         "search_s": search_s,
         "final_expected_latency_ms": result.state.history[-1].expected_latency_ms,
+        "theta_pull_latency_over_ce": pull.latency_over_cross_entropy,
     }
+
+
+def final_theta_pull(config: SearchConfig, result: SearchResult, aware_loss: LossConfig) -> ThetaPull:
+    """How hard the *aware* loss pulls on theta at the end of this search, CE part vs latency part, over the
+    theta split at the last temperature (for the unaware search: what the aware loss would have done there)."""
+    data = load_data(config.data, config.resolution, config.seed)
+    split = split_for_search(len(data.train), config.weight_fraction, config.seed)
+    images, labels = data.train.tensors
+    batches = [
+        (images[rows], labels[rows]) for rows in global_batches(split.theta_indices, config.batch_size, 0)
+    ]
+    tau = result.state.history[-1].temperature
+    return measure_theta_pull(result.state.model, result.table, aware_loss, batches, tau)
 
 
 def main() -> None:
@@ -129,6 +161,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for search and training")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--timing-lock",
+        type=Path,
+        default=None,
+        help="hold an flock on this file while measuring (shared machines)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the searches and rq2.json here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -138,19 +176,14 @@ def main() -> None:
     space = SearchConfig(
         resolution=args.resolution, width=args.width, head_channels=args.head_channels, small_input=True
     ).space(num_classes=10)
-    lut = measure_lut(space, backend, folder)
+    with timing_lock(args.timing_lock):
+        lut = measure_lut(space, backend, folder)
+    aware_loss = LossConfig(
+        args.aware_loss, lambda_per_ms=args.lambda_per_ms, latency_unit_ms=args.latency_unit_ms
+    )
     runs = [
-        run_one("latency_unaware", LossConfig(form="none"), args, lut, backend, folder),
-        run_one(
-            "latency_aware",
-            LossConfig(
-                args.aware_loss, lambda_per_ms=args.lambda_per_ms, latency_unit_ms=args.latency_unit_ms
-            ),
-            args,
-            lut,
-            backend,
-            folder,
-        ),
+        run_one("latency_unaware", LossConfig(form="none"), aware_loss, args, lut, backend, folder),
+        run_one("latency_aware", aware_loss, aware_loss, args, lut, backend, folder),
     ]
     base, aware = runs
     print(

@@ -9,7 +9,11 @@ per-op overheads and kernels differ. End to end, nothing mocked:
    `device-agent run` processes; the search space's ops are uploaded and queued for both (search_client
    .lut_client), and each agent drains its queue alone (`--once`), never both at the same time.
 2. One DNAS search per device (search_client.search.run_search, digits, identical settings and seed; only the
-   LUT differs), each device's argmax architecture kept.
+   LUT differs), each device's argmax architecture kept. The default loss is the additive CE + lambda * LAT with
+   lambda = --latency-weight / (the device's expected latency under uniform theta): the same *relative* latency
+   pull on both devices, whose LUTs differ ~10x in scale. (The paper's multiplicative loss barely moves theta on
+   digits - its latency gradient is ~70x smaller than the cross-entropy's, docs/search.md, RQ2 - so a search
+   with it is close to latency-unaware and says little about RQ5; `--aware-loss multiplicative` runs it anyway.)
 3. Both architectures (and FBNet-A/B/C in the same space, for the trade-off figure) become whole-network ops,
    measured by both agents; each is trained from scratch with the same recipe for its digits top-1.
 
@@ -23,6 +27,7 @@ tradeoff_points.json, tradeoff.png and one arch_<device>.png per device to --out
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -33,10 +38,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
+from shared_machine import low_priority, timing_lock  # noqa: E402
 
 from profiler_server.client import ProfilerClient  # noqa: E402
 from search_client.arch import Architecture  # noqa: E402
+from search_client.blocks import CANDIDATES  # noqa: E402
 from search_client.keys import Op, make_op, network_spec, ops_for_space  # noqa: E402
+from search_client.latency import latency_table_for_space  # noqa: E402
 from search_client.loss import LossConfig  # noqa: E402
 from search_client.lut_client import request_lut  # noqa: E402
 from search_client.predict import predict_latency_us  # noqa: E402
@@ -63,14 +71,19 @@ NUM_CLASSES = 10  # digits
 
 
 def measure(
-    stack: Stack, admin: ProfilerClient, devices: dict[str, tuple[str, ...]], ops: list[Op]
+    stack: Stack,
+    admin: ProfilerClient,
+    devices: dict[str, tuple[str, ...]],
+    ops: list[Op],
+    lock: Path | None,
 ) -> dict[str, dict[str, float]]:
     """Queue `ops` on every device, let each device's agent drain its queue alone; device -> key -> median us."""
     for device in devices:
         request_lut(admin, device, ops)
     for device, agent_args in devices.items():
-        started = time.perf_counter()
-        stack.drain(device, agent_args)
+        with timing_lock(lock):
+            started = time.perf_counter()
+            stack.drain(device, agent_args)
         print(f"{device}: queue drained in {time.perf_counter() - started:.0f} s")
     keys = [op.key for op in ops]
     luts = {device: admin.get_lut(device, keys=keys) for device in devices}
@@ -80,6 +93,16 @@ def measure(
                 f"{device}: {len(lut.missing)} ops not measured (see agent-{device}.log): {lut.missing}"
             )
     return {device: medians_us(lut.entries) for device, lut in luts.items()}
+
+
+def device_loss(args: argparse.Namespace, lut: dict[str, float], space: SearchSpace) -> LossConfig:
+    """The search loss for one device: the additive form scaled to the device's own latency (see the docstring)."""
+    if args.aware_loss == "multiplicative":
+        return LossConfig(latency_unit_ms=args.latency_unit_ms)
+    table = latency_table_for_space(space, lut)
+    layers, candidates = len(space.layers), len(CANDIDATES)
+    uniform_ms = float(table.expected_ms(torch.full((1, layers, candidates), 1.0 / candidates)))
+    return LossConfig("additive", lambda_per_ms=args.latency_weight / uniform_ms)
 
 
 def search(
@@ -111,9 +134,24 @@ def main() -> None:
     parser.add_argument("--search-epochs", type=int, default=8)
     parser.add_argument("--train-epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--aware-loss", choices=("additive", "multiplicative"), default="additive", help="the searches' loss"
+    )
+    parser.add_argument(
+        "--latency-weight",
+        type=float,
+        default=0.5,
+        help="additive loss: lambda_per_ms = this / the device's uniform-theta latency (ms)",
+    )
     parser.add_argument("--latency-unit-ms", type=float, default=0.01, help="LAT's unit in the paper's loss")
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads for search and training")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--timing-lock",
+        type=Path,
+        default=None,
+        help="hold an flock on this file while measuring (shared machines)",
+    )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="rq5.json and the figures (default: workdir)")
     args = parser.parse_args()
@@ -126,7 +164,6 @@ def main() -> None:
     config = SearchConfig(
         data="digits", resolution=args.resolution, width=args.width, head_channels=args.head_channels, small_input=True,
         epochs=args.search_epochs, batch_size=args.batch_size, mode="weighted", seed=args.seed,
-        loss=LossConfig(latency_unit_ms=args.latency_unit_ms),
     )  # fmt: skip
     space = config.space(NUM_CLASSES)
     stack = Stack(workdir, server_cpus=(1,))
@@ -135,17 +172,23 @@ def main() -> None:
         with stack.admin() as admin:
             for device, agent_args in devices.items():
                 stack.drain(device, agent_args)  # registers it; its queue is still empty
-            luts = measure(stack, admin, devices, ops_for_space(space))
+            luts = measure(stack, admin, devices, ops_for_space(space), args.timing_lock)
             searched: dict[str, Architecture] = {}
             for device in devices:
-                arch, searched_space, search_s = search(config, luts[device], workdir / f"search-{device}")
+                loss = device_loss(args, luts[device], space)
+                print(f"{device}: {loss}")
+                device_config = dataclasses.replace(config, loss=loss)
+                with low_priority():
+                    arch, searched_space, search_s = search(
+                        device_config, luts[device], workdir / f"search-{device}"
+                    )
                 assert searched_space == space  # the LUT was measured for exactly this space
                 searched[device] = arch
                 print(f"searched for {device} in {search_s:.0f} s: {arch}")
             networks = {f"searched_{device}": arch for device, arch in searched.items()}
             networks.update({name: get_model(name).arch for name in ZOO_FOR_TRADEOFF})
             network_ops = {name: make_op(network_spec(arch, space.params)) for name, arch in networks.items()}
-            measured = measure(stack, admin, devices, list(network_ops.values()))
+            measured = measure(stack, admin, devices, list(network_ops.values()), args.timing_lock)
     finally:
         stack.close()
 
@@ -161,11 +204,12 @@ def main() -> None:
     }
     top1_pct: dict[str, float] = {}
     for name, arch in networks.items():
-        trained = train_architecture(
-            arch,
-            space.params,
-            TrainConfig(epochs=args.train_epochs, batch_size=args.batch_size, seed=args.seed),
-        )
+        with low_priority():
+            trained = train_architecture(
+                arch,
+                space.params,
+                TrainConfig(epochs=args.train_epochs, batch_size=args.batch_size, seed=args.seed),
+            )
         top1_pct[name] = 100.0 * trained.top1
         print(f"trained {name}: top-1 {top1_pct[name]:.1f} % on digits")
 
