@@ -55,6 +55,7 @@ class PostgresLutVersions:
         self._listener: threading.Thread | None = None
         # The listener's socket while it waits with every notification handed over; None while it reads.
         self._quiet_fd: int | None = None
+        self._failures_in_a_row = 0
 
     def local(self, device_name: str) -> LutVersion | None:
         self._ensure_listening()
@@ -100,7 +101,12 @@ class PostgresLutVersions:
             try:
                 self._listen()
             except Exception as exc:  # any failure of the connection: serve nothing from the cache, reconnect
-                log.warning("LUT version listener lost its database connection (%s); reconnecting", exc)
+                self._failures_in_a_row += 1
+                # Once per outage, not once a second (e.g. behind a pooler that does not pass LISTEN through).
+                level = logging.WARNING if self._failures_in_a_row == 1 else logging.DEBUG
+                log.log(
+                    level, "LUT version listener: no database connection (%s); 304s read the database", exc
+                )
             self._cache.reset()
             self._stopping.wait(RECONNECT_S)
 
@@ -113,6 +119,7 @@ class PostgresLutVersions:
             conn.execute(f"SET application_name = '{LISTENER_NAME}'")  # for operators in pg_stat_activity
             conn.execute(f"LISTEN {LUT_CHANGED_CHANNEL}")
             self._cache.reset()  # versions cached before LISTEN may have missed a notification
+            self._failures_in_a_row = 0
             next_heartbeat_s = 0.0
             while not self._stopping.is_set():
                 if time.monotonic() >= next_heartbeat_s:
