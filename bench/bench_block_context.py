@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from device_agents.scheduling import set_realtime_priority  # noqa: E402
 from device_agents.system import set_affinity  # noqa: E402
 from search_client.blocks import is_identity  # noqa: E402
-from search_client.calibration_kinds import op_kind  # noqa: E402
+from search_client.calibration_kinds import FIXED, op_kind  # noqa: E402
 from search_client.export import export_onnx  # noqa: E402
 from search_client.keys import Op  # noqa: E402
 from search_client.space import build_space  # noqa: E402
@@ -117,7 +117,7 @@ def report(model: ValidationModel, runs: int, folder: Path) -> None:
         print(
             f"{name:6} {op.key:40} {alone_us:9.0f} {run_us:9.0f} {inside[name]:9.0f} {inside[name] / alone_us:12.2f}"
         )
-        totals = per_kind[op_kind(op) if name not in ("head", "classifier") else name]
+        totals = per_kind[name if op_kind(op) == FIXED else op_kind(op)]  # stem, head, classifier apart
         totals[0], totals[1], totals[2] = totals[0] + alone_us, totals[1] + run_us, totals[2] + inside[name]
     for kind, (alone_us, run_us, inside_us) in sorted(per_kind.items()):
         print(f"  {kind:10} nodes alone {alone_us:7.0f} us, session runs alone {run_us:7.0f} us, "
