@@ -90,14 +90,14 @@ class SupernetLayer(nn.ModuleList):
         """Each block's depthwise conv on its channels: one conv per run of blocks whose receptive kernels match."""
         map_hw = (hidden.shape[-2], hidden.shape[-1])
         kernels = [receptive_kernel(block.dw[0].weight, map_hw) for block in blocks]
-        outputs, start, first = [], 0, 0
+        runs, first = [], 0
         for end in range(1, len(blocks) + 1):
-            if end < len(blocks) and kernels[end].shape == kernels[first].shape:
-                continue
-            channels = sum(kernel.shape[0] for kernel in kernels[first:end])
-            weight = torch.cat(kernels[first:end])
-            outputs.append(depthwise_conv(hidden[:, start : start + channels], weight, self.stride))
-            start, first = start + channels, end
+            if end == len(blocks) or kernels[end].shape != kernels[first].shape:
+                runs.append(torch.cat(kernels[first:end]))
+                first = end
+        # split, not slicing: its backward concatenates the gradients instead of zero-filling one per slice.
+        parts = hidden.split([run.shape[0] for run in runs], 1)
+        outputs = [depthwise_conv(part, run, self.stride) for part, run in zip(parts, runs, strict=True)]
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs, 1)
 
     def single_path(self, x: torch.Tensor, weights: torch.Tensor, group_count: int) -> torch.Tensor:

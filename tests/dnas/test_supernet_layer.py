@@ -1,5 +1,6 @@
 """The fused weighted layer computes exactly the paper's sum over standalone blocks.py candidates (outputs,
-gradients of the input, the weights and every parameter, and BatchNorm's running statistics)."""
+gradients of the input, the weights and every parameter, and BatchNorm's running statistics), in float64 so that tight tolerances catch any wrong term rather than float32's reordered
+sums."""
 
 from __future__ import annotations
 
@@ -49,24 +50,26 @@ def _plain_copies(layer: SupernetLayer, spec: LayerSpec) -> nn.ModuleList:
 def test_fused_weighted_sum_equals_the_plain_candidates(spec: LayerSpec, training: bool) -> None:
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    layer = SupernetLayer(spec).train(training)
+    layer = SupernetLayer(spec).train(training).double()
     _randomise_norms(layer, generator)
-    plain = _plain_copies(layer, spec)
-    x = torch.randn(BATCH, spec.in_channels, *spec.input_hw, generator=generator).requires_grad_()
-    weights = torch.softmax(torch.randn(BATCH, len(CANDIDATES), generator=generator), 1).requires_grad_()
+    plain = _plain_copies(layer, spec).double()
+    x = torch.randn(BATCH, spec.in_channels, *spec.input_hw, generator=generator, dtype=torch.float64)
+    x.requires_grad_()
+    weights = torch.randn(BATCH, len(CANDIDATES), generator=generator, dtype=torch.float64).softmax(1)
+    weights.requires_grad_()
     fused = layer.weighted(x, weights)
     reference = sum(weights[:, index].view(-1, 1, 1, 1) * block(x) for index, block in enumerate(plain))
     assert isinstance(reference, torch.Tensor)
-    torch.testing.assert_close(fused, reference, rtol=1e-5, atol=1e-5)
-    upstream = torch.randn(fused.shape, generator=generator)
+    torch.testing.assert_close(fused, reference, rtol=1e-9, atol=1e-9)
+    upstream = torch.randn(fused.shape, generator=generator, dtype=torch.float64)
     fused_grads = torch.autograd.grad(fused, [x, weights, *layer.parameters()], upstream)
     plain_grads = torch.autograd.grad(reference, [x, weights, *plain.parameters()], upstream)
     for fused_grad, plain_grad in zip(fused_grads, plain_grads, strict=True):
-        torch.testing.assert_close(fused_grad, plain_grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(fused_grad, plain_grad, rtol=1e-9, atol=1e-9)
     for (name, fused_buffer), plain_buffer in zip(
         layer.state_dict().items(), plain.state_dict().values(), strict=True
     ):
-        torch.testing.assert_close(fused_buffer, plain_buffer, rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(fused_buffer, plain_buffer, rtol=1e-9, atol=1e-9, msg=name)
 
 
 def test_the_layer_state_is_the_plain_candidates_and_exports_as_blocks() -> None:
