@@ -10,7 +10,9 @@ by the same agent with the same timing engine, and the LUT's medians are compare
                                              [--out DIR]
 
 Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the raw sum
-and for the calibrated prediction on held-out networks; writes validation.json and scatter.png to --out.
+and for the calibrated prediction on held-out networks; writes validation.json and scatter.png to --out. Then
+(--noise-floor, the default) the agent measures the whole networks a second time, and the first measurement is
+scored as a prediction of the second with the same metrics: the floor under any LUT's figures on this machine.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from search_client.fidelity import summarize  # noqa: E402
+
+DEVICE = "cpu-ort-t1"
+REMEASURE_TIMEOUT_S = 600.0
 GOAL_MAPE_PCT = 5.0
 GOAL_WITHIN_10_PCT = 95.0
 GOAL_KENDALL_TAU = 0.9
@@ -39,6 +47,33 @@ def _verdict(summary: dict[str, float | None]) -> str:
         ("Kendall tau", "n/a" if tau is None else f"{tau:.3f}", tau is not None and tau >= GOAL_KENDALL_TAU),
     ]
     return ", ".join(f"{name} {value} ({'meets' if ok else 'misses'} goal)" for name, value, ok in checks)
+
+
+def remeasure_networks(stack: Stack, keys: list[str]) -> dict[str, float]:
+    """The whole networks measured a second time by the same agent (remeasure jobs): their new medians."""
+    with stack.admin() as admin:
+        first = {key: entry["result_id"] for key, entry in admin.get_lut(DEVICE, keys=keys).entries.items()}
+        admin.create_jobs(DEVICE, keys, remeasure=True)
+        deadline = time.monotonic() + REMEASURE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            entries = admin.get_lut(DEVICE, keys=keys).entries
+            if all(entries[key]["result_id"] != first[key] for key in keys):
+                return {key: float(entries[key]["median_us"]) for key in keys}
+            time.sleep(1.0)
+    raise SystemExit(f"the agent did not measure the networks again within {REMEASURE_TIMEOUT_S:.0f} s")
+
+
+def noise_floor_line(points: list[dict[str, Any]], second_us: dict[str, float]) -> str:
+    """The first measurement of each network taken as a prediction of the second: no LUT can do better."""
+    first = [point["measured_us"] for point in points]
+    again = [second_us[point["key"]] for point in points]
+    floor = summarize(first, again)
+    tau = "n/a" if floor.kendall_tau is None else f"{floor.kendall_tau:.3f}"
+    return (
+        f"noise floor, the same {floor.count} networks measured again: first vs second MAPE {floor.mape_pct:.2f} %, "
+        f"within 10 % {floor.within_10_pct:.0f} %, Kendall tau {tau}, mean signed error "
+        f"{floor.mean_signed_error_pct:+.2f} %"
+    )
 
 
 def main() -> None:
@@ -55,6 +90,10 @@ def main() -> None:
         help="the agent measures under SCHED_FIFO at this priority (0: the OS default policy); on a shared "
              "machine other users' jobs otherwise preempt most timed runs (docs/validation.md)",
     )  # fmt: skip
+    parser.add_argument(
+        "--noise-floor", action=argparse.BooleanOptionalAction, default=True,
+        help="measure the whole networks a second time and print how well the first measurement predicts it",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
@@ -66,23 +105,29 @@ def main() -> None:
     try:
         stack.start_server()
         realtime = ["--realtime-priority", str(args.agent_realtime_priority)]
-        stack.start_agent("cpu-ort-t1", threads=1, cpus=str(args.agent_cpu), agent_args=realtime)
+        stack.start_agent(DEVICE, threads=1, cpus=str(args.agent_cpu), agent_args=realtime)
         out = workdir / "validation"
         stack.dnas(
-            "validate", "--server", stack.url, "--device", "cpu-ort-t1", "--n", str(args.n),
+            "validate", "--server", stack.url, "--device", DEVICE, "--n", str(args.n),
             "--resolution", str(args.resolution), "--seed", str(args.seed), "--calibrate", "--out", str(out),
             cpus=(args.server_cpu,),
         )  # fmt: skip
+        document = json.loads((out / "validation.json").read_text())
+        predicted = [point for point in document["points"] if point["predicted_us"] is not None]
+        second_us = (
+            remeasure_networks(stack, [point["key"] for point in predicted]) if args.noise_floor else None
+        )
     finally:
         stack.close()
     elapsed_s = time.perf_counter() - started
-    document = json.loads((out / "validation.json").read_text())
     summary = document["summary"]
     print(f"\nfidelity, {args.resolution}x{args.resolution}, seed {args.seed}, {elapsed_s:.0f} s end to end")
     print(f"raw LUT sum, all {summary['raw']['count']} networks: {_verdict(summary['raw'])}")
     if summary["calibrated_holdout"] is not None:
         print(f"raw LUT sum, {summary['raw_holdout']['count']} held out: {_verdict(summary['raw_holdout'])}")
         print(f"calibrated, same held out: {_verdict(summary['calibrated_holdout'])}")
+    if second_us is not None:
+        print(noise_floor_line(predicted, second_us))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("validation.json", "scatter.png"):
