@@ -2,8 +2,8 @@
 
 BatchNorm is per channel, so normalising the concatenation of blocks' outputs with the concatenation of their
 parameters and running statistics is the same function as each module on its own slice; the updated running
-statistics are written back to the modules, which stay the owners of all state. Any other normalisation
-(SyncBatchNorm after `--sync-bn`, whose statistics span processes) runs module by module on its slice.
+statistics are written back to the modules, which stay the owners of all state. A SyncBatchNorm (`--sync-bn`)
+that synchronises this call, with statistics spanning processes, runs module by module on its slice instead.
 """
 
 from __future__ import annotations
@@ -11,18 +11,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
-def _average_factor(norm: nn.BatchNorm2d) -> float:
+def _normalises_locally(norm: nn.Module) -> bool:
+    """A BatchNorm2d, or a SyncBatchNorm that will not synchronise (SyncBatchNorm.forward's own condition)."""
+    if type(norm) is nn.BatchNorm2d:
+        return True
+    syncing = norm.training and dist.is_available() and dist.is_initialized()
+    return isinstance(norm, nn.SyncBatchNorm) and not syncing
+
+
+def _average_factor(norm: _BatchNorm) -> float:
     """The running-average factor of this call, as `nn.BatchNorm2d.forward` computes it (None: cumulative)."""
     if norm.momentum is not None:
         return norm.momentum
     return 1.0 / float(norm.num_batches_tracked)
 
 
-def _check_alike(norms: Sequence[nn.BatchNorm2d]) -> nn.BatchNorm2d:
+def _check_alike(norms: Sequence[_BatchNorm]) -> _BatchNorm:
     first = norms[0]
     for norm in norms[1:]:
         if (norm.training, norm.eps, norm.momentum, norm.track_running_stats, norm.affine) != (
@@ -40,7 +50,7 @@ def concat_batch_norm(x: torch.Tensor, norms: Sequence[nn.Module]) -> torch.Tens
     """`torch.cat([norm(part) for norm, part in zip(norms, x.split(sizes, 1))], 1)`, in one batch_norm."""
     if len(norms) == 1:
         return norms[0](x)
-    batch_norms = [norm for norm in norms if type(norm) is nn.BatchNorm2d]
+    batch_norms = [norm for norm in norms if isinstance(norm, _BatchNorm) and _normalises_locally(norm)]
     if len(batch_norms) < len(norms):
         sizes = [int(norm.num_features) for norm in norms]
         return torch.cat([norm(part) for norm, part in zip(norms, x.split(sizes, 1), strict=True)], 1)

@@ -104,9 +104,6 @@ def test_impossible_settings_are_refused_before_training(tmp_path: Path) -> None
     config = SearchConfig(**{**CONFIG.__dict__, "max_train_samples": 40})
     with pytest.raises(InvalidSearchConfigError, match="fewer than one batch"):
         run_search(config, lut_us(config), tmp_path)
-    config = SearchConfig(**{**CONFIG.__dict__, "mode": "single_path"})
-    with pytest.raises(InvalidSearchConfigError, match="1x1"):
-        run_search(config, lut_us(config), tmp_path)
 
 
 def test_sync_bn_in_one_process_equals_batchnorm_and_resumes(tmp_path: Path) -> None:
