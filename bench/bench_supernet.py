@@ -49,7 +49,9 @@ class Plain(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, images: torch.Tensor, temperature: float) -> tuple[torch.Tensor, None]:
+    def forward(
+        self, images: torch.Tensor, temperature: float, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, None]:
         return self.net(images), None
 
 
@@ -71,9 +73,11 @@ class Straightforward(nn.Module):
         self.head, self.classifier = make_head(space.head), make_classifier(space.classifier)
         self.theta = nn.Parameter(torch.zeros(len(space.layers), len(CANDIDATES)))
 
-    def forward(self, images: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-        draws = 1 if self.single_path else images.shape[0]
-        noise = sample_gumbel_noise(draws, self.theta.detach())
+    def forward(
+        self, images: torch.Tensor, temperature: float, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Single path: the first sample's draw for the whole batch, as our single path with one group.
+        noise = noise[:1] if self.single_path else noise
         weights = gumbel_softmax_weights(self.theta, noise, temperature, hard=self.single_path)
         x = self.stem(images)
         for candidates, layer_weights in zip(self.layers, weights.unbind(1), strict=True):
@@ -113,13 +117,18 @@ def measure_mode(args: argparse.Namespace) -> dict[str, float | str]:
     labels = torch.randint(0, args.num_classes, (args.batch,), device=device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    # Every mode draws the same noise, so both single-path implementations train the same random paths.
+    noise_generator = torch.Generator().manual_seed(1)
     step_s: list[float] = []
     for step in range(args.warmup + args.steps):
+        noise = sample_gumbel_noise(
+            args.batch, torch.empty(len(space.layers), len(CANDIDATES)), noise_generator
+        )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         started = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-            logits, _ = model(images, 5.0)
+            logits, _ = model(images, 5.0, noise=noise.to(device))
             loss = F.cross_entropy(logits.float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
