@@ -33,6 +33,8 @@ def get_write_session(request: Request) -> Iterator[Session]:
 
 
 ReadSession = Annotated[Session, Depends(get_session)]
+# A session whose service starts the transaction its own way (e.g. autocommit for a single-statement write).
+UnstartedSession = Annotated[Session, Depends(get_session)]
 WriteSession = Annotated[Session, Depends(get_write_session)]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 
 from profiler_server.clock import utcnow
 from profiler_server.config import Settings
-from profiler_server.deps import DevicePrincipal, SettingsDep, WriteSession
+from profiler_server.deps import DevicePrincipal, SettingsDep, UnstartedSession, WriteSession
 from profiler_server.errors import BadRequest
+from profiler_server.json_body import json_body, openapi_json_body
 from profiler_server.schemas import (
     LeaseRelease,
     LeaseRequest,
@@ -78,13 +81,15 @@ def post_results(
     return receipt
 
 
-@router.post("/measurements", response_model=ResultsReceipt)
+@router.post(
+    "/measurements", response_model=ResultsReceipt, openapi_extra=openapi_json_body(MeasurementsPost)
+)
 def post_measurements(
-    body: MeasurementsPost,
+    body: Annotated[MeasurementsPost, Depends(json_body(MeasurementsPost))],
     request: Request,
     device: DevicePrincipal,
     settings: SettingsDep,
-    session: WriteSession,
+    session: UnstartedSession,
 ) -> ResultsReceipt:
     assert device.device_id is not None
     receipt = ingest.ingest_offline(session, device.device_id, body.results, _limits(settings), utcnow())

@@ -6,6 +6,7 @@ exist (`ON CONFLICT DO NOTHING`), so a retried or concurrent duplicate post neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -16,9 +17,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import Device, LutEntry, Measurement, Op, Task, TaskStatus
+from db.session import begin_write
 from profiler_server.errors import BadRequest, Conflict, Forbidden, NotFound
 from profiler_server.schemas import OfflineMeasurement, ResultsReceipt, RuntimeInfo, TaskResult
 from profiler_server.services.bulk_rows import insert_rows
+from profiler_server.services.ingest_postgres import OfflineRow, store_offline
 from profiler_server.services.jobs import chunks
 from profiler_server.services.lut_versions import notifying
 from profiler_server.stats import SampleStats, batch_stats
@@ -226,7 +229,58 @@ def ingest_task_results(
 def ingest_offline(
     session: Session, device_id: int, results: list[OfflineMeasurement], limits: IngestLimits, now: datetime
 ) -> ResultsReceipt:
+    """`session` has not started its transaction: PostgreSQL stores the batch in one autocommit statement, SQLite
+    in a write transaction (its statements cost no round trip)."""
     _check_counts(len(results), [r.samples_us for r in results], limits)
+    if session.get_bind().dialect.name == "postgresql":
+        accepted = _store_offline_postgres(session, device_id, results, limits, now)
+    else:
+        begin_write(session)
+        accepted = _store_offline_in_transaction(session, device_id, results, limits, now)
+    return ResultsReceipt(accepted=accepted, duplicates=len(results) - accepted, failures=0)
+
+
+def _store_offline_postgres(
+    session: Session, device_id: int, results: list[OfflineMeasurement], limits: IngestLimits, now: datetime
+) -> int:
+    first_copies = _first_copies(results)
+    all_stats = batch_stats([r.samples_us for r in first_copies], limits.unstable_iqr_ratio)
+    utc = _utc_processor(session)
+    rows = [
+        OfflineRow(r.result_id, r.key, r.onnx_sha256, r.samples_us, stats, r.runtime.model_dump(mode="json"),
+                   utc(r.runtime.finished_at or now))
+        for r, stats in zip(first_copies, all_stats, strict=True)
+    ]  # fmt: skip
+    conn = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    outcome = store_offline(conn, device_id, rows, now)
+    if not outcome.ops_valid:
+        # Nothing was written; the lookup raises the 404 or 409 for the first result at fault.
+        _resolve_ops(session, [(f"results[{i}]", r.key, r.onnx_sha256) for i, r in enumerate(results)])
+        # No fault any more: the missing op was uploaded meanwhile.
+        outcome = store_offline(conn, device_id, rows, now)
+        if not outcome.ops_valid:
+            raise Conflict("the ops changed during the upload; retry", field="results")
+    return outcome.accepted
+
+
+def _first_copies(results: list[OfflineMeasurement]) -> list[OfflineMeasurement]:
+    """The results in request order, a second copy of a result_id left out (a duplicate, like a retry)."""
+    by_id: dict[str, OfflineMeasurement] = {}
+    for result in results:
+        by_id.setdefault(result.result_id, result)
+    return list(by_id.values())
+
+
+def _utc_processor(session: Session) -> Callable[[datetime], datetime]:
+    """Timestamps as the ORM binds them (aware, UTC; a naive one is refused)."""
+    processor = Measurement.__table__.c.measured_at.type.bind_processor(session.get_bind().dialect)
+    assert processor is not None  # UTCDateTime always has one
+    return processor
+
+
+def _store_offline_in_transaction(
+    session: Session, device_id: int, results: list[OfflineMeasurement], limits: IngestLimits, now: datetime
+) -> int:
     ops = _resolve_ops(session, [(f"results[{i}]", r.key, r.onnx_sha256) for i, r in enumerate(results)])
     fresh = _new_result_ids(session, [r.result_id for r in results])
     samples: list[_Sample] = []
@@ -250,4 +304,4 @@ def ingest_offline(
         )
     _touch_device(session, device_id, now, lut_changed=accepted > 0)
     session.commit()
-    return ResultsReceipt(accepted=accepted, duplicates=len(results) - accepted, failures=0)
+    return accepted
