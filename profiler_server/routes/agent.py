@@ -85,9 +85,9 @@ def post_results(
     "/measurements", response_model=ResultsReceipt, openapi_extra=openapi_json_body(MeasurementsPost)
 )
 def post_measurements(
+    device: DevicePrincipal,  # first: a request without a valid token is a 401 before its body is read
     body: Annotated[MeasurementsPost, Depends(json_body(MeasurementsPost))],
     request: Request,
-    device: DevicePrincipal,
     settings: SettingsDep,
     session: UnstartedSession,
 ) -> ResultsReceipt:

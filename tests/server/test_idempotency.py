@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from profiler_server.client import NotFoundError
 from tests.server.helpers import Setup, offline_result, task_result
 
 
@@ -79,3 +82,42 @@ def test_concurrent_overlapping_batches_store_each_measurement_once(live_server,
     assert _measurement_count(live_server.database_url, [r["result_id"] for r in results]) == len(results)
     lut = s.admin.get_lut(s.device_name)
     assert {k: e["result_id"] for k, e in lut.entries.items()} == {r["key"]: r["result_id"] for r in results}
+
+
+def test_batch_with_an_unknown_key_stores_nothing(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1, queue=False)
+    good = offline_result(s.keys[0], s.sha[s.keys[0]], [4.0, 4.1, 4.2])
+    unknown = offline_result(unique_name("missing"), "a" * 64, [4.0])
+    version = s.admin.get_lut(s.device_name).lut_version
+    with pytest.raises(NotFoundError):
+        s.agent.post_measurements([good, unknown])
+    assert s.admin.get_lut(s.device_name).lut_version == version
+    assert _measurement_count(live_server.database_url, [good["result_id"]]) == 0
+    assert s.agent.post_measurements([good]).accepted == 1
+
+
+def test_same_offline_result_twice_in_one_request(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1, queue=False)
+    result = offline_result(s.keys[0], s.sha[s.keys[0]], [5.0, 5.1, 5.2])
+    receipt = s.agent.post_measurements([result, result])
+    assert (receipt.accepted, receipt.duplicates) == (1, 1)
+
+
+def test_offline_result_with_the_id_of_a_failure_report_is_a_duplicate(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1)
+    task = s.agent.lease()[0]
+    failure = {"task_id": task.task_id, "result_id": unique_name("r"), "error": "Unsupported op"}
+    assert s.agent.post_results([failure]).failures == 1
+    same_id = {**offline_result(task.key, s.sha[task.key], [6.0, 6.1]), "result_id": failure["result_id"]}
+    receipt = s.agent.post_measurements([same_id])
+    assert (receipt.accepted, receipt.duplicates) == (0, 1)
+
+
+def test_equal_measurement_times_in_one_batch_the_later_result_is_served(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1, queue=False)
+    key = s.keys[0]
+    first, second = (offline_result(key, s.sha[key], [v, v, v]) for v in (20.0, 30.0))
+    # Whatever order the result_ids sort in, the request's order decides between equal finished_at.
+    first["result_id"], second["result_id"] = "z-" + first["result_id"], "a-" + second["result_id"]
+    assert s.agent.post_measurements([first, second]).accepted == 2
+    assert s.admin.get_lut(s.device_name).entries[key]["median_us"] == 30.0
