@@ -247,7 +247,7 @@ def _store_offline_postgres(
     all_stats = batch_stats([r.samples_us for r in first_copies], limits.unstable_iqr_ratio)
     utc = _utc_processor(session)
     rows = [
-        OfflineRow(r.result_id, r.key, r.onnx_sha256, r.samples_us, stats, r.runtime.model_dump(mode="json"),
+        OfflineRow(r.result_id, r.key, r.onnx_sha256, r.samples_us, stats, r.runtime,
                    utc(r.runtime.finished_at or now))
         for r, stats in zip(first_copies, all_stats, strict=True)
     ]  # fmt: skip

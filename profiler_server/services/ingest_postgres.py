@@ -32,12 +32,13 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql
 
 from db.models import Measurement
+from profiler_server.schemas import RuntimeInfo
 from profiler_server.services.lut_versions_postgres import LUT_CHANGED_CHANNEL
 from profiler_server.stats import SampleStats
 
 _SAMPLE_BYTES = 8  # float64
 
-# Measurement columns taken from the batch as they are (samples travel as base64 and are decoded in SQL).
+# Measurement columns taken from the batch's JSON as they are (the samples are sliced from the binary string).
 _VALUE_COLUMNS = (
     "result_id", "n", "median_us", "p10_us", "p90_us", "mean_us", "std_us", "iqr_us", "min_us", "max_us", "cv",
     "unstable", "runtime", "runtime_name", "runtime_version", "execution_provider", "threads", "agent_version",
@@ -54,7 +55,7 @@ class OfflineRow:
     onnx_sha256: str
     samples_us: list[float]
     stats: SampleStats
-    runtime: dict[str, Any]
+    runtime: RuntimeInfo
     measured_at: datetime
 
 
@@ -87,10 +88,11 @@ def _json_row(ordinal: int, row: OfflineRow, samples_offset_bytes: int) -> dict[
         "samples_offset_bytes": samples_offset_bytes,
         "n": stats.n, "median_us": stats.median_us, "p10_us": stats.p10_us, "p90_us": stats.p90_us,
         "mean_us": stats.mean_us, "std_us": stats.std_us, "iqr_us": stats.iqr_us, "min_us": stats.min_us,
-        "max_us": stats.max_us, "cv": stats.cv, "unstable": stats.unstable, "runtime": runtime,
-        "runtime_name": runtime["runtime"], "runtime_version": runtime["runtime_version"],
-        "execution_provider": runtime.get("execution_provider"), "threads": runtime.get("threads"),
-        "agent_version": runtime.get("agent_version"), "measured_at": row.measured_at,
+        "max_us": stats.max_us, "cv": stats.cv, "unstable": stats.unstable,
+        # Serialised by pydantic straight to JSON: no intermediate dict for orjson to walk again.
+        "runtime": orjson.Fragment(runtime.model_dump_json()), "runtime_name": runtime.runtime,
+        "runtime_version": runtime.runtime_version, "execution_provider": runtime.execution_provider,
+        "threads": runtime.threads, "agent_version": runtime.agent_version, "measured_at": row.measured_at,
     }  # fmt: skip
 
 
