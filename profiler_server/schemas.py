@@ -7,7 +7,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
 Key = Annotated[str, StringConstraints(pattern=rf"^{KEY_PATTERN.pattern}$")]
@@ -176,8 +184,9 @@ class RuntimeInfo(BaseModel):
     timed_runs: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
     temperatures_c: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
     cpu_freq_mhz: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    # With a timezone: a naive timestamp is ambiguous (and the database refused it with a 500).
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
     extra: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")

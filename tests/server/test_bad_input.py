@@ -237,6 +237,19 @@ def test_duplicate_device_name_is_409(world):
     assert response.status_code == 422 and response.json()["field"] == "name"
 
 
+@pytest.mark.parametrize("path", ["/agent/measurements", "/agent/results"])
+def test_timestamp_without_timezone_is_422(world, path):
+    server, s, tasks = world
+    runtime = {**RUNTIME, "finished_at": "2026-11-28T12:00:00"}
+    if path == "/agent/measurements":
+        result = {**offline_result(s.keys[0], s.sha[s.keys[0]], [1.0, 2.0]), "runtime": runtime}
+    else:
+        result = _result_with(tasks[0], runtime=runtime)
+    response = _post(server, path, s.device_token, {"results": [result]})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "results[0].runtime.finished_at"
+
+
 def test_lease_limits_and_malformed_json(world):
     server, s, _ = world
     assert _post(server, "/agent/lease", s.device_token, {"max_tasks": 0}).json()["field"] == "max_tasks"
