@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import psycopg
@@ -56,12 +56,17 @@ def _assert_fresh_after_each_write(reader: LiveServer, writer: LiveServer, s: Se
         etag = fresh.headers["etag"]
 
 
+def _start_replica(primary: LiveServer, tmp_path) -> LiveServer:
+    """A second server process on the primary's database (another replica)."""
+    server = LiveServer(primary.backend, primary.database_url, tmp_path)
+    server.admin_token, server.enroll_token = primary.admin_token, primary.enroll_token
+    server.start()
+    return server
+
+
 @pytest.fixture
 def replica(live_server: LiveServer, tmp_path) -> Iterator[LiveServer]:
-    """A second server process on the live server's database (another replica)."""
-    server = LiveServer(live_server.backend, live_server.database_url, tmp_path)
-    server.admin_token, server.enroll_token = live_server.admin_token, live_server.enroll_token
-    server.start()
+    server = _start_replica(live_server, tmp_path)
     yield server
     server.close()
 
@@ -92,22 +97,32 @@ def _await_304_from_memory(server: LiveServer, device: str, token: str, etag: st
     raise AssertionError("no 304 served from memory within 30 s")
 
 
-def test_a_lost_listener_connection_never_leaves_a_stale_version(live_server, replica, unique_name):
-    if live_server.backend != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite reads the version every time")
+def test_a_lost_listener_connection_never_leaves_a_stale_version(live_server_factory, tmp_path, unique_name):
+    # PostgreSQL only: LISTEN/NOTIFY is what it tests (SQLite reads the version on every request).
     from profiler_server.services.lut_versions_postgres import LISTENER_NAME
 
-    s = Setup(live_server, unique_name, n_ops=1, queue=False)
+    primary = live_server_factory("postgresql")
+    replica = _start_replica(primary, tmp_path)
+    try:
+        _lose_listeners_between_writes(primary, replica, unique_name, LISTENER_NAME)
+    finally:
+        replica.close()
+
+
+def _lose_listeners_between_writes(
+    primary: LiveServer, replica: LiveServer, unique_name: Callable[[str], str], listener: str
+) -> None:
+    s = Setup(primary, unique_name, n_ops=1, queue=False)
     _measure(s, 50.0)
-    token = live_server.admin_token
-    dsn = live_server.database_url.replace("postgresql+psycopg://", "postgresql://")
+    token = primary.admin_token
+    dsn = primary.database_url.replace("postgresql+psycopg://", "postgresql://")
     for i in range(3):
         etag = _get(replica, s.device_name, token, None).headers["etag"]
         _await_304_from_memory(replica, s.device_name, token, etag)
         with psycopg.connect(dsn, autocommit=True) as conn:  # what a database restart does to the listeners
             killed = conn.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-                (LISTENER_NAME,),
+                (listener,),
             ).fetchone()
         assert killed is not None and killed[0] >= 1
         _measure(s, 200.0 + i)  # its notification reaches no listener of the replica
