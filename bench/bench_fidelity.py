@@ -7,7 +7,7 @@ MobileNetV2 1.0 and --n seeded random architectures; every block they use and ev
 by the same agent with the same timing engine, and the LUT's medians are compared.
 
     .venv/bin/python bench/bench_fidelity.py [--n 30] [--resolution 224] [--seed 0] [--agent-realtime-priority 1]
-                                             [--out DIR]
+                                             [--speed-reference fbnet_a|none] [--out DIR]
 
 Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the raw sum
 and for the calibrated prediction on held-out networks; writes validation.json and scatter.png to --out. Then
@@ -94,6 +94,10 @@ def main() -> None:
         "--noise-floor", action=argparse.BooleanOptionalAction, default=True,
         help="measure the whole networks a second time and print how well the first measurement predicts it",
     )  # fmt: skip
+    parser.add_argument(
+        "--speed-reference", default="fbnet_a",
+        help="zoo model the agent times every run against (device-agent --speed-reference; 'none': off)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
@@ -104,8 +108,14 @@ def main() -> None:
     started = time.perf_counter()
     try:
         stack.start_server()
-        realtime = ["--realtime-priority", str(args.agent_realtime_priority)]
-        stack.start_agent(DEVICE, threads=1, cpus=str(args.agent_cpu), agent_args=realtime)
+        agent_args = ["--realtime-priority", str(args.agent_realtime_priority)]
+        if args.speed_reference != "none":
+            reference = workdir / f"{args.speed_reference}.onnx"
+            stack.dnas(
+                "export", "--model", args.speed_reference, "-o", str(reference), cpus=(args.server_cpu,)
+            )
+            agent_args += ["--speed-reference", str(reference)]
+        stack.start_agent(DEVICE, threads=1, cpus=str(args.agent_cpu), agent_args=agent_args)
         out = workdir / "validation"
         stack.dnas(
             "validate", "--server", stack.url, "--device", DEVICE, "--n", str(args.n),

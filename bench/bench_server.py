@@ -1,14 +1,16 @@
 """Benchmark: the profiler server's LUT reads and measurement ingest, as ratios against baselines in one run.
 
 For each database backend, a real server process (uvicorn, the app of `profiler_server.app.create_app`, plus three
-baseline routes added for this benchmark only) is filled with N ops and N measurements, then measured with one
-sequential HTTP client:
+baseline routes added for this benchmark only) is filled with N ops and N measurements, then measured:
 - ingest: measurements/s posted to /agent/measurements in batches of 100 (100 samples each), against the same
-  bodies posted to a parse-only route (same pydantic validation, no database);
-- GET /lut/{device} (N entries, JSON) against a route returning the same bytes precomputed in memory;
+  bodies posted to a parse-only route (same pydantic validation, no database); once by one sequential client
+  (each batch waits for the previous one's answer: the server idles while the database flushes) and once by
+  `--clients` concurrent clients, as several agents post (a second device, so both passes insert new LUT rows);
+- GET /lut/{device} (N entries, JSON; one sequential client) against a route returning the same bytes precomputed in memory;
 - GET /lut/{device} with If-None-Match (304) against a trivial route returning a constant.
 
-    .venv/bin/python bench/bench_server.py [--entries 10000] [--seconds 3] [--backends sqlite,postgresql]
+    .venv/bin/python bench/bench_server.py [--entries 10000] [--seconds 3] [--clients 4]
+        [--backends sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -141,8 +144,36 @@ def _ingest_bodies(keys: list[str], sha256: str) -> list[bytes]:
     return bodies
 
 
+def _post_all(url: str, path: str, bodies: list[bytes], headers: dict[str, str], clients: int) -> float:
+    """Post every body (`clients` connections, each taking the next body when free); returns the seconds."""
+    pending = iter(bodies)  # next() on a shared iterator is atomic under the GIL: each body is posted once
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for body in pending:
+                receipt = client.post(path, content=body, headers=headers)
+                receipt.raise_for_status()
+                assert receipt.json()["accepted"] == BATCH, receipt.text
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(client_loop) for _ in range(clients)]:
+            future.result()
+    return time.perf_counter() - start
+
+
+def _ingest_rates(
+    url: str, bodies: list[bytes], headers: dict[str, str], clients: int
+) -> tuple[float, float]:
+    """Measurements/s through the parse-only route and through the real one, same bodies, same clients."""
+    measurements = BATCH * len(bodies)
+    parse_s = _post_all(url, "/bench/parse", bodies, headers, clients)
+    ingest_s = _post_all(url, "/agent/measurements", bodies, headers, clients)
+    return measurements / parse_s, measurements / ingest_s
+
+
 def bench_backend(
-    backend: str, database_url: str, entries: int, seconds: float, workdir: Path
+    backend: str, database_url: str, entries: int, seconds: float, clients: int, workdir: Path
 ) -> dict[str, float]:
     import base64
     import hashlib
@@ -180,17 +211,16 @@ def bench_backend(
                 ]
                 client.post("/ops", json={"ops": ops}, headers=as_admin).raise_for_status()
 
-            bodies = _ingest_bodies(keys, sha256)
-            start = time.perf_counter()
-            for body in bodies:
-                client.post("/bench/parse", content=body, headers=as_device).raise_for_status()
-            parse_rate = entries / (time.perf_counter() - start)
-            start = time.perf_counter()
-            for body in bodies:
-                receipt = client.post("/agent/measurements", content=body, headers=as_device)
-                receipt.raise_for_status()
-                assert receipt.json()["accepted"] == BATCH, receipt.text
-            ingest_rate = entries / (time.perf_counter() - start)
+            parse_rate, ingest_rate = _ingest_rates(url, _ingest_bodies(keys, sha256), as_device, clients=1)
+            second = client.post(
+                "/devices/register",
+                json={"name": "bench-concurrent", "platform": "bench"},
+                headers={"Authorization": f"Bearer {enroll}"},
+            ).json()
+            as_second = {**as_device, "Authorization": f"Bearer {second['token']}"}
+            parse_concurrent, ingest_concurrent = _ingest_rates(
+                url, _ingest_bodies(keys, sha256), as_second, clients
+            )
 
             start = time.perf_counter()
             lut = client.get("/lut/bench", headers=as_admin)
@@ -215,6 +245,8 @@ def bench_backend(
     return {
         "ingest_per_s": ingest_rate,
         "parse_only_per_s": parse_rate,
+        "ingest_concurrent_per_s": ingest_concurrent,
+        "parse_only_concurrent_per_s": parse_concurrent,
         "lut_cold_ms": cold_ms,
         "lut_bytes": float(len(lut.content)),
         "lut_full_rps": full,
@@ -249,23 +281,28 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=float, default=3.0, help="per endpoint, split over 3 interleaved rounds"
     )
+    parser.add_argument("--clients", type=int, default=4, help="concurrent clients of the second ingest pass")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    print(
-        f"{args.entries} entries; batches of {BATCH} measurements x {SAMPLES_PER_RESULT} samples; one client"
-    )
+    if args.clients < 1:
+        parser.error("--clients must be at least 1")
+    print(f"{args.entries} entries; batches of {BATCH} measurements x {SAMPLES_PER_RESULT} samples")
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends.split(","):
             database_url, drop = _database(backend, Path(tmp))
             try:
-                r = bench_backend(backend, database_url, args.entries, args.seconds, Path(tmp))
+                r = bench_backend(backend, database_url, args.entries, args.seconds, args.clients, Path(tmp))
             finally:
                 drop()
             print(f"\n[{backend}]")
-            print(
-                f"ingest          {r['ingest_per_s']:9.0f} measurements/s  (goal 5000)   "
-                f"parse-only baseline {r['parse_only_per_s']:.0f}/s  ratio {r['ingest_per_s'] / r['parse_only_per_s']:.2f}"
-            )
+            for label, ours, parse in [
+                ("1 client", r["ingest_per_s"], r["parse_only_per_s"]),
+                (f"{args.clients} clients", r["ingest_concurrent_per_s"], r["parse_only_concurrent_per_s"]),
+            ]:
+                print(
+                    f"ingest {label:<10}{ours:7.0f} measurements/s  (goal 5000)   "
+                    f"parse-only baseline {parse:.0f}/s  ratio {ours / parse:.2f}"
+                )
             print(
                 f"GET /lut        {r['lut_full_rps']:9.1f} req/s   ({r['lut_bytes'] / 1e6:.1f} MB; first, uncached: "
                 f"{r['lut_cold_ms']:.0f} ms)  precomputed {r['precomputed_rps']:.1f} req/s  "

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from device_agents.backends import BACKEND_NAMES, BackendOptions, load_backend
+from device_agents.backends import BACKEND_NAMES, Backend, BackendOptions, load_backend
 from device_agents.errors import AgentError
 from device_agents.system import parse_cpu_list
 from device_agents.timing import TimingPolicy
@@ -41,6 +41,14 @@ RealtimePriority = Annotated[
     typer.Option(min=0, max=99, help="Measure under SCHED_FIFO at this priority (1-99; needs root or "
                  "CAP_SYS_NICE), so other processes cannot preempt a timed run; 0: the OS default policy."),
 ]
+SpeedReferenceOnnx = Annotated[
+    Path | None,
+    typer.Option("--speed-reference", help="onnxruntime: time every run against this ONNX model run right after "
+                 "it, so the machine's speed phases cancel (e.g. `dnas export --model fbnet_a`; docs/agents.md)."),
+]
+StateDir = Annotated[
+    Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root (token, spool, ONNX cache).")
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -67,6 +75,16 @@ def _backend_options(
 def _policy(max_s: float, target_ci: float, warmup_max_s: float, cooldown_s: float, op_timeout_s: float) -> TimingPolicy:
     return TimingPolicy(max_s=max_s, target_ci_rel=target_ci, warmup_max_s=warmup_max_s, cooldown_s=cooldown_s,
                         op_timeout_s=op_timeout_s)
+
+
+def _with_speed_reference(backend: Backend, reference: Path | None, state_dir: Path | None) -> Backend:
+    """The backend itself, or paired with the speed reference (calibrated once, kept under the state root)."""
+    if reference is None:
+        return backend
+    from device_agents.speed_reference import SpeedReferencedBackend
+    from device_agents.state import default_state_dir
+
+    return SpeedReferencedBackend(backend, reference, state_dir or default_state_dir())
 
 
 def _apply_realtime_priority(priority: int) -> None:
@@ -131,6 +149,8 @@ def profile(
     cooldown_s: CooldownS = 0.0,
     op_timeout_s: OpTimeoutS = 120.0,
     realtime_priority: RealtimePriority = 0,
+    speed_reference: SpeedReferenceOnnx = None,
+    state_dir: StateDir = None,
 ) -> None:
     """Measure every op of a manifest without a server; keys already measured in --out are skipped."""
     from device_agents.manifest import read_ops
@@ -143,7 +163,7 @@ def profile(
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         op_inputs = read_ops(ops)
         _apply_realtime_priority(realtime_priority)
-        chosen = load_backend(backend, options)
+        chosen = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
         summary = run_profile(op_inputs, out, chosen, policy)
     except (AgentError, ValueError) as exc:
         raise _fail(str(exc)) from exc
@@ -202,9 +222,7 @@ def run(
         str | None,
         typer.Option(envvar="PROFILER_ENROLL_TOKEN", help="For the first registration; default: the dev tokens file."),
     ] = None,
-    state_dir: Annotated[
-        Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root (token, spool, ONNX cache).")
-    ] = None,
+    state_dir: StateDir = None,
     once: Annotated[bool, typer.Option("--once", help="Drain the queue, post, and exit.")] = False,
     backend: BackendName = "onnxruntime",
     provider: Provider = "CPUExecutionProvider",
@@ -224,6 +242,7 @@ def run(
     cooldown_s: CooldownS = 0.0,
     op_timeout_s: OpTimeoutS = 120.0,
     realtime_priority: RealtimePriority = 0,
+    speed_reference: SpeedReferenceOnnx = None,
     post_batch: Annotated[int, typer.Option(min=1, help="Post results in batches of this many.")] = 16,
     idle_poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls of an empty queue.")] = 5.0,
 ) -> None:
@@ -254,7 +273,7 @@ def run(
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         _apply_realtime_priority(realtime_priority)
-        chosen = load_backend(backend, options)
+        chosen = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
         device = {**chosen.describe_device(), "runtime": chosen.runtime_info().__dict__}
         credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, stop)
         with ProfilerClient(server, credentials.device_token) as client:

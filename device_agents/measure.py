@@ -52,6 +52,9 @@ def measure_op(
         return {"result_id": result_id, "key": op.key, "onnx_sha256": op.onnx_sha256, "error": reason}
     sensors = backend.read_sensors()  # after the runs: the state the op ended in (throttled or not)
     info = backend.runtime_info()
+    extra = dict(info.extra)
+    if measurement.speed is not None:  # the reference's settings (from the backend) and what it did to this op
+        extra["speed_reference"] = {**extra.get("speed_reference", {}), **measurement.speed.as_dict()}
     return {
         "result_id": result_id,
         "key": op.key,
@@ -73,7 +76,7 @@ def measure_op(
             "started_at": started_at,
             "finished_at": _utc_now(),
             "extra": {
-                **info.extra,
+                **extra,
                 "warmup_settled": measurement.warmup_settled,
                 "stop_reason": measurement.stop_reason,
                 "measure_attempts": attempts,

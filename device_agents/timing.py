@@ -7,6 +7,9 @@ time cap, all runs are kept and the measurement says so.
 Warm-up runs until two consecutive windows agree (with a floor of runs and seconds, and a cap); timed runs
 go on until the 95% confidence interval of the median (order statistics, distribution-free) lies within
 `target_ci_rel` of the median, or a time cap. Raw samples are always kept: the server aggregates them.
+With a speed reference (`SpeedReference`), every timed run of the op is followed by a fixed reference workload
+and the sample is the op's time scaled by how fast the reference ran just then: a shared machine whose speed
+drifts in phases (a neighbour's job, the hypervisor) then moves op and reference alike, and the ratio stays.
 """
 
 from __future__ import annotations
@@ -59,6 +62,33 @@ class TimingPolicy:
 
 
 @dataclass(frozen=True)
+class SpeedReference:
+    """A fixed workload timed right after every timed run of the op: the machine's speed at that moment.
+
+    `time_runs(k)` runs it k times back to back and returns the seconds; `nominal_s` is one run at the speed the
+    LUT is expressed in (calibrated once per device and setting: device_agents/speed_reference.py). The
+    reference is repeated so that it lasts about as long as the op (up to `max_repeats`): both then see the
+    same stretch of the machine's speed."""
+
+    time_runs: Callable[[int], float]
+    nominal_s: float
+    max_repeats: int = 64
+
+
+@dataclass(frozen=True)
+class SpeedCorrection:
+    """What a speed reference did to one measurement (provenance; the samples are already corrected)."""
+
+    repeats: int
+    nominal_us: float
+    reference_median_us: float  # one reference run, median over the op's clean timed runs
+    uncorrected_median_us: float  # the op's median before the correction
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {name: round(getattr(self, name), 3) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
 class Measurement:
     samples_us: list[float]
     warmup_runs: int
@@ -69,6 +99,7 @@ class Measurement:
     stop_reason: str  # "ci" | "time_cap" | "max_runs"
     preempted_runs_discarded: int = 0
     preempted_runs_kept: int = 0  # > 0 only when clean runs were too few at the cap
+    speed: SpeedCorrection | None = None
 
     @property
     def timed_runs(self) -> int:
@@ -158,7 +189,8 @@ def _timed_run(time_one_run: TimeOneRun, preempted: PreemptionCounter | None) ->
 
 def _warm_up(
     time_one_run: TimeOneRun, policy: TimingPolicy, clock: Clock, preempted: PreemptionCounter | None
-) -> tuple[int, float, bool]:
+) -> tuple[int, float, bool, float]:
+    """(runs, seconds, settled, median seconds of the last window of undisturbed runs)."""
     started = clock()
     time_one_run()
     runs = 1
@@ -177,9 +209,38 @@ def _warm_up(
             previous = statistics.median(durations[-2 * window : -window])
             last = statistics.median(durations[-window:])
             if previous > 0 and abs(last - previous) / previous <= policy.settle_rel:
-                return runs, elapsed, True
+                return runs, elapsed, True, last
         if clock() - cap_started >= policy.warmup_max_s and runs >= policy.warmup_min_runs:
-            return runs, elapsed, False
+            typical = statistics.median(durations[-window:]) if durations else seconds
+            return runs, elapsed, False, typical
+
+
+class _Pairing:
+    """The op's run followed by the reference's; each run returns the op's time at the reference's nominal speed."""
+
+    def __init__(self, time_one_run: TimeOneRun, reference: SpeedReference, op_typical_s: float) -> None:
+        reference.time_runs(1)  # the reference ran last an op ago: one untimed run brings it back into cache
+        once_s = reference.time_runs(3) / 3
+        self.repeats = max(1, min(reference.max_repeats, round(op_typical_s / once_s))) if once_s > 0 else 1
+        self._time_op = time_one_run
+        self._reference = reference
+        self._log: list[tuple[float, float]] = []  # (op seconds, one reference run's seconds), per timed run
+
+    def run(self) -> float:
+        op_s = self._time_op()
+        reference_s = self._reference.time_runs(self.repeats) / self.repeats
+        self._log.append((op_s, reference_s))
+        return op_s * self._reference.nominal_s / reference_s if reference_s > 0 else op_s
+
+    def correction(self, clean: list[bool]) -> SpeedCorrection:
+        """Medians over the runs whose samples were kept (`clean`, aligned with the timed runs)."""
+        kept = [pair for pair, ok in zip(self._log, clean, strict=True) if ok] or self._log
+        return SpeedCorrection(
+            repeats=self.repeats,
+            nominal_us=self._reference.nominal_s * 1e6,
+            reference_median_us=statistics.median(ref_s for _, ref_s in kept) * 1e6,
+            uncorrected_median_us=statistics.median(op_s for op_s, _ in kept) * 1e6,
+        )
 
 
 def measure(
@@ -188,12 +249,16 @@ def measure(
     clock: Clock = time.perf_counter,
     sleep: Callable[[float], None] = time.sleep,
     preempted: PreemptionCounter | None = None,
+    reference: SpeedReference | None = None,
 ) -> Measurement:
     """Cool down, warm up until settled, then sample until the median's 95% CI is within the target."""
     if policy.cooldown_s > 0:
         sleep(policy.cooldown_s)
     op_started = clock()
-    warmup_runs, warmup_s, settled = _warm_up(time_one_run, policy, clock, preempted)
+    warmup_runs, warmup_s, settled, op_typical_s = _warm_up(time_one_run, policy, clock, preempted)
+    pairing = _Pairing(time_one_run, reference, op_typical_s) if reference is not None else None
+    if pairing is not None:
+        time_one_run = pairing.run
     started = clock()
     runs: list[tuple[float, bool]] = []
     samples_s: list[float] = []  # the clean ones
@@ -226,6 +291,7 @@ def measure(
         samples_s, kept, discarded = [seconds for seconds, _ in runs], discarded, 0
     if reason != "ci":
         ci_rel = median_ci_rel(samples_s)
+    speed = pairing.correction([kept > 0 or not disturbed for _, disturbed in runs]) if pairing else None
     return Measurement(
         samples_us=[round(s * 1e6, 3) for s in samples_s],  # nanosecond resolution: the clock's
         warmup_runs=warmup_runs,
@@ -236,4 +302,5 @@ def measure(
         stop_reason=reason,
         preempted_runs_discarded=discarded,
         preempted_runs_kept=kept,
+        speed=speed,
     )

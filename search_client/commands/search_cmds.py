@@ -17,7 +17,7 @@ from search_client.arch import load_architecture
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
 from search_client.distributed import DistContext, init_from_environment
 from search_client.errors import SearchClientError
-from search_client.export import export_module
+from search_client.export import export_module, export_onnx
 from search_client.latency import median_us_by_key
 from search_client.loss import LOSS_FORMS, LossConfig
 from search_client.lut_client import LutCache, pull_lut, read_lut_file
@@ -27,6 +27,7 @@ from search_client.search import ARGMAX_NAME, EpochRecord, PhaseStats, SearchCon
 from search_client.space import build_space
 from search_client.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
 from search_client.train import TrainConfig, TrainEpoch, train_architecture
+from search_client.zoo import get_model
 
 DataSpec = Annotated[str, typer.Option("--data", help="digits | fake | cifar10:PATH | imagefolder:PATH")]
 TorchDevice = Annotated[str, typer.Option("--torch-device", help="Where to train: cpu, cuda, cuda:1 ...")]
@@ -268,21 +269,39 @@ def train(
 
 
 def export(
-    arch: Annotated[Path, typer.Option("--arch", help="Architecture JSON.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
+    arch: Annotated[Path | None, typer.Option("--arch", help="Architecture JSON.")] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="A zoo model instead (fbnet_a, ..., mobilenetv2_100), e.g. as the "
+            "agent's --speed-reference.",
+        ),
+    ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="model.pt from dnas train --out.")] = None,
 ) -> None:
     """Export an architecture (freshly initialised, or with trained weights) to ONNX, batch 1, eval mode."""
+    if (arch is None) == (model_name is None):
+        raise fail("give exactly one of --arch and --model")
     try:
-        architecture, params = load_architecture(arch)
-        space = build_space(params)
-        model = build_model(architecture, space)
-        if weights is not None:
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        output.write_bytes(export_module(model.eval(), space.input_shape))
+        if model_name is not None:
+            if weights is not None:
+                raise fail("--weights goes with --arch (a zoo model is exported freshly initialised)")
+            spec = get_model(model_name).spec()
+            output.write_bytes(export_onnx(spec))
+            input_shape = list(spec["input_shape"])
+        else:
+            architecture, params = load_architecture(arch)
+            space = build_space(params)
+            model = build_model(architecture, space)
+            if weights is not None:
+                model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            output.write_bytes(export_module(model.eval(), space.input_shape))
+            input_shape = list(space.input_shape)
     except (SearchClientError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
-    typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {list(space.input_shape)})")
+    typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {input_shape})")
 
 
 def show(

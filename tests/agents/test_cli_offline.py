@@ -77,3 +77,29 @@ def test_profile_without_realtime_priority_records_the_default_policy(tmp_path: 
     result = _agent("profile", "--ops", str(manifest), "--out", str(out), *FAST)
     assert result.returncode == 0, result.stderr
     assert json.loads(out.read_text())["runtime"]["extra"]["scheduler"] == {"policy": "SCHED_OTHER", "priority": 0}
+
+
+def test_profile_with_a_speed_reference_records_it_and_keeps_its_calibration(tmp_path: Path):
+    op = tmp_path / "conv.onnx"
+    manifest = write_manifest(tmp_path, [("conv.c8", op, write_conv_onnx(op, channels=8))])
+    reference = tmp_path / "reference.onnx"
+    write_conv_onnx(reference, channels=16, size=32, seed=3)
+    out, state = tmp_path / "results.jsonl", tmp_path / "state"
+    done = _agent("profile", "--ops", str(manifest), "--out", str(out), "--speed-reference", str(reference),
+                  "--state-dir", str(state), *FAST)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    recorded = record["runtime"]["extra"]["speed_reference"]
+    (calibration,) = (state / "speed_reference").glob("*.json")
+    assert recorded["nominal_us"] == json.loads(calibration.read_text())["nominal_us"]
+    assert recorded["calibration_file"] == calibration.name and recorded["repeats"] >= 1
+
+
+def test_profile_refuses_a_speed_reference_on_a_backend_that_cannot_run_it(tmp_path: Path):
+    op = tmp_path / "conv.onnx"
+    manifest = write_manifest(tmp_path, [("conv.c8", op, write_conv_onnx(op, channels=8))])
+    done = _agent("profile", "--ops", str(manifest), "--out", str(tmp_path / "r.jsonl"), "--backend", "torch",
+                  "--speed-reference", str(op), "--state-dir", str(tmp_path / "state"))  # fmt: skip
+    assert done.returncode == 2
+    assert "device-agent: --speed-reference needs the onnxruntime backend" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,166 @@
+"""`--speed-reference`: time every op against a fixed reference model, so a shared machine's speed phases cancel.
+
+On a shared or virtualised host the whole machine runs faster or slower for tens of seconds at a time (other
+tenants, the hypervisor): the same network measured a minute apart differs by up to tens of percent, which no
+LUT can predict. Here every timed run of an op is followed by a run of a fixed reference model, and each sample
+is the op's time scaled by how fast the reference ran right then (`timing.SpeedReference`).
+
+The reference must be slowed down by what slows the ops down: on this project's shared VM a whole network of
+the search space (FBNet-A at the LUT's resolution) tracked the phases (two passes over 33 networks: Kendall tau
+0.93-0.95 between them, from 0.78-0.91 uncorrected), while a small cache-resident model (two 32-channel 3x3
+convolutions) made it worse (tau 0.02-0.24): the phases are memory-bound contention, which a model that lives
+in the cache does not feel. So the user gives the reference (`dnas export-reference` writes FBNet-A).
+
+Samples are expressed at the reference's *nominal* speed: the median of one reference run, calibrated once per
+host, runtime setting and reference model and kept in the agent's state folder, so that measurements from
+different sessions (a LUT today, validation networks tomorrow) share one scale. Provenance records the nominal,
+the reference's median during the op and the uncorrected median.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from device_agents.backends.base import Backend, InProcessRunner, OpInput, RuntimeInfo
+from device_agents.errors import BackendUnavailableError, OpFailedError
+from device_agents.system import SensorReadings
+from device_agents.timing import Clock, Measurement, SpeedReference, TimingPolicy, measure
+
+CALIBRATION_S = 5.0  # long enough to span a few of the machine's speed phases; a fifth more of warm-up first
+
+
+def _time_runs(runner: InProcessRunner, clock: Clock) -> Any:
+    def time_runs(repeats: int) -> float:
+        start = clock()
+        for _ in range(repeats):
+            runner.run_once()
+        return clock() - start
+
+    return time_runs
+
+
+def calibrate_nominal_s(
+    runner: InProcessRunner, seconds: float, warmup_s: float, clock: Clock = time.perf_counter
+) -> float:
+    """The median of single reference runs over `seconds` (at least 20 runs), after `warmup_s` of warm-up."""
+    deadline = clock() + warmup_s
+    while clock() < deadline:
+        runner.run_once()
+    durations: list[float] = []
+    deadline = clock() + seconds
+    while clock() < deadline or len(durations) < 20:
+        start = clock()
+        runner.run_once()
+        durations.append(clock() - start)
+    return statistics.median(durations)
+
+
+def calibration_path(state_dir: Path, info: RuntimeInfo, reference_sha256: str) -> Path:
+    """One calibration per host, runtime setting and reference model."""
+    setting = {
+        "host": socket.gethostname(), "runtime": info.runtime, "runtime_version": info.runtime_version,
+        "execution_provider": info.execution_provider, "threads": info.threads, "cpu_affinity": info.cpu_affinity,
+        "graph_optimization": info.graph_optimization, "reference_sha256": reference_sha256,
+    }  # fmt: skip
+    digest = hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:16]
+    return state_dir / "speed_reference" / f"{digest}.json"
+
+
+def _load_or_calibrate(
+    path: Path, runner: InProcessRunner, info: RuntimeInfo, reference_sha256: str, seconds: float
+) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        raise BackendUnavailableError(f"cannot read the speed reference's calibration {path}: {exc}") from exc
+    calibration = {
+        "nominal_us": round(calibrate_nominal_s(runner, seconds, seconds / 5) * 1e6, 3),
+        "calibrated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "reference_sha256": reference_sha256,
+        "runtime": info.__dict__,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(calibration, indent=2))
+    os.replace(temporary, path)  # a crash mid-write leaves no half calibration behind
+    return calibration
+
+
+class _ReferencedRunner:
+    def __init__(self, runner: InProcessRunner, reference: SpeedReference) -> None:
+        self._runner = runner
+        self._reference = reference
+
+    def measure(self, policy: TimingPolicy, clock: Clock = time.perf_counter) -> Measurement:
+        return measure(
+            self._runner.time_one_run(clock),
+            policy,
+            clock,
+            preempted=self._runner.preemption_counter(),
+            reference=self._reference,
+        )
+
+    def close(self) -> None:
+        self._runner.close()
+
+
+class SpeedReferencedBackend:
+    """A backend whose every measurement is paired with the speed reference (same runtime, same settings)."""
+
+    def __init__(
+        self, backend: Backend, reference_onnx: Path, state_dir: Path, calibration_s: float = CALIBRATION_S
+    ) -> None:
+        if backend.name != "onnxruntime":
+            raise BackendUnavailableError(
+                f"--speed-reference needs the onnxruntime backend (the reference is an ONNX model run in "
+                f"process); the {backend.name} backend cannot run it"
+            )
+        try:
+            self._sha256 = hashlib.sha256(reference_onnx.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise BackendUnavailableError(f"--speed-reference: cannot read {reference_onnx}: {exc}") from exc
+        self._backend = backend
+        self.name = backend.name
+        try:
+            runner = backend.prepare(OpInput("speed-reference", reference_onnx, self._sha256, {}))
+        except OpFailedError as exc:
+            raise BackendUnavailableError(f"--speed-reference: {exc}") from exc
+        assert isinstance(runner, InProcessRunner)  # the onnxruntime backend's runners are
+        self._path = calibration_path(state_dir, backend.runtime_info(), self._sha256)
+        self._calibration = _load_or_calibrate(
+            self._path, runner, backend.runtime_info(), self._sha256, calibration_s
+        )
+        self._reference = SpeedReference(
+            time_runs=_time_runs(runner, time.perf_counter), nominal_s=self._calibration["nominal_us"] / 1e6
+        )
+
+    def runtime_info(self) -> RuntimeInfo:
+        info = self._backend.runtime_info()
+        reference = {
+            "onnx_sha256": self._sha256,
+            "nominal_us": self._calibration["nominal_us"],
+            "calibrated_at": self._calibration["calibrated_at"],
+            "calibration_file": self._path.name,
+        }
+        return RuntimeInfo(**{**info.__dict__, "extra": {**info.extra, "speed_reference": reference}})
+
+    def prepare(self, op: OpInput) -> _ReferencedRunner:
+        runner = self._backend.prepare(op)
+        assert isinstance(runner, InProcessRunner)
+        return _ReferencedRunner(runner, self._reference)
+
+    def read_sensors(self) -> SensorReadings:
+        return self._backend.read_sensors()
+
+    def describe_device(self) -> dict[str, Any]:
+        return self._backend.describe_device()
