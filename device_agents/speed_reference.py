@@ -3,13 +3,14 @@
 On a shared or virtualised host the whole machine runs faster or slower for tens of seconds at a time (other
 tenants, the hypervisor): the same network measured a minute apart differs by up to tens of percent, which no
 LUT can predict. Here every timed run of an op is followed by a run of a fixed reference model, and each sample
-is the op's time scaled by how fast the reference ran right then (`timing.SpeedReference`).
+is the op's time scaled by how fast the reference ran right then (`timing.SpeedReference`; each timed run is
+preceded by an untimed one, so that it is warm although the reference evicted the op).
 
 The reference must be slowed down by what slows the ops down: on this project's shared VM a whole network of
-the search space (FBNet-A at the LUT's resolution) tracked the phases (two passes over 33 networks: Kendall tau
-0.93-0.95 between them, from 0.78-0.91 uncorrected), while a small cache-resident model (two 32-channel 3x3
-convolutions) made it worse (tau 0.02-0.24): the phases are memory-bound contention, which a model that lives
-in the cache does not feel. So the user gives the reference (`dnas export-reference` writes FBNet-A).
+the search space (FBNet-A, 224x224) tracked the phases (two passes over 33 networks: Kendall tau 0.93-0.95
+between them, from 0.78-0.91 uncorrected), while a small cache-resident model (two 32-channel 3x3 convolutions)
+made it worse (tau 0.02-0.24): the phases are memory-bound contention, which a model that lives in the cache
+does not feel. So the user gives the reference (`dnas export --model fbnet_a -o fbnet_a.onnx` writes one).
 
 Samples are expressed at the reference's *nominal* speed: the median of one reference run, calibrated once per
 host, runtime setting and reference model and kept in the agent's state folder, so that measurements from

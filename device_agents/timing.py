@@ -10,6 +10,7 @@ go on until the 95% confidence interval of the median (order statistics, distrib
 With a speed reference (`SpeedReference`), every timed run of the op is followed by a fixed reference workload
 and the sample is the op's time scaled by how fast the reference ran just then: a shared machine whose speed
 drifts in phases (a neighbour's job, the hypervisor) then moves op and reference alike, and the ratio stays.
+Each timed run is then preceded by an untimed one, so that it is warm although the reference evicted the op.
 """
 
 from __future__ import annotations

@@ -31,11 +31,13 @@ class PhasedMachine:
         self.slow_after_s = slow_after_s
         self.reference_s = reference_s
         self.reference_calls: list[int] = []
+        self.op_runs = 0
 
     def _factor(self) -> float:
         return 2.0 if self.clock.now_s >= self.slow_after_s else 1.0
 
     def run_op(self) -> float:
+        self.op_runs += 1
         duration = OP_S * self._factor()
         self.clock.now_s += duration
         return duration
@@ -66,6 +68,14 @@ def test_a_slow_phase_moves_the_raw_times_but_not_the_referenced_samples():
     # Most raw op times were slowed down: the uncorrected median says so, the corrected one does not.
     assert result.speed.uncorrected_median_us == pytest.approx(2 * OP_S * 1e6)
     assert result.speed.reference_median_us == pytest.approx(2 * REFERENCE_S * 1e6)
+
+
+def test_each_timed_run_follows_an_untimed_one_since_the_reference_evicted_the_op():
+    clock = FakeClock()
+    machine = PhasedMachine(clock, slow_after_s=1e9)
+    reference = SpeedReference(time_runs=machine.run_reference, nominal_s=REFERENCE_S)
+    result = measure(machine.run_op, POLICY, clock, clock.sleep, reference=reference)
+    assert machine.op_runs == result.warmup_runs + 2 * result.timed_runs
 
 
 def test_without_a_reference_the_slow_phase_is_in_the_samples():
