@@ -3,29 +3,20 @@
 SQLite gets WAL (readers never wait for the writer), a busy timeout (writers queue instead of failing) and foreign
 keys. Its transactions are started explicitly: `BEGIN IMMEDIATE` for writing sessions, so that two concurrent
 writers (e.g. two agents leasing) serialise on the write lock up front instead of racing and failing with
-"database is locked" when a read transaction tries to upgrade. Within one process, writers also queue on a
-lock of their own before `BEGIN IMMEDIATE`: SQLite's busy handler polls in growing sleeps (1, 2, 5, 10, 15 ...
-ms), so a writer that waited on SQLite alone woke up to tens of milliseconds after the lock was free; a waiter on
-the process lock is woken when the previous write transaction ends.
+"database is locked" when a read transaction tries to upgrade.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 # Execution option that makes a SQLite transaction begin with `BEGIN IMMEDIATE`.
 SQLITE_IMMEDIATE = "fbnet_sqlite_immediate"
-# session.info key: this session holds its engine's writer lock until its transaction ends.
-_HOLDS_WRITER_LOCK = "fbnet_holds_writer_lock"
-# One writer lock per SQLite engine (a database file); PostgreSQL writers need none.
-_writer_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def normalise_database_url(url: str) -> str:
@@ -71,8 +62,6 @@ def make_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> E
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
-    _writer_locks[engine] = threading.Lock()
-
     @event.listens_for(engine, "begin")
     def _begin_sqlite(connection: Any) -> None:
         immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
@@ -97,30 +86,4 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def begin_write(session: Session) -> None:
     """Start the session's transaction as a writer (takes SQLite's write lock now; a no-op elsewhere)."""
-    bind = session.get_bind()
-    lock = _writer_locks.get(bind) if isinstance(bind, Engine) else None
-    if session.info.get(_HOLDS_WRITER_LOCK):
-        return  # already this session's write transaction
-    if lock is None:
-        session.connection(execution_options={SQLITE_IMMEDIATE: True})
-        return
-    lock.acquire()  # before a pooled connection is checked out: a waiter holds none
-    session.info[_HOLDS_WRITER_LOCK] = lock
-    try:
-        session.connection(execution_options={SQLITE_IMMEDIATE: True})
-    except BaseException:
-        _release_writer_lock(session)
-        raise
-
-
-def _release_writer_lock(session: Session) -> None:
-    lock = session.info.pop(_HOLDS_WRITER_LOCK, None)
-    if lock is not None:
-        lock.release()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _end_of_write(session: Session, transaction: SessionTransaction) -> None:
-    """Commit, rollback or close of the session's outermost transaction: the next writer may begin."""
-    if transaction.parent is None:
-        _release_writer_lock(session)
+    session.connection(execution_options={SQLITE_IMMEDIATE: True})
