@@ -7,7 +7,7 @@ MobileNetV2 1.0 and --n seeded random architectures; every block they use and ev
 by the same agent with the same timing engine, and the LUT's medians are compared.
 
     .venv/bin/python bench/bench_fidelity.py [--n 30] [--resolution 224] [--seed 0] [--agent-realtime-priority 1]
-                                             [--speed-reference fbnet_a|none] [--out DIR]
+                                             [--speed-reference fbnet_a|none] [--agent-timing OPTIONS] [--out DIR]
 
 Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the raw sum
 and for the calibrated prediction on held-out networks; writes validation.json and scatter.png to --out. Then
@@ -98,6 +98,10 @@ def main() -> None:
         "--speed-reference", default="fbnet_a",
         help="zoo model the agent times every run against (device-agent --speed-reference; 'none': off)",
     )  # fmt: skip
+    parser.add_argument(
+        "--agent-timing", default="",
+        help="extra timing options for the agent, e.g. '--max-s 2 --target-ci 0.005' (default: the agent's own)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
@@ -108,7 +112,7 @@ def main() -> None:
     started = time.perf_counter()
     try:
         stack.start_server()
-        agent_args = ["--realtime-priority", str(args.agent_realtime_priority)]
+        agent_args = ["--realtime-priority", str(args.agent_realtime_priority), *args.agent_timing.split()]
         if args.speed_reference != "none":
             reference = workdir / f"{args.speed_reference}.onnx"
             stack.dnas(
