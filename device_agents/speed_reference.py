@@ -91,9 +91,16 @@ def _load_or_calibrate(
         "runtime": info.__dict__,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(calibration, indent=2))
-    os.replace(temporary, path)  # a crash mid-write leaves no half calibration behind
+    try:
+        # Complete or absent (a crash mid-write leaves no half file), and never replaced: of two agents that
+        # calibrated at once, the first one's nominal is the one both use, so their LUT entries share one scale.
+        os.link(temporary, path)
+    except FileExistsError:
+        return _load_or_calibrate(path, runner, info, reference_sha256, seconds)
+    finally:
+        temporary.unlink()
     return calibration
 
 

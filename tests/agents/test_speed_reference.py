@@ -125,6 +125,7 @@ def test_the_calibration_is_kept_and_reused_by_the_next_session(
     first = SpeedReferencedBackend(onnxruntime_backend, reference_onnx, state, calibration_s=0.2)
     files = list((state / "speed_reference").glob("*.json"))
     assert len(files) == 1
+    assert list((state / "speed_reference").glob("*.tmp")) == []
     saved = json.loads(files[0].read_text())
     assert saved["nominal_us"] > 0
     # A second session (another agent start) must not calibrate again: the scale would move between sessions.
