@@ -26,6 +26,7 @@ import os
 import socket
 import statistics
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from device_agents.timing import Clock, Measurement, SpeedReference, TimingPolic
 CALIBRATION_S = 5.0  # long enough to span a few of the machine's speed phases; a fifth more of warm-up first
 
 
-def _time_runs(runner: InProcessRunner, clock: Clock) -> Any:
+def _time_runs(runner: InProcessRunner, clock: Clock) -> Callable[[int], float]:
     def time_runs(repeats: int) -> float:
         start = clock()
         for _ in range(repeats):
@@ -79,11 +80,19 @@ def _load_or_calibrate(
     path: Path, runner: InProcessRunner, info: RuntimeInfo, reference_sha256: str, seconds: float
 ) -> dict[str, Any]:
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except FileNotFoundError:
-        pass
+        saved = None
     except (OSError, ValueError) as exc:
         raise BackendUnavailableError(f"cannot read the speed reference's calibration {path}: {exc}") from exc
+    if saved is not None:
+        nominal = saved.get("nominal_us") if isinstance(saved, dict) else None
+        if not isinstance(nominal, int | float) or not nominal > 0 or "calibrated_at" not in saved:
+            raise BackendUnavailableError(
+                f"{path} is not a speed reference calibration (no positive nominal_us or no calibrated_at); "
+                "delete it to calibrate again"
+            )
+        return saved
     calibration = {
         "nominal_us": round(calibrate_nominal_s(runner, seconds, seconds / 5) * 1e6, 3),
         "calibrated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

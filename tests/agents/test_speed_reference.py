@@ -175,3 +175,13 @@ def test_a_missing_or_broken_reference_is_a_clear_error(onnxruntime_backend, cor
         SpeedReferencedBackend(onnxruntime_backend, tmp_path / "missing.onnx", tmp_path)
     with pytest.raises(BackendUnavailableError, match="--speed-reference: onnxruntime could not load"):
         SpeedReferencedBackend(onnxruntime_backend, corrupt_onnx[0], tmp_path)
+
+
+def test_a_damaged_calibration_file_is_a_clear_error(onnxruntime_backend, reference_onnx, tmp_path):
+    state = tmp_path / "state"
+    SpeedReferencedBackend(onnxruntime_backend, reference_onnx, state, calibration_s=0.1)
+    (calibration,) = (state / "speed_reference").glob("*.json")
+    for damaged in ('{"nominal_us": -1, "calibrated_at": "x"}', "[]", "{not json"):
+        calibration.write_text(damaged)
+        with pytest.raises(BackendUnavailableError, match="calibrat"):
+            SpeedReferencedBackend(onnxruntime_backend, reference_onnx, state, calibration_s=0.1)
