@@ -1,13 +1,20 @@
-"""Reading ops.jsonl (written by `dnas export-ops`; format in docs/contracts.md)."""
+"""ops.jsonl, the agent's offline input (written by `dnas export-ops`; format in docs/contracts.md)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 from device_agents.backends.base import OpInput
 from device_agents.errors import ManifestError, OpFailedError
 from device_agents.jsonl import read_records
+
+
+def manifest_line(key: str, spec: dict[str, Any], file_name: str, sha256: str) -> str:
+    """One line of ops.jsonl: the op's key and spec, its ONNX file (relative to the manifest) and its sha256."""
+    return json.dumps({"key": key, "spec": spec, "file": file_name, "sha256": sha256}, sort_keys=True)
 
 
 def read_ops(manifest: Path) -> list[OpInput]:

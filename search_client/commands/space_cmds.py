@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from device_agents.manifest import manifest_line
 from search_client.blocks import CANDIDATES
 from search_client.counting import ModelCount, count_model
 from search_client.errors import SearchClientError
@@ -184,8 +185,7 @@ def export_ops(
             data = export_onnx(op.spec)
             file_name = f"{op.key}.onnx"
             _write_if_changed(out / file_name, data)
-            record = {"key": op.key, "spec": op.spec, "file": file_name, "sha256": sha256_hex(data)}
-            lines.append(json.dumps(record, sort_keys=True))
+            lines.append(manifest_line(op.key, op.spec, file_name, sha256_hex(data)))
         (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
     except OSError as exc:
         raise _fail(f"--out: cannot write to {out}: {exc}") from exc
