@@ -34,7 +34,7 @@ from typing import Any
 from device_agents.backends.base import Backend, InProcessRunner, OpInput, RuntimeInfo
 from device_agents.errors import BackendUnavailableError, OpFailedError
 from device_agents.system import SensorReadings
-from device_agents.timing import Clock, Measurement, SpeedReference, TimingPolicy, measure
+from device_agents.timing import Clock, Measurement, SpeedReference, TimingPolicy
 
 CALIBRATION_S = 5.0  # long enough to span a few of the machine's speed phases; a fifth more of warm-up first
 
@@ -119,13 +119,7 @@ class _ReferencedRunner:
         self._reference = reference
 
     def measure(self, policy: TimingPolicy, clock: Clock = time.perf_counter) -> Measurement:
-        return measure(
-            self._runner.time_one_run(clock),
-            policy,
-            clock,
-            preempted=self._runner.preemption_counter(),
-            reference=self._reference,
-        )
+        return self._runner.measure(policy, clock, reference=self._reference)
 
     def close(self) -> None:
         self._runner.close()

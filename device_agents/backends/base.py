@@ -18,6 +18,7 @@ from device_agents.timing import (
     Clock,
     Measurement,
     PreemptionCounter,
+    SpeedReference,
     TimeOneRun,
     TimingPolicy,
     measure,
@@ -85,8 +86,13 @@ class InProcessRunner(abc.ABC):
     def time_one_run(self, clock: Clock) -> TimeOneRun:
         return timed_by_clock(self.run_once, clock)
 
-    def measure(self, policy: TimingPolicy, clock: Clock = time.perf_counter) -> Measurement:
-        return measure(self.time_one_run(clock), policy, clock, preempted=self.preemption_counter())
+    def measure(
+        self, policy: TimingPolicy, clock: Clock = time.perf_counter, reference: SpeedReference | None = None
+    ) -> Measurement:
+        """`reference`: pair every timed run with the speed reference (device_agents/speed_reference.py)."""
+        return measure(
+            self.time_one_run(clock), policy, clock, preempted=self.preemption_counter(), reference=reference
+        )
 
     def preemption_counter(self) -> PreemptionCounter | None:
         """Host-timed runs are discarded when the process was switched out during them."""
