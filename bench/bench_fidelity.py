@@ -6,7 +6,7 @@ a real `device-agent run` (onnxruntime CPU, 1 thread, pinned to --agent-cpu), an
 MobileNetV2 1.0 and --n seeded random architectures; every block they use and every whole network is measured
 by the same agent with the same timing engine, and the LUT's medians are compared.
 
-    .venv/bin/python bench/bench_fidelity.py [--n 30] [--resolution 224] [--seed 0] [--agent-realtime-priority 1]
+    .venv/bin/python bench/bench_fidelity.py [--n 30] [--resolution 224] [--seed 0] [--rounds 1] [--agent-realtime-priority 1]
                                              [--speed-reference fbnet_a|none] [--agent-timing OPTIONS] [--out DIR]
 
 Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the raw sum
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from search_client.fidelity import summarize  # noqa: E402
+from search_client.validate import measure_rounds  # noqa: E402
 
 DEVICE = "cpu-ort-t1"
 REMEASURE_TIMEOUT_S = 600.0
@@ -49,28 +51,23 @@ def _verdict(summary: dict[str, float | None]) -> str:
     return ", ".join(f"{name} {value} ({'meets' if ok else 'misses'} goal)" for name, value, ok in checks)
 
 
-def remeasure_networks(stack: Stack, keys: list[str]) -> dict[str, float]:
-    """The whole networks measured a second time by the same agent (remeasure jobs): their new medians."""
+def remeasure_networks(stack: Stack, keys: list[str], rounds: int) -> dict[str, float]:
+    """The whole networks measured again by the same agent, `rounds` times (as `dnas validate --rounds` did the
+    first time): each network's median over those rounds."""
     with stack.admin() as admin:
-        first = {key: entry["result_id"] for key, entry in admin.get_lut(DEVICE, keys=keys).entries.items()}
-        admin.create_jobs(DEVICE, keys, remeasure=True)
-        deadline = time.monotonic() + REMEASURE_TIMEOUT_S
-        while time.monotonic() < deadline:
-            entries = admin.get_lut(DEVICE, keys=keys).entries
-            if all(entries[key]["result_id"] != first[key] for key in keys):
-                return {key: float(entries[key]["median_us"]) for key in keys}
-            time.sleep(1.0)
-    raise SystemExit(f"the agent did not measure the networks again within {REMEASURE_TIMEOUT_S:.0f} s")
+        round_us = measure_rounds(admin, DEVICE, keys, rounds, REMEASURE_TIMEOUT_S)
+    return {key: statistics.median(values[1:]) for key, values in round_us.items()}
 
 
-def noise_floor_line(points: list[dict[str, Any]], second_us: dict[str, float]) -> str:
+def noise_floor_line(points: list[dict[str, Any]], second_us: dict[str, float], rounds: int) -> str:
     """The first measurement of each network taken as a prediction of the second: no LUT can do better."""
     first = [point["measured_us"] for point in points]
     again = [second_us[point["key"]] for point in points]
     floor = summarize(first, again)
     tau = "n/a" if floor.kendall_tau is None else f"{floor.kendall_tau:.3f}"
     return (
-        f"noise floor, the same {floor.count} networks measured again: first vs second MAPE {floor.mape_pct:.2f} %, "
+        f"noise floor, the same {floor.count} networks measured again ({rounds} round(s) each time): "
+        f"first vs second MAPE {floor.mape_pct:.2f} %, "
         f"within 10 % {floor.within_10_pct:.0f} %, Kendall tau {tau}, mean signed error "
         f"{floor.mean_signed_error_pct:+.2f} %"
     )
@@ -83,6 +80,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30, help="random architectures besides the zoo")
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="dnas validate --rounds: whole networks measured this many times, round after round (medians)",
+    )  # fmt: skip
     parser.add_argument("--agent-cpu", type=int, default=0, help="the CPU the agent measures on")
     parser.add_argument("--server-cpu", type=int, default=1, help="server and exporter CPU")
     parser.add_argument(
@@ -123,13 +124,16 @@ def main() -> None:
         out = workdir / "validation"
         stack.dnas(
             "validate", "--server", stack.url, "--device", DEVICE, "--n", str(args.n),
-            "--resolution", str(args.resolution), "--seed", str(args.seed), "--calibrate", "--out", str(out),
+            "--resolution", str(args.resolution), "--seed", str(args.seed), "--rounds", str(args.rounds),
+            "--calibrate", "--out", str(out),
             cpus=(args.server_cpu,),
         )  # fmt: skip
         document = json.loads((out / "validation.json").read_text())
         predicted = [point for point in document["points"] if point["predicted_us"] is not None]
         second_us = (
-            remeasure_networks(stack, [point["key"] for point in predicted]) if args.noise_floor else None
+            remeasure_networks(stack, [point["key"] for point in predicted], args.rounds)
+            if args.noise_floor
+            else None
         )
     finally:
         stack.close()
@@ -141,7 +145,7 @@ def main() -> None:
         print(f"raw LUT sum, {summary['raw_holdout']['count']} held out: {_verdict(summary['raw_holdout'])}")
         print(f"calibrated, same held out: {_verdict(summary['calibrated_holdout'])}")
     if second_us is not None:
-        print(noise_floor_line(predicted, second_us))
+        print(noise_floor_line(predicted, second_us, args.rounds))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("validation.json", "scatter.png"):

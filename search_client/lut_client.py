@@ -11,11 +11,11 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from profiler_server.client import Lut, NotFoundError, OpUpload, ProfilerClient, ServerUnavailable
 from search_client.errors import LutFormatError, LutUnavailableError
@@ -116,9 +116,15 @@ def pull_lut(client: ProfilerClient, device: str, cache: LutCache) -> PullResult
     return PullResult(fresh, from_cache=False, changed=cached is None or cached.etag != lut.etag)
 
 
-def missing_keys(client: ProfilerClient, device: str, keys: Sequence[str]) -> list[str]:
-    """The keys among `keys` that the device's LUT has no entry for yet."""
-    return sorted(client.get_lut(device, keys=list(keys)).missing)
+def missing_keys(
+    client: ProfilerClient, device: str, keys: Sequence[str], stale: Mapping[str, str] | None = None
+) -> list[str]:
+    """The keys among `keys` that the device's LUT has no entry for yet, or (`stale`: key -> result id) whose
+    entry is still that result: a re-measurement asked for and not done yet."""
+    lut = client.get_lut(device, keys=list(keys))
+    old = stale or {}
+    superseded = [key for key, entry in lut.entries.items() if key in old and entry["result_id"] == old[key]]
+    return sorted([*lut.missing, *superseded])
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,21 @@ def _server_has_op(client: ProfilerClient, key: str) -> bool:
     return True
 
 
+class Waiter(Protocol):
+    """How a caller waits for the agent: `wait_for_entries`, or a variant of it that draws progress."""
+
+    def __call__(
+        self,
+        client: ProfilerClient,
+        device: str,
+        keys: list[str],
+        timeout_s: float,
+        poll_s: float,
+        *,
+        stale: Mapping[str, str] | None = None,
+    ) -> list[str]: ...
+
+
 def wait_for_entries(
     client: ProfilerClient,
     device: str,
@@ -160,11 +181,13 @@ def wait_for_entries(
     on_progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    stale: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Poll until the LUT has every key or `timeout_s` passes; returns the keys still missing."""
+    """Poll until the LUT has every key (with a result other than `stale`'s, see `missing_keys`) or `timeout_s`
+    passes; returns the keys still missing."""
     deadline = clock() + timeout_s
     while True:
-        missing = missing_keys(client, device, keys)
+        missing = missing_keys(client, device, keys, stale)
         if on_progress is not None:
             on_progress(len(keys) - len(missing), len(keys))
         if not missing or clock() >= deadline:

@@ -10,7 +10,8 @@ space: it has no block-sum prediction and is measured only (a point for the trad
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -23,7 +24,7 @@ from search_client.calibration_kinds import latency_by_kind_us
 from search_client.errors import SearchClientError
 from search_client.fidelity import FidelitySummary, summarize
 from search_client.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
-from search_client.lut_client import request_lut, wait_for_entries
+from search_client.lut_client import Waiter, request_lut, wait_for_entries
 from search_client.predict import predict_latency_us
 from search_client.space import NUM_LAYERS, SpaceParams, build_space
 from search_client.space_manifest import space_manifest, space_name
@@ -85,6 +86,7 @@ class ValidationPoint:
     measured_us: float
     split: str | None = None
     predicted_by_kind_us: dict[str, float] | None = None  # not stored on the server: validation.json only
+    round_us: tuple[float, ...] = ()  # each round's median when measured in rounds (validation.json only)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +97,7 @@ class ValidationPoint:
             "measured_us": self.measured_us,
             "split": self.split,
             "predicted_by_kind_us": self.predicted_by_kind_us,
+            "round_us": list(self.round_us),
         }
 
     def fit_network(self) -> FitNetwork:
@@ -152,19 +155,26 @@ def medians_us(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     return {key: float(entry[LATENCY_FIELD]) for key, entry in entries.items()}
 
 
-def compare(models: Sequence[ValidationModel], median_us: Mapping[str, float]) -> list[ValidationPoint]:
-    """One point per network: its LUT-sum prediction (None outside the space) and its measured latency."""
+def compare(
+    models: Sequence[ValidationModel],
+    median_us: Mapping[str, float],
+    round_us: Mapping[str, Sequence[float]] | None = None,
+) -> list[ValidationPoint]:
+    """One point per network: its LUT-sum prediction (None outside the space) and its measured latency - the
+    median of its rounds' medians where `round_us` has them, else its LUT entry's."""
     missing = sorted({op.key for op in ops_to_measure(models)} - set(median_us))
     if missing:
         raise ValidationTimeout(missing)
+    rounds = round_us or {}
     return [
         ValidationPoint(
             model.name,
             model.kind,
             model.network.key,
             model.predicted_us(median_us),
-            median_us[model.network.key],
+            statistics.median(rounds[key]) if (key := model.network.key) in rounds else median_us[key],
             predicted_by_kind_us=model.predicted_by_kind_us(median_us),
+            round_us=tuple(rounds.get(key, ())),
         )
         for model in models
     ]
@@ -176,20 +186,62 @@ def measure_and_compare(
     models: Sequence[ValidationModel],
     timeout_s: float,
     poll_s: float = 2.0,
-    wait: Callable[[ProfilerClient, str, list[str], float, float], list[str]] | None = None,
+    wait: Waiter = wait_for_entries,
+    rounds: int = 1,
 ) -> list[ValidationPoint]:
     """Upload and queue whatever the device has not measured, wait for its agent, then compare.
 
-    `wait(client, device, keys, timeout_s, poll_s)` returns the keys still missing; the default polls quietly,
-    the CLI passes one that draws a progress bar. Needs the admin token (uploading ops, queueing jobs)."""
+    With `rounds` > 1 the whole networks are measured that many times in all, round after round, and each
+    network's latency is the median of its rounds': a network's own run-to-run spread, not the LUT, is what
+    limits the ranking on a noisy machine (docs/validation.md). `wait` is how to wait for the agent (the CLI's
+    draws a progress bar). Needs the admin token (uploading ops, queueing jobs)."""
+    if rounds < 1:
+        raise SearchClientError(f"rounds must be at least 1, got {rounds}")
     ops = ops_to_measure(models)
     request_lut(client, device, ops)
     keys = [op.key for op in ops]
-    waiter = wait or (lambda c, d, k, t, p: wait_for_entries(c, d, k, t, p))
-    missing = waiter(client, device, keys, timeout_s, poll_s)
+    missing = wait(client, device, keys, timeout_s, poll_s)
     if missing:
         raise ValidationTimeout(missing)
-    return compare(models, medians_us(client.get_lut(device, keys=keys).entries))
+    median_us = medians_us(client.get_lut(device, keys=keys).entries)
+    network_keys = [model.network.key for model in models]
+    round_us = measure_rounds(client, device, network_keys, rounds - 1, timeout_s, poll_s, wait)
+    return compare(models, median_us, round_us if rounds > 1 else None)
+
+
+def measure_rounds(
+    client: ProfilerClient,
+    device: str,
+    keys: Sequence[str],
+    extra_rounds: int,
+    timeout_s: float,
+    poll_s: float = 2.0,
+    wait: Waiter = wait_for_entries,
+) -> dict[str, list[float]]:
+    """Each key's current LUT median followed by `extra_rounds` new ones: every round queues all keys for
+    re-measurement and waits until each entry holds a newer result than the round before."""
+    unique = list(dict.fromkeys(keys))
+    entries = client.get_lut(device, keys=unique).entries
+    round_us = {key: [float(entries[key][LATENCY_FIELD])] for key in unique}
+    for _ in range(extra_rounds):
+        stale = {key: entries[key]["result_id"] for key in unique}
+        client.create_jobs(device, unique, remeasure=True)
+        missing = wait(client, device, unique, timeout_s, poll_s, stale=stale)
+        if missing:
+            raise ValidationTimeout(missing)
+        entries = client.get_lut(device, keys=unique).entries
+        for key in unique:
+            round_us[key].append(float(entries[key][LATENCY_FIELD]))
+    return round_us
+
+
+def round_spread_pct(points: Sequence[ValidationPoint]) -> list[float]:
+    """Per network measured in rounds: (slowest - fastest round) / median, in percent."""
+    return [
+        100.0 * (max(p.round_us) - min(p.round_us)) / statistics.median(p.round_us)
+        for p in points
+        if len(p.round_us) > 1
+    ]
 
 
 def with_splits(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -108,7 +109,13 @@ def request(
 
 
 def wait_with_progress(
-    client: ProfilerClient, device: str, keys: list[str], timeout_s: float, poll_s: float
+    client: ProfilerClient,
+    device: str,
+    keys: list[str],
+    timeout_s: float,
+    poll_s: float,
+    *,
+    stale: Mapping[str, str] | None = None,
 ) -> list[str]:
     columns = (TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
@@ -117,7 +124,7 @@ def wait_with_progress(
         def show(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        return wait_for_entries(client, device, keys, timeout_s, poll_s, on_progress=show)
+        return wait_for_entries(client, device, keys, timeout_s, poll_s, on_progress=show, stale=stale)
 
 
 @lut_app.command("pull")

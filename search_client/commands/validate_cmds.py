@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from search_client.validate import (
     calibration_json,
     measure_and_compare,
     post_run,
+    round_spread_pct,
     validation_models,
     with_splits,
 )
@@ -73,6 +75,14 @@ def _calibration_line(choice: CalibrationChoice) -> str:
     return f"calibration fitted on {choice.calibration.fit_count} random networks: {formula}{chosen_by}"
 
 
+def _rounds_line(rounds: int, spread_pct: list[float]) -> str:
+    return (
+        f"whole networks measured in {rounds} rounds, each taken as the median of its rounds: spread between "
+        f"rounds (slowest - fastest) / median {statistics.median(spread_pct):.2f} % for the median network, "
+        f"{max(spread_pct):.2f} % at most"
+    )
+
+
 def _print_report(report: ValidationReport) -> None:
     typer.echo(_summary_line("raw LUT sum, all", report.raw))
     if report.calibration is None or report.raw_holdout is None or report.calibrated_holdout is None:
@@ -87,6 +97,7 @@ def validation_document(
     label: str,
     resolution: int,
     seed: int,
+    rounds: int,
     points: list[ValidationPoint],
     report: ValidationReport,
 ) -> dict[str, Any]:
@@ -97,6 +108,7 @@ def validation_document(
         "label": label,
         "resolution": resolution,
         "seed": seed,
+        "rounds": rounds,
         "statistic": LATENCY_FIELD,
         "points": [point.to_json() for point in points],
         "summary": report.to_json(),
@@ -108,6 +120,14 @@ def validate(
     n: Annotated[int, typer.Option("--n", min=0, help="Random architectures besides the zoo.")] = 30,
     resolution: Annotated[int, typer.Option("--resolution", help="Input resolution (pixels, square).")] = 224,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random architectures and the split.")] = 0,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            "--rounds",
+            min=1,
+            help="Measure the whole networks this many times, round after round; use medians.",
+        ),
+    ] = 1,
     calibrate: Annotated[
         bool, typer.Option("--calibrate", help="Fit a linear calibration on half the random networks.")
     ] = False,
@@ -128,7 +148,9 @@ def validate(
 ) -> None:
     """Measure FBNet-A/B/C, MobileNetV2 and N random architectures whole on the device; print MAPE, share within
     +-5/10 %, Kendall tau of the LUT's sum (and of a calibration on held-out networks); write JSON and a plot."""
-    run_label = label or f"{SPACE_NAME}-r{resolution}-n{n}-seed{seed}"
+    run_label = label or f"{SPACE_NAME}-r{resolution}-n{n}-seed{seed}" + (
+        f"-rounds{rounds}" if rounds > 1 else ""
+    )
     try:
         models = validation_models(n, seed, resolution)
         if calibrate:  # refuse a split that cannot work before minutes of measuring, not after
@@ -137,7 +159,9 @@ def validate(
             typer.echo(
                 f"{device}: exporting and uploading {len(models)} networks and their blocks (once each)"
             )
-            points = measure_and_compare(client, device, models, timeout_s, poll_s, wait=wait_with_progress)
+            points = measure_and_compare(
+                client, device, models, timeout_s, poll_s, wait=wait_with_progress, rounds=rounds
+            )
             if calibrate:
                 points = with_splits(points, fit_fraction, seed)
             report = build_report(points, calibrate)
@@ -149,12 +173,14 @@ def validate(
     except (ProfilerError, SearchClientError) as exc:
         raise fail(str(exc)) from exc
     _print_points(Console(), points)
+    if rounds > 1:
+        typer.echo(_rounds_line(rounds, round_spread_pct(points)))
     _print_report(report)
     if stored is not None:
         typer.echo(
             f"stored on the server as validation run {stored['id']} of {device} (space {stored['space']})"
         )
-    document = validation_document(device, run_label, resolution, seed, points, report)
+    document = validation_document(device, run_label, resolution, seed, rounds, points, report)
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / RESULT_NAME).write_text(json.dumps(document, indent=1) + "\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -123,7 +124,34 @@ def test_validate_measures_the_networks_and_reports_what_the_lut_says(agent, tmp
     assert stored["summary"]["all"]["kendall_tau"] == pytest.approx(summary["raw"]["kendall_tau"])
     assert stored["summary"]["holdout"]["n"] == len(holdout)
     # The calibration is stored with its held-out figures (the server cannot recompute a per-kind one).
-    assert stored["calibration"] == {**summary["calibration"], "calibrated_holdout": summary["calibrated_holdout"]}
+    assert stored["calibration"] == {
+        **summary["calibration"],
+        "calibrated_holdout": summary["calibrated_holdout"],
+    }
+
+
+def test_validate_in_rounds_takes_each_networks_median_over_new_results(agent, tmp_path):
+    server, device = agent
+    out = tmp_path / "out"
+    result = _dnas(
+        "validate", "--server", server.url, "--token", server.admin_token, "--device", device,
+        "--n", "2", "--resolution", str(RESOLUTION), "--rounds", "3", "--no-post",
+        "--poll-s", "0.3", "--timeout-s", "180", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "measured in 3 rounds" in result.stdout
+    document = json.loads((out / "validation.json").read_text())
+    assert document["rounds"] == 3 and document["label"].endswith("-rounds3")
+    admin = server.client(server.admin_token)
+    entries = admin.get_lut(device).entries
+    for point in document["points"]:
+        assert len(point["round_us"]) == 3
+        assert point["measured_us"] == pytest.approx(statistics.median(point["round_us"]))
+        # The LUT holds the last round's result.
+        entry = entries[point["key"]]
+        assert point["round_us"][-1] == pytest.approx(entry["median_us"])
+        assert admin.get_measurement(entry["result_id"])["key"] == point["key"]
+        assert len(set(point["round_us"])) > 1  # new measurements, not one result read three times
 
 
 BAD_INPUTS = [
