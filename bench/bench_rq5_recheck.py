@@ -58,10 +58,6 @@ def write_manifest(rq5: dict, folder: Path) -> dict[str, str]:
 
 def profile_round(device_args: str, folder: Path, extra: list[str], out: Path) -> dict[str, float]:
     """One `device-agent profile` of both networks with this device's settings; key -> median us."""
-    if "--backend" in shlex.split(device_args):
-        raise SystemExit(
-            f"only onnxruntime devices can be re-measured with a speed reference: {device_args!r}"
-        )
     command = [
         sys.executable, "-m", "device_agents", "profile", "--ops", str(folder / "ops.jsonl"), "--out", str(out),
         *shlex.split(device_args), *extra,
@@ -93,6 +89,8 @@ def main() -> None:
         parser.error("--rounds must be at least 1")
     rq5 = json.loads(args.rq5_json.read_text())
     devices: dict[str, str] = rq5["devices"]
+    if args.speed_reference != "none" and any("--backend" in shlex.split(a) for a in devices.values()):
+        parser.error("the speed reference works with onnxruntime devices only: use --speed-reference none")
     with tempfile.TemporaryDirectory(prefix="rq5-recheck-") as tmp:
         folder = Path(tmp)
         keys = write_manifest(rq5, folder)
