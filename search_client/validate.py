@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -188,13 +188,15 @@ def measure_and_compare(
     poll_s: float = 2.0,
     wait: Waiter = wait_for_entries,
     rounds: int = 1,
+    on_round: Callable[[int], None] | None = None,
 ) -> list[ValidationPoint]:
     """Upload and queue whatever the device has not measured, wait for its agent, then compare.
 
     With `rounds` > 1 the whole networks are measured that many times in all, round after round, and each
     network's latency is the median of its rounds': a network's own run-to-run spread, not the LUT, is what
     limits the ranking on a noisy machine (docs/validation.md). `wait` is how to wait for the agent (the CLI's
-    draws a progress bar). Needs the admin token (uploading ops, queueing jobs)."""
+    draws a progress bar), `on_round(r)` is told when round r >= 2 starts. Needs the admin token (uploading ops,
+    queueing jobs)."""
     if rounds < 1:
         raise SearchClientError(f"rounds must be at least 1, got {rounds}")
     ops = ops_to_measure(models)
@@ -205,7 +207,7 @@ def measure_and_compare(
         raise ValidationTimeout(missing)
     median_us = medians_us(client.get_lut(device, keys=keys).entries)
     network_keys = [model.network.key for model in models]
-    round_us = measure_rounds(client, device, network_keys, rounds - 1, timeout_s, poll_s, wait)
+    round_us = measure_rounds(client, device, network_keys, rounds - 1, timeout_s, poll_s, wait, on_round)
     return compare(models, median_us, round_us if rounds > 1 else None)
 
 
@@ -217,13 +219,17 @@ def measure_rounds(
     timeout_s: float,
     poll_s: float = 2.0,
     wait: Waiter = wait_for_entries,
+    on_round: Callable[[int], None] | None = None,
 ) -> dict[str, list[float]]:
     """Each key's current LUT median followed by `extra_rounds` new ones: every round queues all keys for
-    re-measurement and waits until each entry holds a newer result than the round before."""
+    re-measurement and waits until each entry holds a newer result than the round before (`on_round(r)` is told
+    when round r starts, the current entries being round 1)."""
     unique = list(dict.fromkeys(keys))
     entries = client.get_lut(device, keys=unique).entries
     round_us = {key: [float(entries[key][LATENCY_FIELD])] for key in unique}
-    for _ in range(extra_rounds):
+    for round_number in range(2, extra_rounds + 2):
+        if on_round is not None:
+            on_round(round_number)
         stale = {key: entries[key]["result_id"] for key in unique}
         client.create_jobs(device, unique, remeasure=True)
         missing = wait(client, device, unique, timeout_s, poll_s, stale=stale)

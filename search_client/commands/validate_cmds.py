@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,6 +74,13 @@ def _calibration_line(choice: CalibrationChoice) -> str:
     loo = ", ".join(f"{name} {value:.2f} %" for name, value in choice.loo_mape_pct.items())
     chosen_by = f" (leave-one-out MAPE on the fit networks: {loo})" if loo else ""
     return f"calibration fitted on {choice.calibration.fit_count} random networks: {formula}{chosen_by}"
+
+
+def _announce_round(rounds: int) -> Callable[[int], None]:
+    def announce(round_number: int) -> None:
+        typer.echo(f"round {round_number} of {rounds}: measuring the whole networks again", err=True)
+
+    return announce
 
 
 def _rounds_line(rounds: int, spread_pct: list[float]) -> str:
@@ -160,7 +168,7 @@ def validate(
                 f"{device}: exporting and uploading {len(models)} networks and their blocks (once each)"
             )
             points = measure_and_compare(
-                client, device, models, timeout_s, poll_s, wait=wait_with_progress, rounds=rounds
+                client, device, models, timeout_s, poll_s, wait_with_progress, rounds, _announce_round(rounds)
             )
             if calibrate:
                 points = with_splits(points, fit_fraction, seed)

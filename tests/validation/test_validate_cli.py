@@ -140,6 +140,7 @@ def test_validate_in_rounds_takes_each_networks_median_over_new_results(agent, t
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "measured in 3 rounds" in result.stdout
+    assert "round 2 of 3" in result.stderr and "round 3 of 3" in result.stderr
     document = json.loads((out / "validation.json").read_text())
     assert document["rounds"] == 3 and document["label"].endswith("-rounds3")
     admin = server.client(server.admin_token)
