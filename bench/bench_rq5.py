@@ -3,7 +3,9 @@
 Two emulated devices on this CPU give two distinct LUTs (--pair): `threads` = onnxruntime with 1 thread on CPU 0
 (`cpu-ort-t1`) and with 2 threads on CPUs 0-1 (`cpu-ort-t2`), where a second thread changes large and small ops'
 costs differently; `runtimes` = onnxruntime vs PyTorch eager (`cpu-torch-t1`), both 1 thread on CPU 0, whose
-per-op overheads and kernels differ. End to end, nothing mocked:
+per-op overheads and kernels differ; `optimization` = onnxruntime with all graph optimisations (`cpu-ort-t1`) and
+with none (`cpu-ort-t1-noopt`: BatchNorm and ReLU run as their own nodes), both 1 thread on CPU 0, so each device
+has a core to itself while it measures. End to end, nothing mocked:
 
 1. A real `profiler-server serve --dev` (SQLite, temp folder); both devices register through real
    `device-agent run` processes; the search space's ops are uploaded and queued for both (search_client
@@ -17,7 +19,7 @@ per-op overheads and kernels differ. End to end, nothing mocked:
 3. Both architectures (and FBNet-A/B/C in the same space, for the trade-off figure) become whole-network ops,
    measured by both agents; each is trained from scratch with the same recipe for its digits top-1.
 
-    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes] [--resolution 16] [--search-epochs 8] [--train-epochs 8] [--out DIR]
+    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes|optimization] [--resolution 16] [--search-epochs 8] [--train-epochs 8] [--out DIR]
 
 Prints the 2 x 2 table of measured latencies and, per device, the ratio (other device's architecture / own
 architecture; > 1 means the own one is faster, the paper's iPhone X figure is 1.4x); writes rq5.json,
@@ -64,6 +66,12 @@ PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
     "runtimes": {
         "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
         "cpu-torch-t1": ("--backend", "torch", "--threads", "1", "--cpu-affinity", "0"),
+    },
+    "optimization": {
+        "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
+        "cpu-ort-t1-noopt": (
+            "--threads", "1", "--cpu-affinity", "0", "--graph-optimization", "ORT_DISABLE_ALL",
+        ),
     },
 }
 ZOO_FOR_TRADEOFF = ("fbnet_a", "fbnet_b", "fbnet_c")
