@@ -206,9 +206,11 @@ def measure_and_compare(
     if missing:
         raise ValidationTimeout(missing)
     median_us = medians_us(client.get_lut(device, keys=keys).entries)
+    if rounds == 1:
+        return compare(models, median_us)
     network_keys = [model.network.key for model in models]
     round_us = measure_rounds(client, device, network_keys, rounds - 1, timeout_s, poll_s, wait, on_round)
-    return compare(models, median_us, round_us if rounds > 1 else None)
+    return compare(models, median_us, round_us)
 
 
 def measure_rounds(
