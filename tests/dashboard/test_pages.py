@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import uuid
-import warnings
 
 import httpx
+from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from db.migrate import upgrade
@@ -82,10 +82,6 @@ def _count_queries(app, client, path: str) -> int:
 
 def test_pages_cost_the_same_queries_for_one_device_or_many(tmp_path):
     """One query per table: adding devices, tasks and runs adds rows, not queries (no N+1)."""
-    with warnings.catch_warnings():  # starlette's TestClient warns about its own httpx use at import
-        warnings.simplefilter("ignore")
-        from fastapi.testclient import TestClient
-
     url = f"sqlite:///{tmp_path / 'pages.sqlite3'}"
     upgrade(url)
     settings = Settings(database_url=url, admin_token="a" * 32, enroll_token="e" * 32)
