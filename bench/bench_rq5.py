@@ -234,7 +234,12 @@ def main() -> None:
         own, foreign = f"searched_{device}", f"searched_{other}"
         ratios[device] = latency_ms[(foreign, device)] / latency_ms[(own, device)]
         verdict = "own architecture faster" if ratios[device] > 1 else "own architecture NOT faster"
-        print(f"on {device}: {foreign} / {own} = {ratios[device]:.3f}x ({verdict})")
+        # The device's own LUT's view tells a search that missed its LUT's best from a LUT that misjudges.
+        predicted = predicted_ms[(foreign, device)] / predicted_ms[(own, device)]
+        print(
+            f"on {device}: {foreign} / {own} = {ratios[device]:.3f}x ({verdict}); "
+            f"its LUT predicted {predicted:.3f}x"
+        )
     if searched[first] == searched[second]:
         print("both searches chose the same architecture: the two LUTs did not lead to different networks")
 
