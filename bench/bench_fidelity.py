@@ -7,7 +7,8 @@ MobileNetV2 1.0 and --n seeded random architectures; every block they use and ev
 by the same agent with the same timing engine, and the LUT's medians are compared.
 
     .venv/bin/python bench/bench_fidelity.py [--n 30] [--resolution 224] [--seed 0] [--rounds 1] [--agent-realtime-priority 1]
-                                             [--speed-reference fbnet_a|none] [--agent-timing OPTIONS] [--out DIR]
+                                             [--speed-reference fbnet_a|none] [--agent-timing OPTIONS] [--precision fp32|int8]
+                                             [--out DIR]
 
 Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the raw sum
 and for the calibrated prediction on held-out networks; writes validation.json and scatter.png to --out. Then
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from search_client.fidelity import summarize  # noqa: E402
 from search_client.validate import measure_rounds  # noqa: E402
 
-DEVICE = "cpu-ort-t1"
+DEVICE = "cpu-ort-t1"  # with --precision int8: cpu-ort-t1-int8
 REMEASURE_TIMEOUT_S = 600.0
 GOAL_MAPE_PCT = 5.0
 GOAL_WITHIN_10_PCT = 95.0
@@ -51,11 +52,11 @@ def _verdict(summary: dict[str, float | None]) -> str:
     return ", ".join(f"{name} {value} ({'meets' if ok else 'misses'} goal)" for name, value, ok in checks)
 
 
-def remeasure_networks(stack: Stack, keys: list[str], rounds: int) -> dict[str, float]:
+def remeasure_networks(stack: Stack, device: str, keys: list[str], rounds: int) -> dict[str, float]:
     """The whole networks measured again by the same agent, `rounds` times (as `dnas validate --rounds` did the
     first time): each network's median over those rounds."""
     with stack.admin() as admin:
-        round_us = measure_rounds(admin, DEVICE, keys, rounds, REMEASURE_TIMEOUT_S)
+        round_us = measure_rounds(admin, device, keys, rounds, REMEASURE_TIMEOUT_S)
     return {key: statistics.median(values[1:]) for key, values in round_us.items()}
 
 
@@ -103,27 +104,35 @@ def main() -> None:
         "--agent-timing", default="",
         help="extra timing options for the agent, e.g. '--max-s 2 --target-ci 0.005' (default: the agent's own)",
     )  # fmt: skip
+    parser.add_argument(
+        "--precision", choices=("fp32", "int8"), default="fp32",
+        help="the agent's --precision (int8: every op and network quantised by the agent, device_agents/quantize.py)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
     exit_on_sigterm()
 
+    device = DEVICE if args.precision == "fp32" else f"{DEVICE}-{args.precision}"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-fidelity-"))
     stack = Stack(workdir, server_cpus=(args.server_cpu,))
     started = time.perf_counter()
     try:
         stack.start_server()
-        agent_args = ["--realtime-priority", str(args.agent_realtime_priority), *args.agent_timing.split()]
+        agent_args = [
+            "--realtime-priority", str(args.agent_realtime_priority), "--precision", args.precision,
+            *args.agent_timing.split(),
+        ]  # fmt: skip
         if args.speed_reference != "none":
             reference = workdir / f"{args.speed_reference}.onnx"
             stack.dnas(
                 "export", "--model", args.speed_reference, "-o", str(reference), cpus=(args.server_cpu,)
             )
             agent_args += ["--speed-reference", str(reference)]
-        stack.start_agent(DEVICE, threads=1, cpus=str(args.agent_cpu), agent_args=agent_args)
+        stack.start_agent(device, threads=1, cpus=str(args.agent_cpu), agent_args=agent_args)
         out = workdir / "validation"
         stack.dnas(
-            "validate", "--server", stack.url, "--device", DEVICE, "--n", str(args.n),
+            "validate", "--server", stack.url, "--device", device, "--n", str(args.n),
             "--resolution", str(args.resolution), "--seed", str(args.seed), "--rounds", str(args.rounds),
             "--calibrate", "--out", str(out),
             cpus=(args.server_cpu,),
@@ -131,7 +140,7 @@ def main() -> None:
         document = json.loads((out / "validation.json").read_text())
         predicted = [point for point in document["points"] if point["predicted_us"] is not None]
         second_us = (
-            remeasure_networks(stack, [point["key"] for point in predicted], args.rounds)
+            remeasure_networks(stack, device, [point["key"] for point in predicted], args.rounds)
             if args.noise_floor
             else None
         )
@@ -139,7 +148,7 @@ def main() -> None:
         stack.close()
     elapsed_s = time.perf_counter() - started
     summary = document["summary"]
-    print(f"\nfidelity, {args.resolution}x{args.resolution}, seed {args.seed}, {elapsed_s:.0f} s end to end")
+    print(f"\nfidelity of {device}, {args.resolution}x{args.resolution}, seed {args.seed}, {elapsed_s:.0f} s end to end")
     print(f"raw LUT sum, all {summary['raw']['count']} networks: {_verdict(summary['raw'])}")
     if summary["calibrated_holdout"] is not None:
         print(f"raw LUT sum, {summary['raw_holdout']['count']} held out: {_verdict(summary['raw_holdout'])}")

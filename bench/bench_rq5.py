@@ -5,7 +5,9 @@ Two emulated devices on this CPU give two distinct LUTs (--pair): `threads` = on
 costs differently; `runtimes` = onnxruntime vs PyTorch eager (`cpu-torch-t1`), both 1 thread on CPU 0, whose
 per-op overheads and kernels differ; `optimization` = onnxruntime with all graph optimisations (`cpu-ort-t1`) and
 with none (`cpu-ort-t1-noopt`: BatchNorm and ReLU run as their own nodes), both 1 thread on CPU 0, so each device
-has a core to itself while it measures. End to end, nothing mocked:
+has a core to itself while it measures; `precision` = onnxruntime fp32 (`cpu-ort-t1`) and int8 (`cpu-ort-t1-int8`:
+each op statically quantised by the agent, device_agents/quantize.py), both 1 thread on CPU 0, whose kernels
+differ most (grouped convolutions 2-3x dearer in int8, wide expansions cheaper). End to end, nothing mocked:
 
 1. A real `profiler-server serve --dev` (SQLite, temp folder); both devices register through real
    `device-agent run` processes; the search space's ops are uploaded and queued for both (search_client
@@ -19,7 +21,7 @@ has a core to itself while it measures. End to end, nothing mocked:
 3. Both architectures (and FBNet-A/B/C in the same space, for the trade-off figure) become whole-network ops,
    measured by both agents; each is trained from scratch with the same recipe for its digits top-1.
 
-    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes|optimization] [--resolution 16] [--search-epochs 8] [--train-epochs 8] [--out DIR]
+    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes|optimization|precision] [--resolution 16] [--search-epochs 8] [--train-epochs 8] [--out DIR]
 
 Prints the 2 x 2 table of measured latencies and, per device, the ratio (other device's architecture / own
 architecture; > 1 means the own one is faster, the paper's iPhone X figure is 1.4x); writes rq5.json,
@@ -72,6 +74,10 @@ PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
         "cpu-ort-t1-noopt": (
             "--threads", "1", "--cpu-affinity", "0", "--graph-optimization", "ORT_DISABLE_ALL",
         ),
+    },
+    "precision": {
+        "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
+        "cpu-ort-t1-int8": ("--threads", "1", "--cpu-affinity", "0", "--precision", "int8"),
     },
 }
 ZOO_FOR_TRADEOFF = ("fbnet_a", "fbnet_b", "fbnet_c")

@@ -24,6 +24,11 @@ Affinity = Annotated[
     str | None, typer.Option("--cpu-affinity", help="CPUs to pin to, e.g. '0' or '4-7' (the phone's for adb).")
 ]
 GraphOptimization = Annotated[str, typer.Option(help="onnxruntime graph optimisation level.")]
+Precision = Annotated[
+    str,
+    typer.Option(help="onnxruntime: fp32, or int8 = each op statically quantised here before timing (an int8 "
+                 "deployment is its own device: give it its own --name)."),
+]
 TorchDevice = Annotated[str, typer.Option(help="torch backend: 'cpu' or 'cuda[:N]'.")]
 CudaGraphs = Annotated[bool, typer.Option(help="torch backend on CUDA: replay one captured CUDA graph per run.")]
 AdbTool = Annotated[str, typer.Option(help="adb: onnxruntime_perf_test or benchmark_model.")]
@@ -57,9 +62,9 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _backend_options(
-    threads: int, cpu_affinity: str | None, provider: str, graph_optimization: str, torch_device: str,
-    cuda_graphs: bool, adb_tool: str, adb_binary: Path | None, adb_serial: str | None, runtime_version: str | None,
-    adb_runs: int,
+    threads: int, cpu_affinity: str | None, provider: str, graph_optimization: str, precision: str,
+    torch_device: str, cuda_graphs: bool, adb_tool: str, adb_binary: Path | None, adb_serial: str | None,
+    runtime_version: str | None, adb_runs: int,
 ) -> BackendOptions:
     try:
         cpus = parse_cpu_list(cpu_affinity) if cpu_affinity else None
@@ -67,7 +72,7 @@ def _backend_options(
         raise _fail(f"--cpu-affinity: {exc}") from exc
     return BackendOptions(
         threads=threads, cpu_affinity=cpus, provider=provider, graph_optimization=graph_optimization,
-        torch_device=torch_device, cuda_graphs=cuda_graphs, adb_tool=adb_tool, adb_binary=adb_binary,
+        precision=precision, torch_device=torch_device, cuda_graphs=cuda_graphs, adb_tool=adb_tool, adb_binary=adb_binary,
         adb_serial=adb_serial, runtime_version=runtime_version, adb_runs_per_invocation=adb_runs,
     )
 
@@ -107,6 +112,7 @@ def info(
     threads: Threads = 1,
     cpu_affinity: Affinity = None,
     graph_optimization: GraphOptimization = "ORT_ENABLE_ALL",
+    precision: Precision = "fp32",
     torch_device: TorchDevice = "cpu",
     cuda_graphs: CudaGraphs = False,
     adb_tool: AdbTool = "onnxruntime_perf_test",
@@ -116,8 +122,8 @@ def info(
     adb_runs: AdbRuns = 50,
 ) -> None:
     """Print, as JSON, the description this agent would register and the runtime it would measure with."""
-    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
-                               adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
+    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
+                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
     try:
         chosen = load_backend(backend, options)
         description = {"device": chosen.describe_device(), "runtime": chosen.runtime_info().__dict__,
@@ -136,6 +142,7 @@ def profile(
     threads: Threads = 1,
     cpu_affinity: Affinity = None,
     graph_optimization: GraphOptimization = "ORT_ENABLE_ALL",
+    precision: Precision = "fp32",
     torch_device: TorchDevice = "cpu",
     cuda_graphs: CudaGraphs = False,
     adb_tool: AdbTool = "onnxruntime_perf_test",
@@ -157,8 +164,8 @@ def profile(
     from device_agents.offline import profile as run_profile
 
     _setup_logging()
-    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
-                               adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
+    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
+                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         op_inputs = read_ops(ops)
@@ -229,6 +236,7 @@ def run(
     threads: Threads = 1,
     cpu_affinity: Affinity = None,
     graph_optimization: GraphOptimization = "ORT_ENABLE_ALL",
+    precision: Precision = "fp32",
     torch_device: TorchDevice = "cpu",
     cuda_graphs: CudaGraphs = False,
     adb_tool: AdbTool = "onnxruntime_perf_test",
@@ -255,8 +263,8 @@ def run(
     from profiler_server.client import ProfilerClient, ProfilerError
 
     _setup_logging()
-    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, torch_device, cuda_graphs,
-                               adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
+    options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
+                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:

@@ -72,6 +72,9 @@ def calibration_path(state_dir: Path, info: RuntimeInfo, reference_sha256: str) 
         "execution_provider": info.execution_provider, "threads": info.threads, "cpu_affinity": info.cpu_affinity,
         "graph_optimization": info.graph_optimization, "reference_sha256": reference_sha256,
     }  # fmt: skip
+    precision = info.extra.get("precision", "fp32")
+    if precision != "fp32":  # the reference runs quantised too; fp32 keys stay what they were before int8 existed
+        setting["precision"] = precision
     digest = hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:16]
     return state_dir / "speed_reference" / f"{digest}.json"
 

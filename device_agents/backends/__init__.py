@@ -19,6 +19,7 @@ class BackendOptions:
     cpu_affinity: list[int] | None = None
     provider: str = "CPUExecutionProvider"  # onnxruntime
     graph_optimization: str = "ORT_ENABLE_ALL"  # onnxruntime
+    precision: str = "fp32"  # onnxruntime: fp32, or int8 (device_agents/quantize.py)
     torch_device: str = "cpu"  # torch
     cuda_graphs: bool = False  # torch
     adb_tool: str = "onnxruntime_perf_test"  # adb
@@ -29,10 +30,18 @@ class BackendOptions:
 
 
 def load_backend(name: str, options: BackendOptions) -> Backend:
+    if name != "onnxruntime" and options.precision != "fp32":
+        raise BackendUnavailableError(f"precision {options.precision} needs the onnxruntime backend, not {name}")
     if name == "onnxruntime":
         from device_agents.backends.onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(options.provider, options.threads, options.cpu_affinity, options.graph_optimization)
+        return OnnxRuntimeBackend(
+            options.provider,
+            options.threads,
+            options.cpu_affinity,
+            options.graph_optimization,
+            precision=options.precision,
+        )
     if name == "torch":
         from device_agents.backends.torch import TorchBackend
 

@@ -9,6 +9,7 @@ import onnxruntime as ort
 
 from device_agents.backends.base import InProcessRunner, OnThisHost, OpInput, RuntimeInfo
 from device_agents.errors import BackendUnavailableError, OpFailedError
+from device_agents.quantize import INT8_RECIPE, PRECISIONS, Int8Quantizer
 from device_agents.system import current_affinity, set_affinity
 
 GRAPH_OPTIMIZATION_LEVELS = {
@@ -43,6 +44,7 @@ class OnnxRuntimeBackend(OnThisHost):
         cpu_affinity: list[int] | None = None,
         graph_optimization: str = "ORT_ENABLE_ALL",
         provider_options: dict[str, Any] | None = None,
+        precision: str = "fp32",
     ) -> None:
         available = ort.get_available_providers()
         if provider not in available:
@@ -53,6 +55,8 @@ class OnnxRuntimeBackend(OnThisHost):
             raise BackendUnavailableError(
                 f"unknown graph optimisation {graph_optimization!r}; one of {', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
             )
+        if precision not in PRECISIONS:
+            raise BackendUnavailableError(f"unknown precision {precision!r}; one of {', '.join(PRECISIONS)}")
         if threads < 1:
             raise BackendUnavailableError("threads must be >= 1 (0 would let onnxruntime pick, unrecorded)")
         if cpu_affinity is not None:
@@ -62,6 +66,8 @@ class OnnxRuntimeBackend(OnThisHost):
         self._provider_options = provider_options or {}
         self._threads = threads
         self._graph_optimization = graph_optimization
+        self._precision = precision
+        self._int8 = Int8Quantizer() if precision == "int8" else None
 
     def runtime_info(self) -> RuntimeInfo:
         return RuntimeInfo(
@@ -71,8 +77,11 @@ class OnnxRuntimeBackend(OnThisHost):
             threads=self._threads,
             cpu_affinity=current_affinity(),
             graph_optimization=self._graph_optimization,
-            extra={"inter_op_threads": 1, "execution_mode": "ORT_SEQUENTIAL", "io_binding": True},
-        )
+            extra={
+                "inter_op_threads": 1, "execution_mode": "ORT_SEQUENTIAL", "io_binding": True,
+                "precision": self._precision, **({"quantization": INT8_RECIPE} if self._int8 else {}),
+            },
+        )  # fmt: skip
 
     def _session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -84,9 +93,10 @@ class OnnxRuntimeBackend(OnThisHost):
         return options
 
     def prepare(self, op: OpInput) -> OnnxRuntimeRunner:
+        model_path = self._int8.quantized(op.onnx_path, op.onnx_sha256) if self._int8 else op.onnx_path
         try:
             session = ort.InferenceSession(
-                str(op.onnx_path),
+                str(model_path),
                 sess_options=self._session_options(),
                 providers=[(self._provider, self._provider_options)],
             )
