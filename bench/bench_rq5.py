@@ -231,9 +231,10 @@ def main() -> None:
     print(
         f"\nRQ5 on digits {args.resolution}x{args.resolution} (small-input schedule), measured end to end, ms:"
     )
-    print(f"{'':>26}{first:>14}{second:>14}   top-1")
+    width = max(len(device) for device in devices) + 2
+    print(f"{'':>26}{first:>{width}}{second:>{width}}   top-1")
     for name in networks:
-        row = "".join(f"{latency_ms[(name, device)]:>14.3f}" for device in devices)
+        row = "".join(f"{latency_ms[(name, device)]:>{width}.3f}" for device in devices)
         print(f"{name:>26}{row}   {top1_pct[name]:.1f} %")
     ratios = {}
     for device, other in ((first, second), (second, first)):

@@ -5,7 +5,8 @@ measurement on a shared machine cannot tell them apart; this script takes its rq
 searched networks, and measures both on both devices in --rounds alternating rounds, each round a real
 `device-agent profile` per device (onnxruntime devices only; the same threads and CPUs as in rq5.json), with
 `--speed-reference` (a zoo model, default FBNet-A) and SCHED_FIFO so the machine's speed phases cancel. Prints
-every round's ratio (other device's architecture / own architecture, > 1: the own one is faster) and the median.
+every round's ratio (other device's architecture / own architecture, > 1: the own one is faster), their median,
+and the ratio of each network's fastest round. Rounds alternate the order of the two networks.
 
     .venv/bin/python bench/bench_rq5_recheck.py --rq5-json DIR/rq5.json [--rounds 5] [--speed-reference fbnet_a]
         [--realtime-priority 1] [--timing-lock /tmp/timing.lock]
@@ -35,8 +36,9 @@ from search_client.search import SearchConfig  # noqa: E402
 NUM_CLASSES = 10  # digits, as bench_rq5.py
 
 
-def write_manifest(rq5: dict, folder: Path) -> dict[str, str]:
-    """ops.jsonl with the two searched networks; returns network name -> op key."""
+def write_manifests(rq5: dict, folder: Path) -> dict[str, str]:
+    """ops.jsonl with the two searched networks, and ops-reversed.jsonl with them the other way round (rounds
+    alternate the order, so a drift of the machine's speed favours neither); returns network name -> op key."""
     args = rq5["args"]
     config = SearchConfig(
         data="digits", resolution=int(args["resolution"]), width=float(args["width"]),
@@ -53,13 +55,14 @@ def write_manifest(rq5: dict, folder: Path) -> dict[str, str]:
         lines.append(manifest_line(op.key, op.spec, f"{name}.onnx", sha256_hex(data)))
         keys[name] = op.key
     (folder / "ops.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "ops-reversed.jsonl").write_text("\n".join(reversed(lines)) + "\n")
     return keys
 
 
-def profile_round(device_args: str, folder: Path, extra: list[str], out: Path) -> dict[str, float]:
+def profile_round(device_args: str, manifest: Path, extra: list[str], out: Path) -> dict[str, float]:
     """One `device-agent profile` of both networks with this device's settings; key -> median us."""
     command = [
-        sys.executable, "-m", "device_agents", "profile", "--ops", str(folder / "ops.jsonl"), "--out", str(out),
+        sys.executable, "-m", "device_agents", "profile", "--ops", str(manifest), "--out", str(out),
         *shlex.split(device_args), *extra,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True)
@@ -93,7 +96,7 @@ def main() -> None:
         parser.error("the speed reference works with onnxruntime devices only: use --speed-reference none")
     with tempfile.TemporaryDirectory(prefix="rq5-recheck-") as tmp:
         folder = Path(tmp)
-        keys = write_manifest(rq5, folder)
+        keys = write_manifests(rq5, folder)
         extra = ["--realtime-priority", str(args.realtime_priority), "--state-dir", str(folder / "state")]
         if args.speed_reference != "none":
             reference = folder / f"{args.speed_reference}.onnx"
@@ -103,15 +106,20 @@ def main() -> None:
             )  # fmt: skip
             extra += ["--speed-reference", str(reference)]
         ratios: dict[str, list[float]] = {device: [] for device in devices}
+        own_us: dict[str, list[float]] = {device: [] for device in devices}
+        other_us: dict[str, list[float]] = {device: [] for device in devices}
         with timing_lock(args.timing_lock):
             for round_index in range(args.rounds):
                 line = []
                 for device, device_args in devices.items():
                     out = folder / f"round{round_index}-{device}.jsonl"
-                    medians = profile_round(device_args, folder, extra, out)
+                    manifest = folder / ("ops.jsonl" if round_index % 2 == 0 else "ops-reversed.jsonl")
+                    medians = profile_round(device_args, manifest, extra, out)
                     own = medians[keys[f"searched_{device}"]]
                     (other,) = [medians[key] for name, key in keys.items() if name != f"searched_{device}"]
                     ratios[device].append(other / own)
+                    own_us[device].append(own)
+                    other_us[device].append(other)
                     line.append(f"{device}: own {own:.1f} us, other {other:.1f} us, ratio {other / own:.3f}")
                 print(f"round {round_index + 1}: " + "; ".join(line), flush=True)
     for device, values in ratios.items():
@@ -120,6 +128,9 @@ def main() -> None:
             f"on {device}: other / own median {statistics.median(values):.3f}x "
             f"(min {min(values):.3f}, max {max(values):.3f}; own faster in {wins} of {len(values)} rounds)"
         )
+        # A slow phase of the machine only ever adds time: each network's fastest round is its least disturbed.
+        own, other = min(own_us[device]), min(other_us[device])
+        print(f"on {device}: fastest round of each, own {own:.1f} us, other {other:.1f} us: {other / own:.3f}x")
 
 
 if __name__ == "__main__":
