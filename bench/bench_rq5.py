@@ -7,7 +7,7 @@ per-op overheads and kernels differ; `optimization` = onnxruntime with all graph
 with none (`cpu-ort-t1-noopt`: BatchNorm and ReLU run as their own nodes), both 1 thread on CPU 0, so each device
 has a core to itself while it measures; `precision` = onnxruntime fp32 (`cpu-ort-t1`) and int8 (`cpu-ort-t1-int8`:
 each op statically quantised by the agent, device_agents/quantize.py), both 1 thread on CPU 0, whose kernels
-differ most (grouped convolutions 2-3x dearer in int8, wide expansions cheaper). End to end, nothing mocked:
+differ most (grouped convolutions 1.5-3x dearer in int8, wide expansions cheaper). End to end, nothing mocked:
 
 1. A real `profiler-server serve --dev` (SQLite, temp folder); both devices register through real
    `device-agent run` processes; the search space's ops are uploaded and queued for both (search_client
