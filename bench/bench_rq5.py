@@ -19,9 +19,11 @@ differ most (grouped convolutions 1.5-3x dearer in int8, wide expansions cheaper
    digits - its latency gradient is ~70x smaller than the cross-entropy's, docs/search.md, RQ2 - so a search
    with it is close to latency-unaware and says little about RQ5; `--aware-loss multiplicative` runs it anyway.)
 3. Both architectures (and FBNet-A/B/C in the same space, for the trade-off figure) become whole-network ops,
-   measured by both agents; each is trained from scratch with the same recipe for its digits top-1.
+   measured by both agents in --network-rounds rounds (each network's median; the queue's order reversed every
+   other round); each is trained from scratch with the same recipe for its digits top-1.
 
-    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes|optimization|precision] [--resolution 16] [--search-epochs 8] [--train-epochs 8] [--out DIR]
+    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes|optimization|precision] [--resolution 16]
+        [--search-epochs 8] [--train-epochs 8] [--network-rounds 5] [--out DIR]
 
 Prints the 2 x 2 table of measured latencies and, per device, the ratio (other device's architecture / own
 architecture; > 1 means the own one is faster, the paper's iPhone X figure is 1.4x); writes rq5.json,
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -109,6 +112,37 @@ def measure(
     return {device: medians_us(lut.entries) for device, lut in luts.items()}
 
 
+def measure_in_rounds(
+    stack: Stack,
+    admin: ProfilerClient,
+    devices: dict[str, tuple[str, ...]],
+    ops: list[Op],
+    rounds: int,
+    lock: Path | None,
+) -> dict[str, dict[str, list[float]]]:
+    """`measure`, then `rounds - 1` more rounds: each re-queues the ops (in reverse order every other round, so
+    a drift of the machine's speed favours no network) and lets each device drain alone; device -> key -> one
+    median per round. One measurement of two close networks can land in one of this machine's slow phases."""
+    keys = [op.key for op in ops]
+    first = measure(stack, admin, devices, ops, lock)
+    round_us = {device: {key: [medians[key]] for key in keys} for device, medians in first.items()}
+    previous = {device: admin.get_lut(device, keys=keys).entries for device in devices}
+    for round_index in range(1, rounds):
+        ordered = keys[::-1] if round_index % 2 else keys
+        for device, agent_args in devices.items():
+            admin.create_jobs(device, ordered, remeasure=True)
+            with timing_lock(lock):
+                stack.drain(device, agent_args)
+            entries = admin.get_lut(device, keys=keys).entries
+            stale = [key for key in keys if entries[key]["result_id"] == previous[device][key]["result_id"]]
+            if stale:
+                raise SystemExit(f"{device}: round {round_index + 1} did not re-measure {stale}")
+            previous[device] = entries
+            for key, median in medians_us(entries).items():
+                round_us[device][key].append(median)
+    return round_us
+
+
 def device_loss(args: argparse.Namespace, lut: dict[str, float], space: SearchSpace) -> LossConfig:
     """The search loss for one device: the additive form scaled to the device's own latency (see the docstring)."""
     if args.aware_loss == "multiplicative":
@@ -161,6 +195,10 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads for search and training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--network-rounds", type=int, default=5,
+        help="whole networks measured this many times on each device (median); 1: once, as before",
+    )  # fmt: skip
+    parser.add_argument(
         "--timing-lock",
         type=Path,
         default=None,
@@ -169,6 +207,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="rq5.json and the figures (default: workdir)")
     args = parser.parse_args()
+    if args.network_rounds < 1:
+        parser.error("--network-rounds must be at least 1")
     exit_on_sigterm()
     devices = PAIRS[args.pair]
     torch.set_num_threads(args.torch_threads)
@@ -202,15 +242,18 @@ def main() -> None:
             networks = {f"searched_{device}": arch for device, arch in searched.items()}
             networks.update({name: get_model(name).arch for name in ZOO_FOR_TRADEOFF})
             network_ops = {name: make_op(network_spec(arch, space.params)) for name, arch in networks.items()}
-            measured = measure(stack, admin, devices, list(network_ops.values()), args.timing_lock)
+            measured = measure_in_rounds(
+                stack, admin, devices, list(network_ops.values()), args.network_rounds, args.timing_lock
+            )
     finally:
         stack.close()
 
-    latency_ms = {
-        (name, device): measured[device][op.key] / 1000.0
+    round_ms = {
+        (name, device): [us / 1000.0 for us in measured[device][op.key]]
         for name, op in network_ops.items()
         for device in devices
     }
+    latency_ms = {cell: statistics.median(values) for cell, values in round_ms.items()}
     predicted_ms = {
         (name, device): predict_latency_us(luts[device], arch, space) / 1000.0
         for name, arch in networks.items()
@@ -247,6 +290,12 @@ def main() -> None:
             f"on {device}: {foreign} / {own} = {ratios[device]:.3f}x ({verdict}); "
             f"its LUT predicted {predicted:.3f}x"
         )
+        if args.network_rounds > 1:
+            wins = sum(
+                foreign_ms > own_ms
+                for own_ms, foreign_ms in zip(round_ms[(own, device)], round_ms[(foreign, device)], strict=True)
+            )
+            print(f"  own faster in {wins} of {args.network_rounds} rounds")
     if searched[first] == searched[second]:
         print("both searches chose the same architecture: the two LUTs did not lead to different networks")
 
@@ -265,6 +314,7 @@ def main() -> None:
         "devices": {name: " ".join(agent_args) for name, agent_args in devices.items()},
         "architectures": {name: arch.to_string() for name, arch in networks.items()},
         "measured_ms": {f"{name}@{device}": value for (name, device), value in latency_ms.items()},
+        "round_ms": {f"{name}@{device}": values for (name, device), values in round_ms.items()},
         "predicted_ms": {f"{name}@{device}": value for (name, device), value in predicted_ms.items()},
         "top1_pct": top1_pct,
         "ratio_other_over_own": ratios,
