@@ -72,8 +72,8 @@ def _backend_options(
         raise _fail(f"--cpu-affinity: {exc}") from exc
     return BackendOptions(
         threads=threads, cpu_affinity=cpus, provider=provider, graph_optimization=graph_optimization,
-        precision=precision, torch_device=torch_device, cuda_graphs=cuda_graphs, adb_tool=adb_tool, adb_binary=adb_binary,
-        adb_serial=adb_serial, runtime_version=runtime_version, adb_runs_per_invocation=adb_runs,
+        precision=precision, torch_device=torch_device, cuda_graphs=cuda_graphs, adb_tool=adb_tool,
+        adb_binary=adb_binary, adb_serial=adb_serial, runtime_version=runtime_version, adb_runs_per_invocation=adb_runs,
     )
 
 
