@@ -19,8 +19,8 @@ differ most (grouped convolutions 1.5-3x dearer in int8, wide expansions cheaper
    digits - its latency gradient is ~70x smaller than the cross-entropy's, docs/search.md, RQ2 - so a search
    with it is close to latency-unaware and says little about RQ5; `--aware-loss multiplicative` runs it anyway.)
 3. Both architectures (and FBNet-A/B/C in the same space, for the trade-off figure) become whole-network ops,
-   measured by both agents in --network-rounds rounds (each network's median; the queue's order reversed every
-   other round); each is trained from scratch with the same recipe for its digits top-1.
+   measured by both agents in --network-rounds rounds (each network's median); each is trained from scratch
+   with the same recipe for its digits top-1.
 
     .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes|optimization|precision] [--resolution 16]
         [--search-epochs 8] [--train-epochs 8] [--network-rounds 5] [--out DIR]
@@ -39,6 +39,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -53,13 +54,13 @@ from search_client.blocks import CANDIDATES  # noqa: E402
 from search_client.keys import Op, make_op, network_spec, ops_for_space  # noqa: E402
 from search_client.latency import latency_table_for_space  # noqa: E402
 from search_client.loss import LossConfig  # noqa: E402
-from search_client.lut_client import request_lut  # noqa: E402
+from search_client.lut_client import Waiter, missing_keys, request_lut  # noqa: E402
 from search_client.predict import predict_latency_us  # noqa: E402
 from search_client.search import EpochRecord, SearchConfig, run_search  # noqa: E402
 from search_client.space import SearchSpace  # noqa: E402
 from search_client.tradeoff import TradeoffPoint, plot_architecture, plot_tradeoff, write_points  # noqa: E402
 from search_client.train import TrainConfig, train_architecture  # noqa: E402
-from search_client.validate import medians_us  # noqa: E402
+from search_client.validate import measure_rounds, medians_us  # noqa: E402
 from search_client.zoo import get_model  # noqa: E402
 
 # Two emulated devices on this CPU, per --pair: name -> `device-agent run` arguments.
@@ -120,27 +121,27 @@ def measure_in_rounds(
     rounds: int,
     lock: Path | None,
 ) -> dict[str, dict[str, list[float]]]:
-    """`measure`, then `rounds - 1` more rounds: each re-queues the ops (in reverse order every other round, so
-    a drift of the machine's speed favours no network) and lets each device drain alone; device -> key -> one
-    median per round. One measurement of two close networks can land in one of this machine's slow phases."""
+    """`measure`, then `rounds - 1` more rounds per device (search_client.validate.measure_rounds, its agent
+    drained alone for each); device -> key -> one median per round. One measurement of two close networks can
+    land in one of this machine's slow phases."""
+    measure(stack, admin, devices, ops, lock)
     keys = [op.key for op in ops]
-    first = measure(stack, admin, devices, ops, lock)
-    round_us = {device: {key: [medians[key]] for key in keys} for device, medians in first.items()}
-    previous = {device: admin.get_lut(device, keys=keys).entries for device in devices}
-    for round_index in range(1, rounds):
-        ordered = keys[::-1] if round_index % 2 else keys
-        for device, agent_args in devices.items():
-            admin.create_jobs(device, ordered, remeasure=True)
+
+    def drained(agent_args: tuple[str, ...]) -> Waiter:
+        def wait(
+            client: ProfilerClient, device: str, keys: list[str], timeout_s: float, poll_s: float, *,
+            stale: Mapping[str, str] | None = None,
+        ) -> list[str]:  # fmt: skip
             with timing_lock(lock):
                 stack.drain(device, agent_args)
-            entries = admin.get_lut(device, keys=keys).entries
-            stale = [key for key in keys if entries[key]["result_id"] == previous[device][key]["result_id"]]
-            if stale:
-                raise SystemExit(f"{device}: round {round_index + 1} did not re-measure {stale}")
-            previous[device] = entries
-            for key, median in medians_us(entries).items():
-                round_us[device][key].append(median)
-    return round_us
+            return missing_keys(client, device, keys, stale=stale)
+
+        return wait
+
+    return {
+        device: measure_rounds(admin, device, keys, rounds - 1, timeout_s=0.0, wait=drained(agent_args))  # no polling
+        for device, agent_args in devices.items()
+    }
 
 
 def device_loss(args: argparse.Namespace, lut: dict[str, float], space: SearchSpace) -> LossConfig:
