@@ -11,6 +11,13 @@
 
 Prints, for both searches, the architecture, predicted and measured latency, top-1, and the ratios against the
 latency-unaware run (goal: >= 25% faster predicted and measured, top-1 within 2 points); writes rq2.json.
+
+With --out, the LUT is kept there (lut.json) and reused, and each search resumes from its checkpoint, so a run can
+be continued and both searches judged against one LUT. On two cores the searches can run side by side:
+
+    bench_rq2.py --out DIR --only latency_unaware ...   # measures the LUT first, then searches
+    bench_rq2.py --out DIR --only latency_aware ...     # started once DIR/lut.json exists
+    bench_rq2.py --out DIR ...                          # both finished: trains, measures, compares
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ from search_client.train import TrainConfig, train_architecture
 GOAL_FASTER = 0.25
 GOAL_TOP1_POINTS = 2.0
 POLICY = TimingPolicy(min_s=0.2, max_s=0.5)
+LUT_NAME = "lut.json"
+RUN_NAMES = ("latency_unaware", "latency_aware")
 
 
 def measure_median_us(backend: OnnxRuntimeBackend, key: str, onnx: bytes, spec: dict, folder: Path) -> float:
@@ -57,6 +66,21 @@ def measure_median_us(backend: OnnxRuntimeBackend, key: str, onnx: bytes, spec: 
     if is_failure(record):
         raise RuntimeError(f"{key}: {record['error']}")
     return statistics.median(record["samples_us"])
+
+
+def measured_lut(
+    space: SearchSpace, backend: OnnxRuntimeBackend, folder: Path, lock: Path | None
+) -> dict[str, float]:
+    """The LUT kept in `folder`, or a fresh measurement saved there: a resumed or split run uses one LUT."""
+    saved = folder / LUT_NAME
+    if saved.is_file():
+        lut = json.loads(saved.read_text())
+        print(f"LUT: {len(lut)} ops from {saved}")
+        return lut
+    with timing_lock(lock):
+        lut = measure_lut(space, backend, folder)
+    saved.write_text(json.dumps(lut, indent=1, sort_keys=True))
+    return lut
 
 
 def measure_lut(space: SearchSpace, backend: OnnxRuntimeBackend, folder: Path) -> dict[str, float]:
@@ -69,16 +93,8 @@ def measure_lut(space: SearchSpace, backend: OnnxRuntimeBackend, folder: Path) -
     return lut
 
 
-def run_one(
-    name: str,
-    loss: LossConfig,
-    aware_loss: LossConfig,
-    args: argparse.Namespace,
-    lut: dict[str, float],
-    backend: OnnxRuntimeBackend,
-    folder: Path,
-) -> dict:
-    config = SearchConfig(
+def search_config(loss: LossConfig, args: argparse.Namespace) -> SearchConfig:
+    return SearchConfig(
         data="digits",
         resolution=args.resolution,
         width=args.width,
@@ -91,12 +107,30 @@ def run_one(
         loss=loss,
         theta_lr=args.theta_lr,
     )
+
+
+def search(
+    name: str, config: SearchConfig, lut: dict[str, float], folder: Path
+) -> tuple[SearchResult, float]:
     started = time.perf_counter()
     # A finished or interrupted search in --out is resumed rather than redone.
     resume = (folder / name / CHECKPOINT_NAME).is_file()
     with low_priority():
         result = run_search(config, lut, folder / name, resume=resume, sample_count=0)
-    search_s = time.perf_counter() - started
+    return result, time.perf_counter() - started
+
+
+def run_one(
+    name: str,
+    loss: LossConfig,
+    aware_loss: LossConfig,
+    args: argparse.Namespace,
+    lut: dict[str, float],
+    backend: OnnxRuntimeBackend,
+    folder: Path,
+) -> dict:
+    config = search_config(loss, args)
+    result, search_s = search(name, config, lut, folder)
     pull = final_theta_pull(config, result, aware_loss)
     print(f"{name}: {pull.describe()}")
     arch = Architecture(tuple(result.state.model.argmax_blocks()))
@@ -167,8 +201,16 @@ def main() -> None:
         default=None,
         help="hold an flock on this file while measuring (shared machines)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="keep the searches and rq2.json here")
+    parser.add_argument("--out", type=Path, default=None, help="keep the LUT, the searches and rq2.json here")
+    parser.add_argument(
+        "--only",
+        choices=RUN_NAMES,
+        default=None,
+        help="run this search only (needs --out), e.g. one per core",
+    )
     args = parser.parse_args()
+    if args.only and args.out is None:
+        parser.error("--only needs --out: the other search and the comparison find its checkpoint there")
     torch.set_num_threads(args.threads)
     backend = OnnxRuntimeBackend(threads=1)
     folder = args.out or Path(tempfile.mkdtemp(prefix="rq2-"))
@@ -176,15 +218,16 @@ def main() -> None:
     space = SearchConfig(
         resolution=args.resolution, width=args.width, head_channels=args.head_channels, small_input=True
     ).space(num_classes=10)
-    with timing_lock(args.timing_lock):
-        lut = measure_lut(space, backend, folder)
+    lut = measured_lut(space, backend, folder, args.timing_lock)
     aware_loss = LossConfig(
         args.aware_loss, lambda_per_ms=args.lambda_per_ms, latency_unit_ms=args.latency_unit_ms
     )
-    runs = [
-        run_one("latency_unaware", LossConfig(form="none"), aware_loss, args, lut, backend, folder),
-        run_one("latency_aware", aware_loss, aware_loss, args, lut, backend, folder),
-    ]
+    losses = dict(zip(RUN_NAMES, (LossConfig(form="none"), aware_loss), strict=True))
+    if args.only:
+        _, search_s = search(args.only, search_config(losses[args.only], args), lut, folder)
+        print(f"{args.only}: search done in {search_s:.0f} s; run again without --only to compare")
+        return
+    runs = [run_one(name, loss, aware_loss, args, lut, backend, folder) for name, loss in losses.items()]
     base, aware = runs
     print(
         f"\nRQ2 on digits {args.resolution}x{args.resolution}, width {args.width}, onnxruntime CPU 1 thread"
