@@ -131,8 +131,9 @@ def run_one(
 ) -> dict:
     config = search_config(loss, args)
     result, search_s = search(name, config, lut, folder)
-    pull = final_theta_pull(config, result, aware_loss)
-    print(f"{name}: {pull.describe()}")
+    pull, samples_per_epoch = final_theta_pull(config, result, aware_loss)
+    theta_samples = samples_per_epoch * sum(epoch.trained_theta for epoch in result.state.history)
+    print(f"{name}: {pull.describe()}; this search gave theta {theta_samples:,} samples")
     arch = Architecture(tuple(result.state.model.argmax_blocks()))
     with low_priority():
         trained = train_architecture(
@@ -154,12 +155,17 @@ def run_one(
         "search_s": search_s,
         "final_expected_latency_ms": result.state.history[-1].expected_latency_ms,
         "theta_pull_latency_over_ce": pull.latency_over_cross_entropy,
+        "theta_samples_needed": pull.theta_samples_needed,
+        "theta_samples": theta_samples,
     }
 
 
-def final_theta_pull(config: SearchConfig, result: SearchResult, aware_loss: LossConfig) -> ThetaPull:
+def final_theta_pull(
+    config: SearchConfig, result: SearchResult, aware_loss: LossConfig
+) -> tuple[ThetaPull, int]:
     """How hard the *aware* loss pulls on theta at the end of this search, CE part vs latency part, over the
-    theta split at the last temperature (for the unaware search: what the aware loss would have done there)."""
+    theta split at the last temperature (for the unaware search: what the aware loss would have done there);
+    and the samples one epoch's theta steps see."""
     data = load_data(config.data, config.resolution, config.seed)
     split = split_for_search(len(data.train), config.weight_fraction, config.seed)
     images, labels = data.train.tensors
@@ -167,7 +173,8 @@ def final_theta_pull(config: SearchConfig, result: SearchResult, aware_loss: Los
         (images[rows], labels[rows]) for rows in global_batches(split.theta_indices, config.batch_size, 0)
     ]
     tau = result.state.history[-1].temperature
-    return measure_theta_pull(result.state.model, result.table, aware_loss, batches, tau)
+    pull = measure_theta_pull(result.state.model, result.table, aware_loss, batches, tau)
+    return pull, len(batches) * config.batch_size
 
 
 def main() -> None:

@@ -21,10 +21,13 @@ def lut_us() -> dict[str, float]:
     return {op.key: 100.0 + 13.0 * index for index, op in enumerate(ops_for_space(SPACE))}
 
 
-def batches(count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def batches(count: int, size: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(1)
     return [
-        (torch.randn(8, 3, 16, 16, generator=generator), torch.randint(0, 10, (8,), generator=generator))
+        (
+            torch.randn(size, 3, 16, 16, generator=generator),
+            torch.randint(0, 10, (size,), generator=generator),
+        )
         for _ in range(count)
     ]
 
@@ -61,6 +64,12 @@ def test_the_pulls_are_the_norms_of_the_batch_means_of_the_parts() -> None:
     assert pull.cross_entropy_pull == pytest.approx(float(ce_parts.mean(0).norm()), rel=1e-6)
     assert pull.latency_pull == pytest.approx(float(latency_parts.mean(0).norm()), rel=1e-6)
     assert pull.cross_entropy_noise == pytest.approx(float(ce_parts.std(0).norm()), rel=1e-6)
+    best = float((latency_parts.mean(0).abs() / ce_parts.std(0)).max())
+    assert pull.batch_size == 8
+    assert pull.latency_signal_to_noise == pytest.approx(best, rel=1e-6)
+    # the steady pull outgrows noise averaged over n batches, std / sqrt(n), once n > (std / pull)^2
+    assert pull.theta_samples_needed == pytest.approx(8 / best**2, rel=1e-6)
+    assert f"~{pull.theta_samples_needed:,.0f} theta samples" in pull.describe()
 
 
 def test_a_latency_unaware_loss_has_no_latency_pull() -> None:
@@ -69,6 +78,7 @@ def test_a_latency_unaware_loss_has_no_latency_pull() -> None:
     pull = measure_theta_pull(Supernet(SPACE), table, LossConfig("none"), batches(3), TEMPERATURE)
     assert pull.latency_pull == 0.0
     assert pull.cross_entropy_pull > 0.0 and pull.cross_entropy_noise > 0.0
+    assert pull.latency_signal_to_noise == 0.0 and pull.theta_samples_needed == float("inf")
 
 
 def test_a_stronger_additive_weight_pulls_proportionally_harder() -> None:
@@ -91,3 +101,11 @@ def test_one_batch_is_refused() -> None:
     table = latency_table_for_space(SPACE, lut_us())
     with pytest.raises(ValueError, match="at least two batches"):
         measure_theta_pull(Supernet(SPACE), table, LossConfig("none"), batches(1), TEMPERATURE)
+
+
+def test_batches_of_different_sizes_are_refused() -> None:
+    table = latency_table_for_space(SPACE, lut_us())
+    with pytest.raises(ValueError, match=r"batches of one size, got \[4, 8\]"):
+        measure_theta_pull(
+            Supernet(SPACE), table, LossConfig("none"), batches(2) + batches(1, size=4), TEMPERATURE
+        )
