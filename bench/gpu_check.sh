@@ -71,34 +71,31 @@ profile_space() {
     --head-channels "$HEAD" $STRIDES || return
   device_agent profile --ops "$WORK/ops/ops.jsonl" --out "$OUT/torch-$DEVICE.jsonl" --backend torch \
     --torch-device "$DEVICE" --max-s "$MAX_S" || return
-  "$PY" - "$OUT/torch-$DEVICE.jsonl" <<'PYTHON'
+  # The LUT for the search step, in the shape of a GET /lut/{device} body
+  "$PY" - "$OUT/torch-$DEVICE.jsonl" "$WORK/lut-$DEVICE.json" <<'PYTHON'
 import json, statistics, sys
+from pathlib import Path
+from device_agents.jsonl import read_records
 from device_agents.measure import is_failure
-records = [json.loads(line) for line in open(sys.argv[1])]
+records = read_records(Path(sys.argv[1]))
 failed = [record for record in records if is_failure(record)]
-medians = sorted((statistics.median(r["samples_us"]), r["key"]) for r in records if not is_failure(r))
+median_us = {r["key"]: statistics.median(r["samples_us"]) for r in records if not is_failure(r)}
 print(f"{len(records)} ops measured, {len(failed)} failed")
-if medians:
-    print(f"fastest {medians[0][1]}: {medians[0][0]:.1f} us; slowest {medians[-1][1]}: {medians[-1][0]:.1f} us")
-sys.exit(1 if failed or not medians else 0)
+if median_us:
+    fastest, slowest = min(median_us, key=median_us.get), max(median_us, key=median_us.get)
+    print(f"fastest {fastest}: {median_us[fastest]:.1f} us; slowest {slowest}: {median_us[slowest]:.1f} us")
+    Path(sys.argv[2]).write_text(json.dumps({"entries": {k: {"median_us": v} for k, v in median_us.items()}}))
+sys.exit(1 if failed or not median_us else 0)
 PYTHON
 }
 
 search() {  # on the LUT the profile step measured; LAT in us, so that it is > 1 for any architecture
-  local lut="$WORK/lut-$DEVICE.json"
-  "$PY" - "$OUT/torch-$DEVICE.jsonl" "$lut" <<'PYTHON' || return
-import json, statistics, sys
-from device_agents.measure import is_failure
-records = [json.loads(line) for line in open(sys.argv[1])]
-entries = {r["key"]: {"median_us": statistics.median(r["samples_us"])} for r in records if not is_failure(r)}
-json.dump({"entries": entries}, open(sys.argv[2], "w"))  # the shape of a GET /lut/{device} body
-PYTHON
   local mode
   for mode in weighted single_path; do
-    dnas search --lut "$lut" --data digits --resolution "$RESOLUTION" --width "$WIDTH" --head-channels "$HEAD" \
-      $STRIDES --epochs 2 --batch-size "$SEARCH_BATCH" --mode "$mode" --torch-device "$DEVICE" \
-      --latency-unit-ms 0.001 \
-      --max-train-samples $((SEARCH_BATCH * 10)) --samples 2 --out "$WORK/search-$mode" || return
+    dnas search --lut "$WORK/lut-$DEVICE.json" --data digits --resolution "$RESOLUTION" --width "$WIDTH" \
+      --head-channels "$HEAD" $STRIDES --epochs 2 --batch-size "$SEARCH_BATCH" --mode "$mode" \
+      --torch-device "$DEVICE" --latency-unit-ms 0.001 --max-train-samples $((SEARCH_BATCH * 10)) --samples 2 \
+      --out "$WORK/search-$mode" || return
   done
 }
 
