@@ -213,6 +213,12 @@ def main() -> None:
     parser.add_argument(
         "--latency-unit-ms", type=float, default=0.01, help="LAT's unit in the paper's loss (0.01 ms: 10 us)"
     )
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        help="smooth both searches' CE (keeps it off 0 on digits; the final networks train without it)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for search and training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -245,9 +251,13 @@ def main() -> None:
     ).space(num_classes=10)
     lut = measured_lut(space, backend, folder, args.timing_lock)
     aware_loss = LossConfig(
-        args.aware_loss, lambda_per_ms=args.lambda_per_ms, latency_unit_ms=args.latency_unit_ms
+        args.aware_loss,
+        lambda_per_ms=args.lambda_per_ms,
+        latency_unit_ms=args.latency_unit_ms,
+        label_smoothing=args.label_smoothing,
     )
-    losses = dict(zip(RUN_NAMES, (LossConfig(form="none"), aware_loss), strict=True))
+    unaware_loss = LossConfig(form="none", label_smoothing=args.label_smoothing)
+    losses = dict(zip(RUN_NAMES, (unaware_loss, aware_loss), strict=True))
     if args.only:
         _, search_s = search(args.only, search_config(losses[args.only], args), lut, folder)
         print(f"{args.only}: search done in {search_s:.0f} s; run again without --only to compare")

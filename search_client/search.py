@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
@@ -29,7 +28,7 @@ from search_client.distributed import DistContext, global_sum, shard_batch
 from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.gumbel import sample_gumbel_noise
 from search_client.latency import US_PER_MS, LatencyTable, latency_table_for_space
-from search_client.loss import LossConfig, search_loss
+from search_client.loss import LossConfig, cross_entropy, search_loss
 from search_client.predict import predict_latency_us
 from search_client.schedule import split_for_search, temperature, warmup_epochs
 from search_client.space import SearchSpace, fbnet_space
@@ -175,7 +174,9 @@ def load_checkpoint(path: Path, config: SearchConfig, state: SearchState) -> Non
     except (OSError, RuntimeError, EOFError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
     # A field added to SearchConfig after the checkpoint was written has its default (the old behaviour).
-    stored = {**SearchConfig().to_json(), **payload["config"]}
+    defaults = SearchConfig().to_json()
+    stored = {**defaults, **payload["config"]}
+    stored["loss"] = {**defaults["loss"], **stored["loss"]}
     if stored != config.to_json():
         changed = sorted(k for k, v in config.to_json().items() if stored[k] != v)
         raise CheckpointError(f"{path} is from a different search (differs in: {', '.join(changed)})")
@@ -223,7 +224,7 @@ class PhaseRunner:
             )
             images, labels = images.to(self.device), labels.to(self.device)
             logits, weights = self.model(images, tau, noise=noise.to(self.device))
-            ce_sum = F.cross_entropy(logits, labels, reduction="sum")
+            ce_sum = cross_entropy(logits, labels, self.config.loss, reduction="sum")
             latency_sum = self.table.expected_ms(weights).sum()
             totals = global_sum(torch.stack([ce_sum, latency_sum]), self.context)
             global_count = len(batches[step])

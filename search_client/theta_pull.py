@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from search_client.latency import LatencyTable
 from search_client.loss import LossConfig, search_loss
+from search_client.loss import cross_entropy as search_cross_entropy
 from search_client.supernet import Supernet
 
 
@@ -107,7 +107,7 @@ def theta_gradient_parts(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """d loss / d theta of one batch, split into its cross-entropy part and its latency part (they sum to it)."""
     logits, weights = supernet(images, temperature)
-    cross_entropy = F.cross_entropy(logits, labels)
+    cross_entropy = search_cross_entropy(logits, labels, loss)
     latency_ms = table.expected_ms(weights).mean()
     return (
         _theta_grad(supernet, search_loss(cross_entropy, latency_ms.detach(), loss)),

@@ -144,6 +144,15 @@ def search(
     latency_unit_ms: Annotated[
         float, typer.Option("--latency-unit-ms", min=1e-6, help="LAT's unit in the multiplicative loss (ms).")
     ] = 1.0,
+    label_smoothing: Annotated[
+        float,
+        typer.Option(
+            "--label-smoothing",
+            min=0.0,
+            max=0.99,
+            help="Smooth the search's CE (keeps it off 0 on easy data, where the multiplicative loss fades).",
+        ),
+    ] = 0.0,
     temperature: Annotated[float, typer.Option("--temperature", help="Initial Gumbel temperature.")] = 5.0,
     temperature_decay: Annotated[
         float, typer.Option("--temperature-decay", help="tau *= exp(-d) per epoch.")
@@ -187,7 +196,7 @@ def search(
         mode=mode,  # type: ignore[arg-type]  # checked above
         path_groups=path_groups,
         seed=seed,
-        loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms, latency_unit_ms),  # type: ignore[arg-type]
+        loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms, latency_unit_ms, label_smoothing),  # type: ignore[arg-type]
         initial_temperature=temperature,
         temperature_decay=temperature_decay,
         warmup_fraction=warmup_fraction,

@@ -225,6 +225,7 @@ def test_search_refuses_the_multiplicative_loss_on_a_sub_millisecond_lut(tmp_pat
             "--sync-bn works with --mode weighted",
         ),
         ([], "give exactly one of --lut PATH and --device NAME"),
+        (["--label-smoothing", "1.5"], "--label-smoothing"),
     ],
 )
 def test_bad_search_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from search_client.errors import LatencyLossUndefinedError
+from search_client.errors import InvalidSearchConfigError, LatencyLossUndefinedError
 from search_client.gumbel import gumbel_softmax_weights, sample_gumbel_noise
 from search_client.latency import build_latency_table
-from search_client.loss import LossConfig, search_loss
+from search_client.loss import LossConfig, cross_entropy, search_loss
 
 
 def test_multiplicative_value_is_ce_times_alpha_times_log_latency_to_the_beta() -> None:
@@ -71,3 +71,32 @@ def test_gradients_reach_theta_from_both_cross_entropy_and_latency_factor() -> N
     assert torch.allclose(total_grad, expected, rtol=1e-4, atol=1e-7)
     # Lower latency is rewarded: the latency gradient pushes probability away from the slow candidates.
     assert latency_grad[0, 1] > latency_grad[0, 0] and latency_grad[1, 0] > latency_grad[1, 1]
+
+
+def smoothed_floor(epsilon: float, classes: int) -> float:
+    """The entropy of the smoothed target: the least cross-entropy any prediction can reach."""
+    target, other = 1.0 - epsilon + epsilon / classes, epsilon / classes
+    return -(target * math.log(target) + (classes - 1) * other * math.log(other))
+
+
+def test_label_smoothing_keeps_the_cross_entropy_of_a_confident_right_answer_off_zero() -> None:
+    labels = torch.arange(10)
+    confident = torch.eye(10) * 30.0  # every sample right, with probability ~1
+    assert cross_entropy(confident, labels, LossConfig()).item() < 1e-6
+    for epsilon, floor in [(0.1, 0.50), (0.2, 0.87), (0.3, 1.18)]:
+        config = LossConfig(label_smoothing=epsilon)
+        assert smoothed_floor(epsilon, 10) == pytest.approx(floor, abs=0.005)  # the figures in loss.py's doc
+        # The smoothed CE is the CE against the smoothed target; it is lowest at that target, not at one-hot.
+        at_target = torch.log(torch.full((10, 10), epsilon / 10) + torch.eye(10) * (1 - epsilon))
+        assert cross_entropy(at_target, labels, config).item() == pytest.approx(smoothed_floor(epsilon, 10))
+        assert cross_entropy(confident, labels, config).item() > floor
+    sums = cross_entropy(confident, labels, LossConfig(label_smoothing=0.2), reduction="sum")
+    assert sums.item() == pytest.approx(
+        10 * cross_entropy(confident, labels, LossConfig(label_smoothing=0.2)).item()
+    )
+
+
+@pytest.mark.parametrize("epsilon", [-0.1, 1.0, 1.5])
+def test_label_smoothing_outside_zero_to_one_is_refused(epsilon: float) -> None:
+    with pytest.raises(InvalidSearchConfigError, match="label smoothing must be in"):
+        LossConfig(label_smoothing=epsilon)

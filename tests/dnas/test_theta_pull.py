@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from search_client.keys import ops_for_space
 from search_client.latency import latency_table_for_space
-from search_client.loss import LossConfig, search_loss
+from search_client.loss import LossConfig, cross_entropy, search_loss
 from search_client.space import fbnet_space
 from search_client.supernet import Supernet
 from search_client.theta_pull import measure_theta_pull, theta_gradient_parts
@@ -33,7 +32,12 @@ def batches(count: int, size: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]
 
 
 @pytest.mark.parametrize(
-    "loss", [LossConfig(latency_unit_ms=0.01), LossConfig("additive", lambda_per_ms=2.0)]
+    "loss",
+    [
+        LossConfig(latency_unit_ms=0.01),
+        LossConfig(latency_unit_ms=0.01, label_smoothing=0.3),
+        LossConfig("additive", lambda_per_ms=2.0),
+    ],
 )
 def test_the_two_parts_sum_to_the_whole_gradient(loss: LossConfig) -> None:
     table = latency_table_for_space(SPACE, lut_us())
@@ -44,7 +48,7 @@ def test_the_two_parts_sum_to_the_whole_gradient(loss: LossConfig) -> None:
     ce_part, latency_part = theta_gradient_parts(supernet, table, loss, images, labels, TEMPERATURE)
     torch.manual_seed(5)
     logits, weights = supernet(images, TEMPERATURE)
-    whole = search_loss(F.cross_entropy(logits, labels), table.expected_ms(weights).mean(), loss)
+    whole = search_loss(cross_entropy(logits, labels, loss), table.expected_ms(weights).mean(), loss)
     (expected,) = torch.autograd.grad(whole, supernet.theta)
     torch.testing.assert_close(ce_part + latency_part, expected)
     assert latency_part.abs().sum() > 0.0 and ce_part.abs().sum() > 0.0
