@@ -3,7 +3,9 @@
 1. LUT: every op of the search space is exported (search_client.export) and measured here with the device agent's
    own timing engine and onnxruntime backend (CPU, 1 thread, in-process; no server in the loop).
 2. Two searches on digits, identical but for the loss: latency-unaware (CE only - the paper's alpha = 0) and the
-   paper's CE * 0.2 * log(LAT_ms)^0.6.
+   paper's CE * 0.2 * log(LAT)^0.6 (LAT in --latency-unit-ms). --label-smoothing smooths both searches' CE: on
+   digits the CE falls to ~0.1 and the multiplicative loss, which trades relative CE against relative latency,
+   then barely pulls toward latency (docs/search.md, RQ2).
 3. Each argmax architecture is trained from scratch with the same recipe and seed.
 4. Each trained network is exported whole and measured with the same engine: predicted (LUT sum) vs measured.
    The two networks are measured in --network-rounds alternating rounds (median of the rounds' medians): a slow
