@@ -9,7 +9,7 @@ baseline (alpha = 0 in the paper's RQ2: the multiplicative form with alpha = 0 w
 against beta / log(LAT) times relative latency, and was tuned where the search CE is 1 - 2 (ImageNet); on an easy
 data set (digits: CE ~ 0.1) every small gain in CE is a large relative one and the latency term barely pulls.
 Smoothing epsilon over K classes puts a floor of H((1 - eps + eps / K, eps / K, ...)) under the CE (K = 10:
-0.50 at 0.1, 0.87 at 0.2, 1.18 at 0.3), which restores the paper's balance without changing what is learnt.
+0.50 at 0.1, 0.87 at 0.2, 1.18 at 0.3), which restores the paper's balance; the target's argmax is still the label.
 """
 
 from __future__ import annotations
