@@ -110,6 +110,7 @@ def search_config(loss: LossConfig, args: argparse.Namespace) -> SearchConfig:
         seed=args.seed,
         loss=loss,
         theta_lr=args.theta_lr,
+        temperature_decay=args.temperature_decay,
     )
 
 
@@ -211,6 +212,12 @@ def main() -> None:
     parser.add_argument("--lambda-per-ms", type=float, default=1.0, help="additive loss weight (1/ms)")
     parser.add_argument(
         "--theta-lr", type=float, default=0.01, help="Adam lr for theta (the paper's 0.01 over ~10k steps)"
+    )
+    parser.add_argument(
+        "--temperature-decay",
+        type=float,
+        default=0.045,
+        help="tau = 5 exp(-d epoch); 0.045 x 90 / E fits the paper's 5 -> 0.09 into E search epochs",
     )
     parser.add_argument(
         "--latency-unit-ms", type=float, default=0.01, help="LAT's unit in the paper's loss (0.01 ms: 10 us)"

@@ -66,6 +66,21 @@ class SearchConfig:
     workers: int = 0
     sync_bn: bool = False
 
+    def __post_init__(self) -> None:
+        # Refused here rather than left to surface mid-search: tau 0 divides by zero in the Gumbel softmax, a
+        # negative decay heats the search up, and a warm-up or split fraction outside (0, 1) leaves theta or the
+        # weights nothing to train on.
+        if self.initial_temperature <= 0.0:
+            raise InvalidSearchConfigError(f"--temperature must be > 0, got {self.initial_temperature}")
+        if self.temperature_decay < 0.0:
+            raise InvalidSearchConfigError(f"--temperature-decay must be >= 0, got {self.temperature_decay}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise InvalidSearchConfigError(f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0.0 < self.weight_fraction < 1.0:
+            raise InvalidSearchConfigError(
+                f"the weight split fraction must be in (0, 1), got {self.weight_fraction}"
+            )
+
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -185,26 +185,27 @@ def search(
         raise fail(f"--latency-loss: expected one of {', '.join(LOSS_FORMS)}, got {latency_loss!r}")
     if threads:
         torch.set_num_threads(threads)
-    config = SearchConfig(
-        data=data,
-        resolution=resolution,
-        width=width,
-        head_channels=head_channels,
-        small_input=resolution < 100 if small_input is None else small_input,
-        epochs=epochs,
-        batch_size=batch_size,
-        mode=mode,  # type: ignore[arg-type]  # checked above
-        path_groups=path_groups,
-        seed=seed,
-        loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms, latency_unit_ms, label_smoothing),  # type: ignore[arg-type]
-        initial_temperature=temperature,
-        temperature_decay=temperature_decay,
-        warmup_fraction=warmup_fraction,
-        max_train_samples=max_train_samples,
-        workers=workers,
-        sync_bn=sync_bn,
-    )
     try:
+        # Inside the try: SearchConfig refuses an impossible schedule with a typed error.
+        config = SearchConfig(
+            data=data,
+            resolution=resolution,
+            width=width,
+            head_channels=head_channels,
+            small_input=resolution < 100 if small_input is None else small_input,
+            epochs=epochs,
+            batch_size=batch_size,
+            mode=mode,  # type: ignore[arg-type]  # checked above
+            path_groups=path_groups,
+            seed=seed,
+            loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms, latency_unit_ms, label_smoothing),  # type: ignore[arg-type]
+            initial_temperature=temperature,
+            temperature_decay=temperature_decay,
+            warmup_fraction=warmup_fraction,
+            max_train_samples=max_train_samples,
+            workers=workers,
+            sync_bn=sync_bn,
+        )
         median_us = _median_us(lut, device, server, token, cache_dir)
         context = init_from_environment(torch.device(torch_device))
         compute_device = _compute_device(torch_device, context)

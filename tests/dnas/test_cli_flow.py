@@ -226,6 +226,9 @@ def test_search_refuses_the_multiplicative_loss_on_a_sub_millisecond_lut(tmp_pat
         ),
         ([], "give exactly one of --lut PATH and --device NAME"),
         (["--label-smoothing", "1.5"], "--label-smoothing"),
+        (["--temperature", "0"], "--temperature must be > 0, got 0.0"),
+        (["--temperature-decay", "-0.1"], "--temperature-decay must be >= 0, got -0.1"),
+        (["--warmup-fraction", "1"], "--warmup-fraction must be in [0, 1), got 1.0"),
     ],
 )
 def test_bad_search_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
