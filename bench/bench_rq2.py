@@ -249,6 +249,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.network_rounds < 1:
         parser.error("--network-rounds must be at least 1")
+    if args.temperature_decay < 0:
+        parser.error("--temperature-decay must be >= 0 (a negative decay heats the search up)")
     if args.only and args.out is None:
         parser.error("--only needs --out: the other search and the comparison find its checkpoint there")
     torch.set_num_threads(args.threads)
