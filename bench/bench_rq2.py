@@ -46,6 +46,7 @@ from device_agents.measure import is_failure, measure_op
 from device_agents.timing import TimingPolicy
 from search_client.arch import Architecture
 from search_client.data import global_batches, load_data
+from search_client.errors import InvalidSearchConfigError
 from search_client.export import export_module, export_onnx, sha256_hex
 from search_client.keys import ops_for_space
 from search_client.loss import LossConfig
@@ -249,8 +250,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.network_rounds < 1:
         parser.error("--network-rounds must be at least 1")
-    if args.temperature_decay < 0:
-        parser.error("--temperature-decay must be >= 0 (a negative decay heats the search up)")
+    try:  # SearchConfig owns the schedule's rules; here they become usage errors
+        search_config(LossConfig(form="none", label_smoothing=args.label_smoothing), args)
+    except InvalidSearchConfigError as exc:
+        parser.error(str(exc))
     if args.only and args.out is None:
         parser.error("--only needs --out: the other search and the comparison find its checkpoint there")
     torch.set_num_threads(args.threads)
