@@ -43,6 +43,7 @@ CSV_COLUMNS = (
     "execution_provider",
     "threads",
     "agent_version",
+    "overhead_us",
 )
 
 
@@ -95,6 +96,7 @@ def load_entries(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
             m.execution_provider,
             m.threads,
             m.agent_version,
+            m.runtime,
         )  # fmt: skip
         .select_from(LutEntry)
         .join(m, m.id == LutEntry.measurement_id)
@@ -125,8 +127,26 @@ def load_entries(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
                 "threads": r[17],
                 "agent_version": r[18],
             },
+            "invocation_overhead": invocation_overhead(r[19]),
         }
     return entries
+
+
+OVERHEAD_FIELDS = ("us", "input_us", "output_us")
+
+
+def invocation_overhead(runtime: Any) -> dict[str, float] | None:
+    """The per-invocation overhead the agent measured with the op (`runtime.extra.invocation_overhead`), as the
+    LUT serves it: the op's share and each side's, in us; None where the agent measured none. Its method and
+    probes stay in the measurement's provenance (GET /devices/{name}/measurements)."""
+    extra = runtime.get("extra") if isinstance(runtime, dict) else None
+    overhead = extra.get("invocation_overhead") if isinstance(extra, dict) else None
+    if not isinstance(overhead, dict):
+        return None
+    values = [overhead.get(field) for field in OVERHEAD_FIELDS]
+    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
+        return None  # an agent's malformed figure is not served as a cost
+    return dict(zip(OVERHEAD_FIELDS, (float(value) for value in values), strict=True))
 
 
 def _csv_value(value: Any) -> Any:
@@ -176,6 +196,7 @@ class RenderedLut:
             writer.writerow(
                 [key] + [_csv_value(e[c]) for c in CSV_COLUMNS[1:14]]
                 + [p["runtime"], p["runtime_version"], p["execution_provider"], p["threads"], p["agent_version"]]
+                + [(e["invocation_overhead"] or {}).get("us")]
             )  # fmt: skip
         return out.getvalue().encode()
 
