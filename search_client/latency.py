@@ -2,6 +2,8 @@
 
 The expected latency of a batch is one tensor contraction of the per-sample Gumbel weights with that tensor,
 using the very weights of the forward pass (FBNet eq. 4), so no Python loop over candidates runs in a step.
+Each entry is what the op costs inside a network (lut_costs.py: its median less its per-invocation overhead, when
+the LUT has overhead figures), and the fixed part includes the overhead the network pays once.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from dataclasses import dataclass
 import torch
 
 from search_client.blocks import CANDIDATES
-from search_client.errors import LutFormatError, MissingLutEntries
+from search_client.errors import LutFormatError
 from search_client.keys import candidate_ops, fixed_ops
+from search_client.lut_costs import LutCosts, as_lut_costs
 from search_client.space import SearchSpace
 
 US_PER_MS = 1000.0
@@ -45,39 +48,42 @@ class LatencyTable:
 
 def median_us_by_key(lut_body: Mapping[str, object]) -> dict[str, float]:
     """The `median_us` of each entry of a `GET /lut/{device}` body (the statistic the search uses end to end)."""
+    return dict(lut_costs_from_body(lut_body).median_us)
+
+
+def lut_costs_from_body(lut_body: Mapping[str, object]) -> LutCosts:
+    """The medians of a `GET /lut/{device}` body with their per-invocation overheads (lut_costs.py)."""
     entries = lut_body.get("entries")
     if not isinstance(entries, Mapping):
         raise LutFormatError("the LUT has no 'entries' object (expected a GET /lut/{device} body)")
-    try:
-        return {str(key): float(entry["median_us"]) for key, entry in entries.items()}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LutFormatError(f"a LUT entry has no numeric 'median_us': {exc}") from exc
+    return LutCosts.from_entries(entries)
 
 
 def build_latency_table(
-    median_us: Mapping[str, float],
+    lut: Mapping[str, float] | LutCosts,
     block_keys: Sequence[Sequence[str | None]],
     fixed_keys: Sequence[str],
     candidates: Sequence[str],
 ) -> LatencyTable:
-    """Assemble the table; `block_keys[l][k]` is None for an identity skip, which costs nothing.
+    """Assemble the table; `block_keys[l][k]` is None for an identity skip, which costs nothing. `fixed_keys`
+    are the ops every network runs, first to last (stem, head, pool + classifier).
 
     Every missing key is reported at once, so one `dnas lut request` can fill them all.
     """
-    needed = [key for row in block_keys for key in row if key is not None] + list(fixed_keys)
-    missing = sorted({key for key in needed if key not in median_us})
-    if missing:
-        raise MissingLutEntries(missing)
+    costs = as_lut_costs(lut)
+    costs.check_has([key for row in block_keys for key in row if key is not None] + list(fixed_keys))
     block_ms = torch.tensor(
-        [[0.0 if key is None else median_us[key] / US_PER_MS for key in row] for row in block_keys],
+        [[0.0 if key is None else costs.in_network_us(key) / US_PER_MS for key in row] for row in block_keys],
         dtype=torch.float32,
     )
-    fixed_ms = sum(median_us[key] for key in fixed_keys) / US_PER_MS
-    return LatencyTable(block_ms=block_ms, fixed_ms=fixed_ms, candidates=tuple(candidates))
+    fixed_us = sum(costs.in_network_us(key) for key in fixed_keys)
+    if fixed_keys:
+        fixed_us += costs.network_once_us(fixed_keys[0], fixed_keys[-1])
+    return LatencyTable(block_ms=block_ms, fixed_ms=fixed_us / US_PER_MS, candidates=tuple(candidates))
 
 
-def latency_table_for_space(space: SearchSpace, median_us: Mapping[str, float]) -> LatencyTable:
-    """The table of `space` (its layer x candidate op keys, see keys.py) filled from a LUT's medians."""
+def latency_table_for_space(space: SearchSpace, lut: Mapping[str, float] | LutCosts) -> LatencyTable:
+    """The table of `space` (its layer x candidate op keys, see keys.py) filled from a LUT."""
     block_keys = [[None if op is None else op.key for op in row] for row in candidate_ops(space)]
     fixed_keys = [op.key for op in fixed_ops(space)]
-    return build_latency_table(median_us, block_keys, fixed_keys, CANDIDATES)
+    return build_latency_table(lut, block_keys, fixed_keys, CANDIDATES)

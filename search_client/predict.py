@@ -1,8 +1,9 @@
-"""Latency prediction from a LUT: a network's latency as the sum of its ops' entries.
+"""Latency prediction from a LUT: a network's latency from its ops' entries.
 
-The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). Summing is
-exactly what the paper's latency term assumes; how well it holds on a device is measured, not assumed (see
-docs/models.md and the validation of issue 6).
+The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). With the entries'
+per-invocation overheads (lut_costs.py) each op counts its median less its overhead and the network pays the
+overhead once; without them the prediction is the plain sum the paper's latency term assumes. How well either
+holds on a device is measured, not assumed (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -10,21 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from search_client.arch import Architecture
-from search_client.errors import MissingLutEntries
 from search_client.keys import ops_for_architecture
+from search_client.lut_costs import LutCosts, as_lut_costs
 from search_client.space import SearchSpace
 
 
 def latency_breakdown_us(
-    lut: Mapping[str, float], arch: Architecture, space: SearchSpace
+    lut: Mapping[str, float] | LutCosts, arch: Architecture, space: SearchSpace
 ) -> list[tuple[str, float]]:
-    """(key, latency in us) of each op the network runs, in order; every missing key is reported at once."""
+    """(key, latency in us inside the network) of each op it runs, in order; every missing key reported at once."""
+    costs = as_lut_costs(lut)
     keys = [op.key for op in ops_for_architecture(arch, space)]
-    missing = sorted({key for key in keys if key not in lut})
-    if missing:
-        raise MissingLutEntries(missing)
-    return [(key, float(lut[key])) for key in keys]
+    costs.check_has(keys)
+    return [(key, costs.in_network_us(key)) for key in keys]
 
 
-def predict_latency_us(lut: Mapping[str, float], arch: Architecture, space: SearchSpace) -> float:
-    return sum(latency_us for _, latency_us in latency_breakdown_us(lut, arch, space))
+def predict_latency_us(lut: Mapping[str, float] | LutCosts, arch: Architecture, space: SearchSpace) -> float:
+    costs = as_lut_costs(lut)
+    breakdown = latency_breakdown_us(costs, arch, space)
+    once_us = costs.network_once_us(breakdown[0][0], breakdown[-1][0])
+    return sum(latency_us for _, latency_us in breakdown) + once_us

@@ -1,0 +1,87 @@
+"""The per-invocation overhead applied: each op counts its median less its overhead, a network pays the overhead
+once (from its first op's input side and its last op's output side), the search's latency table agrees, and a LUT
+without complete overhead figures predicts raw sums."""
+
+from __future__ import annotations
+
+import pytest
+
+from search_client.arch import Architecture
+from search_client.keys import ops_for_architecture, ops_for_space
+from search_client.latency import latency_table_for_space, lut_costs_from_body
+from search_client.lut_costs import LutCosts
+from search_client.predict import predict_latency_us
+from search_client.space import fbnet_space
+
+SPACE = fbnet_space(resolution=16, width=0.5, num_classes=10, head_channels=128, small_input=True)
+ARCH = Architecture(("k3_e1", "skip", "k5_e6", "k3_e3") * 5 + ("k5_e1_g2", "skip"))
+
+
+def lut_body(with_overhead: bool = True) -> dict:
+    """Distinct medians; overhead per op 3 us plus a little per position, input and output sides apart."""
+    entries = {}
+    for index, op in enumerate(ops_for_space(SPACE)):
+        entry: dict = {"median_us": 20.0 + index}
+        if with_overhead:
+            entry["invocation_overhead"] = {"us": 3.0 + 0.01 * index, "input_us": 2.0 + 0.01 * index,
+                                            "output_us": 4.0 + 0.01 * index}  # fmt: skip
+        entries[op.key] = entry
+    return {"device": "d", "entries": entries}
+
+
+def test_the_overhead_is_counted_once_per_network() -> None:
+    body = lut_body()
+    entries = body["entries"]
+    costs = lut_costs_from_body(body)
+    keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
+    raw_us = sum(entries[key]["median_us"] for key in keys)
+    per_op_us = sum(entries[key]["invocation_overhead"]["us"] for key in keys)
+    once_us = (
+        entries[keys[0]]["invocation_overhead"]["input_us"]
+        + entries[keys[-1]]["invocation_overhead"]["output_us"]
+    ) / 2
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(raw_us - per_op_us + once_us)
+    assert predict_latency_us(costs.raw(), ARCH, SPACE) == pytest.approx(raw_us)  # raw figures stay available
+    assert costs.describe()["prediction"].startswith("sum of (median - invocation overhead)")
+
+
+def test_the_search_table_predicts_what_the_predictor_does() -> None:
+    costs = lut_costs_from_body(lut_body())
+    table = latency_table_for_space(SPACE, costs)
+    assert table.architecture_ms(list(ARCH.blocks)) * 1000.0 == pytest.approx(
+        predict_latency_us(costs, ARCH, SPACE)
+    )
+    all_skips = Architecture(("skip",) * 22)
+    assert table.architecture_ms(list(all_skips.blocks)) * 1000.0 == pytest.approx(
+        predict_latency_us(costs, all_skips, SPACE)
+    )
+
+
+def test_one_entry_without_an_overhead_figure_makes_every_prediction_a_raw_sum() -> None:
+    body = lut_body()
+    first_key = next(iter(body["entries"]))
+    body["entries"][first_key]["invocation_overhead"] = None  # e.g. measured by an agent that does not probe
+    costs = lut_costs_from_body(body)
+    assert not costs.overhead_once and "1 of 105 entries" in costs.raw_reason
+    expected = sum(body["entries"][op.key]["median_us"] for op in ops_for_architecture(ARCH, SPACE))
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(expected)
+    assert predict_latency_us(
+        lut_costs_from_body(lut_body(with_overhead=False)), ARCH, SPACE
+    ) == pytest.approx(expected)
+
+
+def test_a_plain_mapping_is_a_lut_without_overhead_figures() -> None:
+    medians = {key: entry["median_us"] for key, entry in lut_body()["entries"].items()}
+    assert predict_latency_us(medians, ARCH, SPACE) == pytest.approx(
+        predict_latency_us(LutCosts(medians), ARCH, SPACE)
+    )
+
+
+def test_a_malformed_overhead_figure_is_a_lut_format_error() -> None:
+    from search_client.errors import LutFormatError
+
+    body = lut_body()
+    first_key = next(iter(body["entries"]))
+    body["entries"][first_key]["invocation_overhead"] = {"us": "fast"}
+    with pytest.raises(LutFormatError, match="invocation_overhead"):
+        lut_costs_from_body(body)
