@@ -13,6 +13,7 @@ from search_client.arch import load_architecture
 from search_client.distributed import DistContext
 from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.keys import ops_for_space
+from search_client.loss import LossConfig
 from search_client.search import (
     ARGMAX_NAME,
     CHECKPOINT_NAME,
@@ -79,8 +80,12 @@ def test_outputs_are_loadable_architectures_with_predicted_latency(tmp_path: Pat
         "arch_00.json",
         "arch_01.json",
         "arch_02.json",
+        "search_summary.json",
     ]
-    for path in result.outputs:
+    summary = json.loads(result.outputs[-1].read_text())
+    assert summary["schedule"] == result.schedule.to_json() and summary["target"] is None
+    assert summary["argmax"] == json.loads(result.outputs[0].read_text())
+    for path in result.outputs[:-1]:
         record = json.loads(path.read_text())
         arch, params = load_architecture(path)
         assert params == result.space.params
@@ -139,7 +144,8 @@ def test_sync_bn_is_refused_where_torch_cannot_run_it(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_written_before_a_config_field_existed_resumes(tmp_path: Path) -> None:
-    config = SearchConfig(**{**CONFIG.__dict__, "epochs": 1})
+    # Label smoothing given as 0: what a checkpoint from before --label-smoothing ran with.
+    config = SearchConfig(**{**CONFIG.__dict__, "epochs": 1, "loss": LossConfig(label_smoothing=0.0)})
     run_search(config, lut_us(config), tmp_path)
     payload = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     del payload["config"]["sync_bn"]  # as written before --sync-bn
@@ -147,3 +153,21 @@ def test_a_checkpoint_written_before_a_config_field_existed_resumes(tmp_path: Pa
     torch.save(payload, tmp_path / CHECKPOINT_NAME)
     resumed = run_search(config, lut_us(config), tmp_path, resume=True)
     assert [record.epoch for record in resumed.state.history] == [0]
+    # A checkpoint from before the theta passes existed ran one pass: today's default would be another search.
+    del payload["config"]["theta_passes"]
+    torch.save(payload, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError, match="differs in: theta_passes"):
+        run_search(config, lut_us(config), tmp_path, resume=True)
+
+
+def test_alpha_zero_trains_on_cross_entropy_alone(tmp_path: Path) -> None:
+    """The paper's latency-unaware baseline: with alpha 0 the search trains exactly as with CE alone - not on a
+    loss of zero, which would leave the weights and theta where they started."""
+    unaware = SearchConfig(**{**CONFIG.__dict__, "loss": LossConfig(alpha=0.0)})
+    ce_only = SearchConfig(**{**CONFIG.__dict__, "loss": LossConfig(form="none")})
+    first = run_search(unaware, lut_us(unaware), tmp_path / "alpha0")
+    second = run_search(ce_only, lut_us(ce_only), tmp_path / "none")
+    assert first.state.history == second.state.history
+    assert all(record.weight_loss > 0.1 for record in first.state.history)  # smoothed CE, not 0
+    assert first.state.history[-1].theta_loss is not None and first.state.history[-1].theta_loss > 0.1
+    assert torch.count_nonzero(first.state.model.theta) > 0  # theta moved
