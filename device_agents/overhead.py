@@ -14,7 +14,9 @@ boundary once and the work twice, so
     overhead(s) = 2 t(P_s) - t(P_s . P_s)
 
 is what one invocation costs beyond its work, measured with the backend's own runtime, settings and timing engine
-(a speed reference and int8 quantisation included). An op from shape a to shape b pays the fixed cost once and a
+(a speed reference and int8 quantisation included). The difference is small beside either time, so a change of the
+machine's speed between the two measurements would swamp it: the two are measured in `PROBE_ROUNDS` short
+alternating rounds and the overhead is the median of the rounds' differences. An op from shape a to shape b pays the fixed cost once and a
 boundary at each side: overhead(op) = (overhead(a) + overhead(b)) / 2, which the record carries with both sides,
 so that a predictor can count a network's own overhead once, from its first op's input and its last op's output
 (search_client/lut_costs.py). Each shape is probed once per agent process. Raw samples are never altered.
@@ -40,8 +42,13 @@ from device_agents.timing import Clock, Measurement, TimingPolicy
 
 log = logging.getLogger("device_agents")
 
-METHOD = "2 t(P) - t(P.P) per tensor shape, P = 1x1 depthwise conv (Mul if not 4-D); op = (input + output) / 2"
+METHOD = (
+    "2 t(P) - t(P.P) per tensor shape, median of alternating rounds, P = 1x1 depthwise conv (Mul if not 4-D); "
+    "op = (input + output) / 2"
+)
 OPSET = 17
+PROBE_ROUNDS = 5
+PROBE_ROUND_MAX_S = 0.1  # each round's timed phase: short, so that the machine's speed barely moves within a pair
 Shape = tuple[int, ...]
 
 
@@ -96,14 +103,11 @@ def io_shapes(onnx_path: Path) -> tuple[Shape, Shape]:
 @dataclasses.dataclass(frozen=True)
 class ShapeOverhead:
     shape: Shape
-    single_us: float  # median of t(P)
-    double_us: float  # median of t(P . P)
+    single_us: float  # median over the rounds of t(P)
+    double_us: float  # median over the rounds of t(P . P)
+    overhead_us: float  # median over the rounds of 2 t(P) - t(P . P); never negative (noise could make it so)
+    rounds: int
     measured_at: str
-
-    @property
-    def overhead_us(self) -> float:
-        # Never negative: a probe cannot save time by running; noise could make the difference so.
-        return max(0.0, 2.0 * self.single_us - self.double_us)
 
 
 class _OverheadRunner:
@@ -178,22 +182,40 @@ class OverheadMeasuringBackend:
             return None
         if shape not in self._by_shape:
             try:
-                single, double = (self._probe_median_us(shape, depth, policy, clock) for depth in (1, 2))
+                self._by_shape[shape] = self._probe(shape, policy, clock)
             except OpFailedError as exc:
                 self._unavailable = str(exc)
                 log.warning("the %s backend cannot run the overhead probe (%s): no overhead figures", self.name, exc)
                 return None
-            measured_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            self._by_shape[shape] = ShapeOverhead(shape, single, double, measured_at)
         return self._by_shape[shape]
 
-    def _probe_median_us(self, shape: Shape, depth: int, policy: TimingPolicy, clock: Clock) -> float:
+    def _probe(self, shape: Shape, policy: TimingPolicy, clock: Clock) -> ShapeOverhead:
+        runners = [self._prepare_probe(shape, depth) for depth in (1, 2)]
+        round_policy = dataclasses.replace(
+            policy, min_s=min(policy.min_s, PROBE_ROUND_MAX_S / 2), max_s=min(policy.max_s, PROBE_ROUND_MAX_S)
+        )
+        try:
+            singles, doubles = [], []
+            for _ in range(PROBE_ROUNDS):
+                single, double = (statistics.median(r.measure(round_policy, clock).samples_us) for r in runners)
+                singles.append(single)
+                doubles.append(double)
+        finally:
+            for runner in runners:
+                runner.close()
+        differences = [max(0.0, 2.0 * single - double) for single, double in zip(singles, doubles, strict=True)]
+        return ShapeOverhead(
+            shape,
+            single_us=statistics.median(singles),
+            double_us=statistics.median(doubles),
+            overhead_us=statistics.median(differences),
+            rounds=PROBE_ROUNDS,
+            measured_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+
+    def _prepare_probe(self, shape: Shape, depth: int) -> Runner:
         onnx = probe_onnx(shape, depth)
         sha256 = hashlib.sha256(onnx).hexdigest()
         path = self._folder / f"probe-{'x'.join(map(str, shape))}-d{depth}.onnx"
         path.write_bytes(onnx)
-        runner = self._backend.prepare(OpInput(f"overhead-probe-{path.stem}", path, sha256, {}))
-        try:
-            return statistics.median(runner.measure(policy, clock).samples_us)
-        finally:
-            runner.close()
+        return self._backend.prepare(OpInput(f"overhead-probe-{path.stem}", path, sha256, {}))

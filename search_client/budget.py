@@ -53,7 +53,7 @@ def most_probable_within(table: LatencyTable, theta: torch.Tensor, target_ms: fl
     budget_ms = target_ms - table.fixed_ms
     bin_ms = max(budget_ms, 1e-12) / GRID_BINS
     # Rounding every block up keeps a grid total over the true one: a grid-feasible choice is truly under T.
-    cost_bins = np.ceil(block_ms / bin_ms - 1e-9).astype(np.int64)
+    cost_bins = np.maximum(np.ceil(block_ms / bin_ms - 1e-9), 0).astype(np.int64)
     layers, candidates = block_ms.shape
     best = np.full(GRID_BINS + 1, -math.inf)
     best[0] = 0.0

@@ -85,10 +85,11 @@ class LutCosts:
             raise MissingLutEntries(missing)
 
     def in_network_us(self, key: str) -> float:
-        """What the op adds to a network: its median, less its per-invocation overhead."""
+        """What the op adds to a network: its median, less its per-invocation overhead (never below 0: where the
+        two measurements' noise puts the overhead above a tiny op's median, the op adds nothing measurable)."""
         if self.overhead is None:
             return self.median_us[key]
-        return self.median_us[key] - self.overhead[key].us
+        return max(0.0, self.median_us[key] - self.overhead[key].us)
 
     def network_once_us(self, first_key: str, last_key: str) -> float:
         """The overhead a network whose first and last ops are these pays once per run (0 for raw sums)."""
