@@ -19,7 +19,8 @@ machine's speed between the two measurements would swamp it: the two are measure
 alternating rounds and the overhead is the median of the rounds' differences. An op from shape a to shape b pays the fixed cost once and a
 boundary at each side: overhead(op) = (overhead(a) + overhead(b)) / 2, which the record carries with both sides,
 so that a predictor can count a network's own overhead once, from its first op's input and its last op's output
-(search_client/lut_costs.py). Each shape is probed once per agent process. Raw samples are never altered.
+(search_client/lut_costs.py), and the fixed part alone (`fixed_us`: the probe of a one-element tensor, which no
+layout conversion touches). Each shape is probed once per agent process. Raw samples are never altered.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ METHOD = (
     "op = (input + output) / 2"
 )
 OPSET = 17
+# A one-element tensor: its probe pays the invocation's fixed cost and no layout conversion (`fixed_us`).
+FIXED_SHAPE: tuple[int, ...] = (1,)
 PROBE_ROUNDS = 5
 PROBE_ROUND_MAX_S = 0.1  # each round's timed phase: short, so that the machine's speed barely moves within a pair
 Shape = tuple[int, ...]
@@ -164,17 +167,18 @@ class OverheadMeasuringBackend:
         self, input_shape: Shape, output_shape: Shape, policy: TimingPolicy, clock: Clock
     ) -> dict[str, Any] | None:
         """The op's overhead with its provenance, or None where the backend cannot run the probes."""
-        sides = [self._shape_overhead(shape, policy, clock) for shape in (input_shape, output_shape)]
+        sides = [self._shape_overhead(shape, policy, clock) for shape in (input_shape, output_shape, FIXED_SHAPE)]
         if self._unavailable is not None:
             return None
-        input_side, output_side = sides
-        assert input_side is not None and output_side is not None
+        input_side, output_side, fixed = sides
+        assert input_side is not None and output_side is not None and fixed is not None
         return {
             "us": round((input_side.overhead_us + output_side.overhead_us) / 2.0, 3),
             "input_us": round(input_side.overhead_us, 3),
             "output_us": round(output_side.overhead_us, 3),
+            "fixed_us": round(fixed.overhead_us, 3),
             "method": METHOD,
-            "probes": [{**dataclasses.asdict(side), "shape": list(side.shape)} for side in (input_side, output_side)],
+            "probes": [{**dataclasses.asdict(side), "shape": list(side.shape)} for side in sides],
         }
 
     def _shape_overhead(self, shape: Shape, policy: TimingPolicy, clock: Clock) -> ShapeOverhead | None:

@@ -133,20 +133,23 @@ def load_entries(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
 
 
 OVERHEAD_FIELDS = ("us", "input_us", "output_us")
+OPTIONAL_OVERHEAD_FIELDS = ("fixed_us",)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def invocation_overhead(runtime: Any) -> dict[str, float] | None:
     """The per-invocation overhead the agent measured with the op (`runtime.extra.invocation_overhead`), as the
-    LUT serves it: the op's share and each side's, in us; None where the agent measured none. Its method and
-    probes stay in the measurement's provenance (GET /devices/{name}/measurements)."""
+    LUT serves it: the op's share, each side's and the fixed part, in us; None where the agent measured none. Its
+    method and probes stay in the measurement's provenance (GET /measurements/{result_id})."""
     extra = runtime.get("extra") if isinstance(runtime, dict) else None
     overhead = extra.get("invocation_overhead") if isinstance(extra, dict) else None
-    if not isinstance(overhead, dict):
-        return None
-    values = [overhead.get(field) for field in OVERHEAD_FIELDS]
-    if not all(isinstance(value, int | float) and not isinstance(value, bool) for value in values):
+    if not isinstance(overhead, dict) or not all(_number(overhead.get(field)) for field in OVERHEAD_FIELDS):
         return None  # an agent's malformed figure is not served as a cost
-    return dict(zip(OVERHEAD_FIELDS, (float(value) for value in values), strict=True))
+    fields = [*OVERHEAD_FIELDS, *(field for field in OPTIONAL_OVERHEAD_FIELDS if _number(overhead.get(field)))]
+    return {field: float(overhead[field]) for field in fields}
 
 
 def _csv_value(value: Any) -> Any:

@@ -29,8 +29,12 @@ NODE_US = 7.0  # what one node's work costs
 def scripted_us(path: Path) -> float:
     """The stand-in runtime's time for a model: fixed + a boundary at the input and the output + its nodes."""
     graph = onnx.load(str(path)).graph
-    channels_in = graph.input[0].type.tensor_type.shape.dim[1].dim_value
-    channels_out = graph.output[0].type.tensor_type.shape.dim[1].dim_value
+
+    def channels(value: onnx.ValueInfoProto) -> int:  # a one-element tensor has no channels to convert
+        dims = value.type.tensor_type.shape.dim
+        return dims[1].dim_value if len(dims) > 1 else 0
+
+    channels_in, channels_out = channels(graph.input[0]), channels(graph.output[0])
     boundary_us = BOUNDARY_US_PER_CHANNEL * (channels_in + channels_out)
     return FIXED_US + boundary_us + NODE_US * len(graph.node)
 
@@ -80,16 +84,19 @@ def test_the_overhead_of_an_op_whose_costs_are_known_is_what_a_network_pays_once
     assert overhead["input_us"] == pytest.approx(side_us)
     assert overhead["output_us"] == pytest.approx(side_us)
     assert overhead["us"] == pytest.approx(side_us)
+    assert overhead["fixed_us"] == pytest.approx(FIXED_US)  # the invocation alone, no conversion
     # The op less its overhead is its work alone: what it adds to a network.
     assert op_us - overhead["us"] == pytest.approx(2 * NODE_US)
     assert record["samples_us"] == [op_us] * 20  # raw samples untouched
     assert "2 t(P) - t(P.P)" in overhead["method"]
-    assert [probe["shape"] for probe in overhead["probes"]] == [[1, 8, 16, 16]] * 2
-    # One shape, probed once (single and double) however many ops use it.
+    assert [probe["shape"] for probe in overhead["probes"]] == [[1, 8, 16, 16], [1, 8, 16, 16], [1]]
+    # Each shape probed once (single and double) however many ops use it.
     measure_op(backend, OpInput("conv-again", path, sha256, {}), TimingPolicy())
     assert [key for key in runtime.prepared if key.startswith("overhead-probe")] == [
         "overhead-probe-probe-1x8x16x16-d1",
         "overhead-probe-probe-1x8x16x16-d2",
+        "overhead-probe-probe-1-d1",
+        "overhead-probe-probe-1-d2",
     ]
     backend.close()
 

@@ -171,7 +171,14 @@ def test_the_lut_serves_the_invocation_overhead_the_agent_measured(live_server, 
 
     s = Setup(live_server, unique_name)
     tasks = s.agent.lease(max_tasks=10)
-    overhead = {"us": 3.5, "input_us": 3.0, "output_us": 4.0, "method": "2 t(P) - t(P.P)", "probes": []}
+    overhead = {
+        "us": 3.5,
+        "input_us": 3.0,
+        "output_us": 4.0,
+        "fixed_us": 2.0,
+        "method": "2 t(P) - t(P.P)",
+        "probes": [],
+    }
     extras = [{"invocation_overhead": overhead}, {}, {"invocation_overhead": {"us": "fast"}}]
     results = []
     for task, extra in zip(tasks, extras, strict=True):
@@ -180,7 +187,12 @@ def test_the_lut_serves_the_invocation_overhead_the_agent_measured(live_server, 
         results.append(result)
     s.agent.post_results(results)
     entries = s.admin.get_lut(s.device_name).entries
-    assert entries[tasks[0].key]["invocation_overhead"] == {"us": 3.5, "input_us": 3.0, "output_us": 4.0}
+    assert entries[tasks[0].key]["invocation_overhead"] == {
+        "us": 3.5,
+        "input_us": 3.0,
+        "output_us": 4.0,
+        "fixed_us": 2.0,
+    }
     assert entries[tasks[1].key]["invocation_overhead"] is None
     assert entries[tasks[2].key]["invocation_overhead"] is None
     stored = s.agent.get_measurement(entries[tasks[0].key]["result_id"])
