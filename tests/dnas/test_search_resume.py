@@ -171,3 +171,24 @@ def test_alpha_zero_trains_on_cross_entropy_alone(tmp_path: Path) -> None:
     assert all(record.weight_loss > 0.1 for record in first.state.history)  # smoothed CE, not 0
     assert first.state.history[-1].theta_loss is not None and first.state.history[-1].theta_loss > 0.1
     assert torch.count_nonzero(first.state.model.theta) > 0  # theta moved
+
+
+def test_a_search_with_a_budget_writes_the_most_probable_architecture_within_it(tmp_path: Path) -> None:
+    lut = lut_us(CONFIG)
+    table = run_search(CONFIG, lut, tmp_path / "plain", sample_count=0).table
+    uniform_ms = float(table.block_ms.mean(dim=1).sum()) + table.fixed_ms
+    target_ms = round((table.min_ms() + uniform_ms) / 2, 3)
+    config = SearchConfig(**{**CONFIG.__dict__, "loss": LossConfig(target_ms=target_ms)})
+    result = run_search(config, lut, tmp_path / "budget", sample_count=0)
+    chosen = json.loads((tmp_path / "budget" / "arch_target.json").read_text())
+    arch, _ = load_architecture(tmp_path / "budget" / "arch_target.json")  # a loadable architecture file
+    assert chosen["predicted_latency_ms"] == pytest.approx(
+        result.table.architecture_ms(list(arch.blocks)), rel=1e-5
+    )
+    assert 0.95 * target_ms <= chosen["predicted_latency_ms"] <= target_ms and chosen["in_budget_window"]
+    assert chosen["target_ms"] == target_ms
+    assert chosen["landed_pct"] == pytest.approx(
+        100 * (chosen["predicted_latency_ms"] - target_ms) / target_ms
+    )
+    summary = json.loads((tmp_path / "budget" / "search_summary.json").read_text())
+    assert summary["target"] == chosen and summary["config"]["loss"]["target_ms"] == target_ms
