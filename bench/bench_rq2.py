@@ -107,7 +107,8 @@ def measure_lut(space: SearchSpace, backend: Backend, folder: Path) -> dict:
             overhead = record["runtime"]["extra"].get("invocation_overhead")
             entries[op.key] = {
                 "median_us": statistics.median(record["samples_us"]),
-                "invocation_overhead": overhead and {k: overhead[k] for k in ("us", "input_us", "output_us")},
+                "invocation_overhead": overhead
+                and {k: overhead[k] for k in ("us", "input_us", "output_us", "fixed_us")},
             }
     finally:
         probing.close()

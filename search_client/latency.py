@@ -2,8 +2,8 @@
 
 The expected latency of a batch is one tensor contraction of the per-sample Gumbel weights with that tensor,
 using the very weights of the forward pass (FBNet eq. 4), so no Python loop over candidates runs in a step.
-Each entry is what the op costs inside a network (lut_costs.py: its median less its per-invocation overhead, when
-the LUT has overhead figures), and the fixed part includes the overhead the network pays once.
+Each entry is what the op costs inside a network (lut_costs.py: its median less the runtime's fixed invocation
+cost, when the LUT has it), and the fixed part includes the invocation cost the network pays once.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def build_latency_table(
     )
     fixed_us = sum(costs.in_network_us(key) for key in fixed_keys)
     if fixed_keys:
-        fixed_us += costs.network_once_us(fixed_keys[0], fixed_keys[-1])
+        fixed_us += costs.network_once_us(fixed_keys[0])
     return LatencyTable(block_ms=block_ms, fixed_ms=fixed_us / US_PER_MS, candidates=tuple(candidates))
 
 

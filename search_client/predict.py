@@ -1,8 +1,8 @@
 """Latency prediction from a LUT: a network's latency from its ops' entries.
 
 The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). With the entries'
-per-invocation overheads (lut_costs.py) each op counts its median less its overhead and the network pays the
-overhead once; without them the prediction is the plain sum the paper's latency term assumes. How well either
+fixed invocation cost (lut_costs.py) each op counts its median less that cost and the network pays it once;
+without it the prediction is the plain sum the paper's latency term assumes. How well either
 holds on a device is measured, not assumed (docs/validation.md).
 """
 
@@ -29,5 +29,5 @@ def latency_breakdown_us(
 def predict_latency_us(lut: Mapping[str, float] | LutCosts, arch: Architecture, space: SearchSpace) -> float:
     costs = as_lut_costs(lut)
     breakdown = latency_breakdown_us(costs, arch, space)
-    once_us = costs.network_once_us(breakdown[0][0], breakdown[-1][0])
+    once_us = costs.network_once_us(breakdown[0][0])
     return sum(latency_us for _, latency_us in breakdown) + once_us

@@ -85,7 +85,7 @@ class ValidationModel:
         sums = latency_by_kind_us(
             [(op, latency_us) for op, (_, latency_us) in zip(ops, breakdown, strict=True)]
         )
-        sums[FIXED] += as_lut_costs(lut).network_once_us(breakdown[0][0], breakdown[-1][0])
+        sums[FIXED] += as_lut_costs(lut).network_once_us(breakdown[0][0])
         return sums
 
 

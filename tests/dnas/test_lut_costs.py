@@ -1,6 +1,5 @@
-"""The per-invocation overhead applied: each op counts its median less its overhead, a network pays the overhead
-once (from its first op's input side and its last op's output side), the search's latency table agrees, and a LUT
-without complete overhead figures predicts raw sums."""
+"""The per-invocation cost applied: each op counts its median less the fixed invocation cost, a network pays it
+once, the search's latency table agrees, and a LUT without complete figures predicts raw sums."""
 
 from __future__ import annotations
 
@@ -18,31 +17,37 @@ ARCH = Architecture(("k3_e1", "skip", "k5_e6", "k3_e3") * 5 + ("k5_e1_g2", "skip
 
 
 def lut_body(with_overhead: bool = True) -> dict:
-    """Distinct medians; overhead per op 3 us plus a little per position, input and output sides apart."""
+    """Distinct medians; a fixed cost of 2.5 us with every op, boundary overheads that differ per op."""
     entries = {}
     for index, op in enumerate(ops_for_space(SPACE)):
         entry: dict = {"median_us": 20.0 + index}
         if with_overhead:
             entry["invocation_overhead"] = {"us": 3.0 + 0.01 * index, "input_us": 2.0 + 0.01 * index,
-                                            "output_us": 4.0 + 0.01 * index}  # fmt: skip
+                                            "output_us": 4.0 + 0.01 * index, "fixed_us": 2.5}  # fmt: skip
         entries[op.key] = entry
     return {"device": "d", "entries": entries}
 
 
-def test_the_overhead_is_counted_once_per_network() -> None:
+def test_the_fixed_invocation_cost_is_counted_once_per_network() -> None:
     body = lut_body()
     entries = body["entries"]
     costs = lut_costs_from_body(body)
     keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
     raw_us = sum(entries[key]["median_us"] for key in keys)
-    per_op_us = sum(entries[key]["invocation_overhead"]["us"] for key in keys)
-    once_us = (
-        entries[keys[0]]["invocation_overhead"]["input_us"]
-        + entries[keys[-1]]["invocation_overhead"]["output_us"]
-    ) / 2
-    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(raw_us - per_op_us + once_us)
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(raw_us - 2.5 * len(keys) + 2.5)
     assert predict_latency_us(costs.raw(), ARCH, SPACE) == pytest.approx(raw_us)  # raw figures stay available
-    assert costs.describe()["prediction"].startswith("sum of (median - invocation overhead)")
+    assert costs.describe()["prediction"].startswith("sum of (median - fixed invocation cost)")
+    assert (
+        costs.overhead is not None
+        and costs.overhead[keys[1]].us == entries[keys[1]]["invocation_overhead"]["us"]
+    )
+
+
+def test_an_op_cheaper_than_the_fixed_cost_adds_nothing_rather_than_a_negative_time() -> None:
+    body = lut_body()
+    first_key = next(iter(body["entries"]))
+    body["entries"][first_key]["median_us"] = 1.0  # noise put the fixed cost above it
+    assert lut_costs_from_body(body).in_network_us(first_key) == 0.0
 
 
 def test_the_search_table_predicts_what_the_predictor_does() -> None:
@@ -62,7 +67,7 @@ def test_one_entry_without_an_overhead_figure_makes_every_prediction_a_raw_sum()
     first_key = next(iter(body["entries"]))
     body["entries"][first_key]["invocation_overhead"] = None  # e.g. measured by an agent that does not probe
     costs = lut_costs_from_body(body)
-    assert not costs.overhead_once and "1 of 105 entries" in costs.raw_reason
+    assert not costs.overhead_once and "1 of 105 entries have no fixed invocation cost" in costs.raw_reason
     expected = sum(body["entries"][op.key]["median_us"] for op in ops_for_architecture(ARCH, SPACE))
     assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(expected)
     assert predict_latency_us(
