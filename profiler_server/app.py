@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from db.session import make_engine, make_session_factory
+from db.session import make_engine
 from profiler_server import __version__, dashboard
 from profiler_server.body_limit import BodyLimitMiddleware
 from profiler_server.config import Settings
+from profiler_server.database import Database
 from profiler_server.errors import install_error_handlers
 from profiler_server.lut_not_modified import LutNotModifiedMiddleware
 from profiler_server.metrics import Metrics, MetricsMiddleware
@@ -22,9 +23,15 @@ from profiler_server.token_cache import VerifiedTokens
 
 
 def create_app(settings: Settings) -> FastAPI:
-    engine = make_engine(settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    engine = make_engine(
+        settings.database_url,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pool_size=settings.db_connections,
+        pool_timeout_s=settings.db_queue_timeout_s,
+    )
 
-    lut_versions = make_lut_versions(engine)
+    database = Database(engine, settings.db_connections, settings.db_queue_timeout_s)
+    lut_versions = make_lut_versions(engine, database)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -35,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="fbnet-lut profiler server", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = make_session_factory(engine)
+    app.state.database = database
     app.state.metrics = Metrics()
     app.state.lut_cache = LutCache()
     app.state.lut_versions = lut_versions

@@ -39,7 +39,12 @@ class Settings(DatabaseSettings):
 
     # An entry is flagged unstable when IQR / median reaches this (torch.utils.benchmark warns at 10%).
     unstable_iqr_ratio: float = Field(default=0.10, gt=0)
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # Database work: at most `db_connections` requests at once, each in one worker thread with one pooled
+    # connection; a request waits at most `db_queue_timeout_s` for its turn (SQLite: for this process's write turn
+    # too), else 503 + Retry-After. SQLite waits at most the busy timeout for another process's write lock.
+    db_connections: int = Field(default=10, ge=1)
+    db_queue_timeout_s: float = Field(default=5.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
     # The read-only HTML dashboard at `/` (no token needed to view it; it shows no secrets).
     dashboard_enabled: bool = True
 

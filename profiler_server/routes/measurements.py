@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from profiler_server.deps import ReaderPrincipal, ReadSession
+from profiler_server.deps import DatabaseDep, ReaderPrincipal
 from profiler_server.schemas import MeasurementPublic, ResultId
 from profiler_server.services import measurements
 
@@ -12,5 +12,7 @@ router = APIRouter(prefix="/measurements", tags=["measurements"])
 
 
 @router.get("/{result_id}", response_model=MeasurementPublic)
-def get_measurement(result_id: ResultId, _: ReaderPrincipal, session: ReadSession) -> MeasurementPublic:
-    return measurements.get_measurement(session, result_id)
+async def get_measurement(
+    result_id: ResultId, _: ReaderPrincipal, database: DatabaseDep
+) -> MeasurementPublic:
+    return await database.read(lambda session: measurements.get_measurement(session, result_id))

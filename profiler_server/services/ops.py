@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 
 import onnx
@@ -47,9 +48,17 @@ def check_onnx(content: bytes, field: str) -> None:
         raise BadRequest(f"the model must have one output named 'output', got {outputs}", field=field)
 
 
-def upload_ops(session: Session, uploads: list[OpUpload], now: datetime) -> OpsReceipt:
+@dataclass(frozen=True, slots=True)
+class DecodedUpload:
+    upload: OpUpload
+    content: bytes
+    sha256: str
+
+
+def decode_uploads(uploads: list[OpUpload]) -> list[DecodedUpload]:
+    """Decode and hash every model (no database): a key twice, or bad base64, is a 422 naming it."""
     seen: dict[str, int] = {}
-    decoded: list[tuple[OpUpload, bytes, str]] = []
+    decoded: list[DecodedUpload] = []
     for i, upload in enumerate(uploads):
         if upload.key in seen:
             raise BadRequest(
@@ -57,18 +66,37 @@ def upload_ops(session: Session, uploads: list[OpUpload], now: datetime) -> OpsR
             )
         seen[upload.key] = i
         content = decode_onnx(upload.onnx_b64, f"ops[{i}].onnx_b64")
-        decoded.append((upload, content, hashlib.sha256(content).hexdigest()))
+        decoded.append(DecodedUpload(upload, content, hashlib.sha256(content).hexdigest()))
+    return decoded
 
+
+def known_models(session: Session, sha256s: set[str]) -> set[str]:
+    return set(session.scalars(select(OnnxModel.sha256).where(OnnxModel.sha256.in_(sha256s))))
+
+
+def check_new_models(decoded: list[DecodedUpload], known: set[str]) -> None:
+    """Check every model the server does not have yet: done before the write transaction, so that checking
+    (seconds for a large model) never holds the database's write lock."""
+    checked: set[str] = set()
+    for i, item in enumerate(decoded):
+        if item.sha256 not in known and item.sha256 not in checked:
+            check_onnx(item.content, f"ops[{i}].onnx_b64")
+            checked.add(item.sha256)
+
+
+def upload_ops(session: Session, decoded: list[DecodedUpload], now: datetime) -> OpsReceipt:
+    """Store checked uploads (`check_new_models` saw every model unknown when it ran; one stored since is
+    skipped here)."""
+    keys = [item.upload.key for item in decoded]
     existing_ops = {
         op.key: op.onnx_sha256
-        for op in session.execute(select(Op.key, Op.onnx_sha256).where(Op.key.in_(seen)))
+        for op in session.execute(select(Op.key, Op.onnx_sha256).where(Op.key.in_(keys)))
     }
-    known_models = set(
-        session.scalars(select(OnnxModel.sha256).where(OnnxModel.sha256.in_({sha for _, _, sha in decoded})))
-    )
+    stored = known_models(session, {item.sha256 for item in decoded})
     created: list[str] = []
     existing: list[str] = []
-    for i, (upload, content, sha) in enumerate(decoded):
+    for i, item in enumerate(decoded):
+        upload, sha = item.upload, item.sha256
         if upload.key in existing_ops:
             if existing_ops[upload.key] != sha:
                 raise Conflict(
@@ -78,10 +106,11 @@ def upload_ops(session: Session, uploads: list[OpUpload], now: datetime) -> OpsR
                 )
             existing.append(upload.key)
             continue
-        if sha not in known_models:
-            check_onnx(content, f"ops[{i}].onnx_b64")
-            session.add(OnnxModel(sha256=sha, content=content, size_bytes=len(content), created_at=now))
-            known_models.add(sha)
+        if sha not in stored:
+            session.add(
+                OnnxModel(sha256=sha, content=item.content, size_bytes=len(item.content), created_at=now)
+            )
+            stored.add(sha)
         session.add(Op(key=upload.key, spec=upload.spec, onnx_sha256=sha, created_at=now))
         created.append(upload.key)
     session.commit()
