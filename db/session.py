@@ -33,7 +33,11 @@ def _json_dumps(value: Any) -> str:
 
 
 def make_engine(
-    database_url: str, *, sqlite_busy_timeout_ms: int = 5_000, pool_size: int = 10, pool_timeout_s: float = 5.0
+    database_url: str,
+    *,
+    sqlite_busy_timeout_ms: int = 5_000,
+    pool_size: int = 10,
+    pool_timeout_s: float = 5.0,
 ) -> Engine:
     """`pool_size` connections kept open, as many again on demand; a checkout waits at most `pool_timeout_s`
     (then `sqlalchemy.exc.TimeoutError`, a 503)."""
