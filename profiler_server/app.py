@@ -12,6 +12,7 @@ from profiler_server import __version__, dashboard
 from profiler_server.body_limit import BodyLimitMiddleware
 from profiler_server.config import Settings
 from profiler_server.database import Database
+from profiler_server.deps import token_known_in_memory
 from profiler_server.errors import install_error_handlers
 from profiler_server.lut_not_modified import LutNotModifiedMiddleware
 from profiler_server.metrics import Metrics, MetricsMiddleware
@@ -49,12 +50,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.verified_tokens = VerifiedTokens()
     install_error_handlers(app)
     # Added innermost first: metrics see every response (the rate limit's 429, the body limit's 413, the fast
-    # path's 304), and the rate limit refuses before a body is read.
+    # path's 304), and the rate limit refuses before a body is read. No middleware reads the body: a route reads
+    # it after authenticating the caller, through both limits' counting.
     app.add_middleware(LutNotModifiedMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
-    app.add_middleware(RateLimitMiddleware, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst,
-                       exempt_token=admin_token, max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    app.add_middleware(
+        RateLimitMiddleware,
+        rate_per_s=settings.rate_limit_per_s,
+        burst=settings.rate_limit_burst,
+        anonymous_rate_per_s=settings.anonymous_rate_limit_per_s,
+        anonymous_burst=settings.anonymous_rate_limit_burst,
+        exempt_token=admin_token,
+        known_token=token_known_in_memory,
+    )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for module in (health, devices, ops, jobs, agent, lut, measurements, spaces, validations):
         app.include_router(module.router)

@@ -36,6 +36,9 @@ class Settings(DatabaseSettings):
     # per MiB of body. 0 turns it off. A well-behaved agent needs a few requests per op measured.
     rate_limit_per_s: float = Field(default=50.0, ge=0)
     rate_limit_burst: float = Field(default=200.0, ge=1)
+    # Requests whose caller is not known without the database (no token, an unverified token), per client address.
+    anonymous_rate_limit_per_s: float = Field(default=50.0, ge=0)
+    anonymous_rate_limit_burst: float = Field(default=200.0, ge=1)
 
     # An entry is flagged unstable when IQR / median reaches this (torch.utils.benchmark warns at 10%).
     unstable_iqr_ratio: float = Field(default=0.10, gt=0)

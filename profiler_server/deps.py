@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.types import Scope
 
 from db.models import Device
 from profiler_server.config import Settings, get_settings
@@ -53,6 +54,15 @@ def known_principal(
     if settings.enroll_token and same_secret(token, settings.enroll_token.get_secret_value()):
         return Principal(Role.enroll)
     return tokens.get(token_digest)
+
+
+def token_known_in_memory(scope: Scope, token: str) -> bool:
+    """Whether `token` is the admin's, the enroll token or a device token this process has verified (no database;
+    for the rate limit, which spares known callers the address's bucket)."""
+    state = scope["app"].state
+    tokens: VerifiedTokens = state.verified_tokens
+    digest = token_sha256(token)
+    return known_principal(state.settings, tokens, token, digest) is not None or tokens.seen(digest)
 
 
 async def get_principal(request: Request) -> Principal:

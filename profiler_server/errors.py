@@ -65,6 +65,13 @@ class PayloadTooLarge(ApiError):
     status_code = 413
 
 
+class TooManyRequests(ApiError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, field="Authorization", headers={"Retry-After": str(retry_after_s)})
+
+
 class ServerBusy(ApiError):
     """No turn for database work in time: nothing was applied; retry after `Retry-After`."""
 

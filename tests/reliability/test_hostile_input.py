@@ -245,9 +245,10 @@ def test_deeply_nested_and_huge_number_bodies_are_4xx(world):
     nested = '{"results": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = _request(server, "POST", "/agent/results", s.device_token, content=nested)
     assert 400 <= response.status_code < 500, response.text
-    huge_number = '{"max_tasks": ' + "9" * 10_000 + "}"  # past Python's 4,300-digit limit on int parsing
+    huge_number = '{"max_tasks": ' + "9" * 10_000 + "}"  # past the JSON parser's range for numbers
     response = _request(server, "POST", "/agent/lease", s.device_token, content=huge_number)
-    assert response.status_code == 400 and response.json()["field"] == "body", response.text
+    assert response.status_code == 422 and response.json()["field"] == "body", response.text
+    assert "number out of range" in response.json()["detail"]
 
 
 def test_request_count_limits_name_the_field(live_server_factory, unique_name):
