@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from profiler_server.deps import DatabaseDep, ReaderPrincipal
 from profiler_server.schemas import MeasurementPublic, ResultId
@@ -13,6 +15,11 @@ router = APIRouter(prefix="/measurements", tags=["measurements"])
 
 @router.get("/{result_id}", response_model=MeasurementPublic)
 async def get_measurement(
-    result_id: ResultId, _: ReaderPrincipal, database: DatabaseDep
+    result_id: ResultId,
+    _: ReaderPrincipal,
+    database: DatabaseDep,
+    device: Annotated[
+        str | None, Query(description="the device that posted it (result ids are per device)")
+    ] = None,
 ) -> MeasurementPublic:
-    return await database.read(lambda session: measurements.get_measurement(session, result_id))
+    return await database.read(lambda session: measurements.get_measurement(session, result_id, device))
