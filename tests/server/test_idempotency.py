@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -63,8 +64,14 @@ def test_result_ids_are_per_device_another_devices_id_is_no_duplicate(live_serve
 def test_concurrent_identical_jobs_queue_each_op_once(live_server, unique_name):
     s = Setup(live_server, unique_name, n_ops=5, queue=False)
     admins = [live_server.client(live_server.admin_token) for _ in range(40)]
+    start = threading.Barrier(len(admins))
+
+    def create(admin):
+        start.wait()
+        return admin.create_jobs(s.device_name, s.keys)
+
     with ThreadPoolExecutor(len(admins)) as pool:
-        receipts = list(pool.map(lambda admin: admin.create_jobs(s.device_name, s.keys), admins))
+        receipts = list(pool.map(create, admins))
     assert sum(r.queued for r in receipts) == len(s.keys)
     assert all(r.queued + r.already_queued == len(s.keys) for r in receipts)
     assert s.admin.get_device(s.device_name).coverage.queued == len(s.keys)
