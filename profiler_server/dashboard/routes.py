@@ -20,7 +20,7 @@ from profiler_server import __version__
 from profiler_server.clock import utcnow
 from profiler_server.dashboard import charts, queries
 from profiler_server.deps import DatabaseDep
-from profiler_server.services.lut import LutCache, lut_version
+from profiler_server.services.lut import LutCache, lut_version, medians_us
 
 STATIC_PATH = "/dashboard/static"
 
@@ -96,9 +96,8 @@ def _device_context(session: Session, cache: LutCache, name: str, space: str | N
         return {"missing": f"search space {space!r}"}
     context: dict[str, Any] = {"device": device, "spaces": all_spaces, "space": chosen}
     if chosen is not None:
-        lut = cache.get(session.connection(), lut_version(session.connection(), device.name))
         keys = [k for layer in chosen.layers for k in layer if k is not None] + list(chosen.fixed_keys)
-        medians = {k: e["median_us"] for k, e in lut.entries.items()}
+        medians = _space_medians(session, cache, device.id, device.name, keys)
         pending = queries.pending_states(session, device.id, keys, utcnow())
         # One colour scale for the layers and the fixed ops (stem, head, classifier): the last row.
         rows = charts.heat_map([*chosen.layers, chosen.fixed_keys], medians, pending)
@@ -110,6 +109,19 @@ def _device_context(session: Session, cache: LutCache, name: str, space: str | N
     context["tasks"] = queries.recent_tasks(session, device.id)
     context["failures"] = queries.recent_failures(session, device.id)
     return context
+
+
+def _space_medians(
+    session: Session, cache: LutCache, device_id: int, device_name: str, keys: list[str]
+) -> dict[str, float]:
+    """The heat map's medians: from the LUT already rendered for the current version (as `/lut` serves it), else
+    only the space's entries - never a whole LUT rendered for a tokenless page (a device measuring changes its
+    version with every post)."""
+    conn = session.connection()
+    cached = cache.cached(lut_version(conn, device_name))
+    if cached is not None:
+        return {k: cached.entries[k]["median_us"] for k in keys if k in cached.entries}
+    return medians_us(conn, device_id, keys)
 
 
 def _choose_space(
