@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from db.models import OnnxModel, Op
 from profiler_server.errors import BadRequest, Conflict, NotFound
 from profiler_server.schemas import OpPublic, OpsReceipt, OpUpload
-from profiler_server.services.onnx_safety import check_self_contained
+from profiler_server.services.onnx_safety import UnsafeModelError, check_allocation, check_self_contained
 
 
 def decode_onnx(onnx_b64: str, field: str) -> bytes:
@@ -26,7 +26,8 @@ def decode_onnx(onnx_b64: str, field: str) -> bytes:
 
 
 def check_onnx(content: bytes, field: str) -> None:
-    """A loadable, checker-clean model with the contract's I/O: input `input` [1, C, H, W], output `output`."""
+    """A loadable, checker-clean model with the contract's I/O (input `input` [1, C, H, W], output `output`) whose
+    every tensor has a static shape within the allocation limits (services/onnx_safety.py)."""
     try:
         model = onnx.load_model_from_string(content)
         check_self_contained(model)  # before the checker, which would stat external data paths
@@ -46,6 +47,10 @@ def check_onnx(content: bytes, field: str) -> None:
     if [o.name for o in model.graph.output] != ["output"]:
         outputs = [o.name for o in model.graph.output]
         raise BadRequest(f"the model must have one output named 'output', got {outputs}", field=field)
+    try:
+        check_allocation(model)
+    except UnsafeModelError as exc:
+        raise BadRequest(f"the model's allocation cannot be bounded: {exc}", field=field) from exc
 
 
 @dataclass(frozen=True, slots=True)
