@@ -50,13 +50,13 @@ def run_check(tmp_path: Path, python: str = sys.executable) -> subprocess.Comple
     env = {
         **os.environ,
         "GPU_CHECK_DEVICE": "cpu",
+        # No wall-clock limit in a test: on a loaded machine a step is slow, not broken.
+        "GPU_CHECK_STEP_LIMITS": "off",
         "PYTHON": python,
         "OUT": str(tmp_path / "out"),
         "PYTHONPATH": str(blocker),
     }
-    return subprocess.run(
-        ["bash", str(ROOT / "bench" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=480
-    )
+    return subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], env=env, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize(
@@ -106,6 +106,7 @@ def test_every_step_passes_on_the_cpu_without_the_server_packages(tmp_path: Path
     search = (out / "search.txt").read_text()
     assert search.count("argmax architecture:") == 2  # weighted and single path
     assert "all steps passed" in result.stdout
+    assert "=== search (limit none s)" in result.stdout  # no step ran under a time limit
 
 
 def test_a_failing_step_is_reported_and_the_others_still_run(tmp_path: Path) -> None:
