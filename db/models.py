@@ -63,14 +63,16 @@ class Device(Base):
 
 
 class OnnxModel(Base):
-    """An ONNX file, content-addressed: stored once however many op keys share it."""
+    """An ONNX file, content-addressed: stored once however many op keys share it. Its bytes are a file of the
+    blob store (profiler_server/blobs.py), not a column."""
 
     __tablename__ = "onnx_models"
 
     sha256: Mapped[str] = mapped_column(String(SHA256_HEX_CHARS), primary_key=True)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
     size_bytes: Mapped[int]
     created_at: Mapped[datetime]
+    # When `profiler-server gc` removed its file (the ops and their measurements stay); re-uploading restores it.
+    removed_at: Mapped[datetime | None]
 
 
 class Op(Base):

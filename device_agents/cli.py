@@ -261,6 +261,9 @@ def run(
     speed_reference: SpeedReferenceOnnx = None,
     post_batch: Annotated[int, typer.Option(min=1, help="Post results in batches of this many.")] = 16,
     idle_poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls of an empty queue.")] = 5.0,
+    onnx_cache_mib: Annotated[
+        int, typer.Option(min=1, help="Downloaded models kept at most, MiB (least recently used dropped first).")
+    ] = 1024,
 ) -> None:
     """Register (once), then lease, measure and report tasks until stopped (SIGINT/SIGTERM: finish the op, post, exit)."""
     import signal
@@ -285,7 +288,7 @@ def run(
     signal.signal(signal.SIGTERM, request_stop)
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
     settings = AgentSettings(server_url=server, name=name, paths=paths, once=once, post_batch=post_batch,
-                             idle_poll_s=idle_poll_s)
+                             idle_poll_s=idle_poll_s, onnx_cache_bytes=onnx_cache_mib << 20)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         _apply_realtime_priority(realtime_priority)

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from db.session import make_engine
 from profiler_server import __version__, dashboard
+from profiler_server.blobs import BlobStore
 from profiler_server.body_limit import BodyLimitMiddleware
 from profiler_server.config import Settings
 from profiler_server.database import Database
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.database = database
+    app.state.blobs = BlobStore(settings.blob_root())
     app.state.metrics = Metrics()
     app.state.lut_cache = LutCache()
     app.state.lut_versions = lut_versions

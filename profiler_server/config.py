@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import Request
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from profiler_server.blobs import default_blob_dir
 
 MIN_TOKEN_CHARS = 16
 
@@ -15,6 +19,12 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROFILER_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./profiler.sqlite3"
+    # Op models' files (profiler_server/blobs.py); default: next to a SQLite file, else ./profiler-blobs. Every
+    # replica of a server must see the same directory (a shared volume).
+    blob_dir: Path | None = None
+
+    def blob_root(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else default_blob_dir(self.database_url)
 
 
 class Settings(DatabaseSettings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from profiler_server.clock import utcnow
@@ -18,11 +18,14 @@ router = APIRouter(prefix="/ops", tags=["ops"])
 
 @router.post("", response_model=OpsReceipt, openapi_extra=openapi_json_body(OpsUpload))
 async def upload(
-    _: AdminPrincipal, body: Annotated[OpsUpload, Depends(json_body(OpsUpload))], database: DatabaseDep
+    _: AdminPrincipal,
+    body: Annotated[OpsUpload, Depends(json_body(OpsUpload))],
+    request: Request,
+    database: DatabaseDep,
 ) -> OpsReceipt:
     decoded = await run_in_threadpool(ops.decode_uploads, body.ops)
     known = await database.read(lambda session: ops.known_models(session, {d.sha256 for d in decoded}))
-    await run_in_threadpool(ops.check_new_models, decoded, known)
+    await run_in_threadpool(ops.store_new_models, decoded, known, request.app.state.blobs)
     now = utcnow()
     return await database.write(lambda session: ops.upload_ops(session, decoded, now))
 
@@ -33,8 +36,10 @@ async def get_op(key: Key, _: ReaderPrincipal, database: DatabaseDep) -> OpPubli
 
 
 @router.get("/{key}/model.onnx", response_class=Response)
-async def get_model(key: Key, _: ReaderPrincipal, database: DatabaseDep) -> Response:
-    content, sha256 = await database.read(lambda session: ops.get_model(session, key))
+async def get_model(key: Key, _: ReaderPrincipal, request: Request, database: DatabaseDep) -> Response:
+    sha256 = await database.read(lambda session: ops.model_sha256(session, key))
+    # Read from disk in a worker thread, holding no database connection.
+    content = await run_in_threadpool(ops.read_model, request.app.state.blobs, key, sha256)
     return Response(
         content,
         media_type="application/octet-stream",

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import onnx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import OnnxModel, Op
-from profiler_server.errors import BadRequest, Conflict, NotFound
+from profiler_server.blobs import BlobMissing, BlobStore
+from profiler_server.errors import BadRequest, Conflict, Gone, NotFound
 from profiler_server.schemas import OpPublic, OpsReceipt, OpUpload
 from profiler_server.services.onnx_safety import UnsafeModelError, check_allocation, check_self_contained
 
@@ -75,23 +76,31 @@ def decode_uploads(uploads: list[OpUpload]) -> list[DecodedUpload]:
     return decoded
 
 
-def known_models(session: Session, sha256s: set[str]) -> set[str]:
-    return set(session.scalars(select(OnnxModel.sha256).where(OnnxModel.sha256.in_(sha256s))))
+def known_models(session: Session, sha256s: set[str]) -> dict[str, bool]:
+    """{sha256: whether its file is there} for the models among `sha256s` the server has a row for."""
+    rows = session.execute(
+        select(OnnxModel.sha256, OnnxModel.removed_at).where(OnnxModel.sha256.in_(sha256s))
+    )
+    return {sha256: removed_at is None for sha256, removed_at in rows}
 
 
-def check_new_models(decoded: list[DecodedUpload], known: set[str]) -> None:
-    """Check every model the server does not have yet: done before the write transaction, so that checking
-    (seconds for a large model) never holds the database's write lock."""
+def store_new_models(decoded: list[DecodedUpload], known: dict[str, bool], blobs: BlobStore) -> None:
+    """Check every model the server does not have yet and write its file, and write again the files `gc` removed:
+    done before the write transaction, so that checking and writing (seconds for a large model) never hold the
+    database's write lock. A file whose row is never committed is removed by `gc`."""
     checked: set[str] = set()
     for i, item in enumerate(decoded):
-        if item.sha256 not in known and item.sha256 not in checked:
+        if item.sha256 in checked or known.get(item.sha256, False):
+            continue
+        if item.sha256 not in known:
             check_onnx(item.content, f"ops[{i}].onnx_b64")
-            checked.add(item.sha256)
+        blobs.put(item.sha256, item.content)
+        checked.add(item.sha256)
 
 
 def upload_ops(session: Session, decoded: list[DecodedUpload], now: datetime) -> OpsReceipt:
-    """Store checked uploads (`check_new_models` saw every model unknown when it ran; one stored since is
-    skipped here)."""
+    """Store checked uploads (`store_new_models` checked and wrote every model unknown when it ran; one stored
+    since is skipped here)."""
     keys = [item.upload.key for item in decoded]
     existing_ops = {
         op.key: op.onnx_sha256
@@ -102,20 +111,20 @@ def upload_ops(session: Session, decoded: list[DecodedUpload], now: datetime) ->
     existing: list[str] = []
     for i, item in enumerate(decoded):
         upload, sha = item.upload, item.sha256
+        if upload.key in existing_ops and existing_ops[upload.key] != sha:
+            raise Conflict(
+                f"key {upload.key!r} already exists with a different model "
+                f"(sha256 {existing_ops[upload.key]}, uploaded {sha})",
+                field=f"ops[{i}].onnx_b64",
+            )
+        if sha not in stored:
+            session.add(OnnxModel(sha256=sha, size_bytes=len(item.content), created_at=now))
+        elif not stored[sha]:  # gc removed its file; `store_new_models` wrote it again
+            session.execute(update(OnnxModel).where(OnnxModel.sha256 == sha).values(removed_at=None))
+        stored[sha] = True
         if upload.key in existing_ops:
-            if existing_ops[upload.key] != sha:
-                raise Conflict(
-                    f"key {upload.key!r} already exists with a different model "
-                    f"(sha256 {existing_ops[upload.key]}, uploaded {sha})",
-                    field=f"ops[{i}].onnx_b64",
-                )
             existing.append(upload.key)
             continue
-        if sha not in stored:
-            session.add(
-                OnnxModel(sha256=sha, content=item.content, size_bytes=len(item.content), created_at=now)
-            )
-            stored.add(sha)
         session.add(Op(key=upload.key, spec=upload.spec, onnx_sha256=sha, created_at=now))
         created.append(upload.key)
     session.commit()
@@ -136,13 +145,26 @@ def get_op(session: Session, key: str) -> OpPublic:
     )
 
 
-def get_model(session: Session, key: str) -> tuple[bytes, str]:
-    """The ONNX bytes of an op and their sha256."""
+def model_sha256(session: Session, key: str) -> str:
+    """The sha256 of an op's model, whose file is in the blob store (410 once gc removed it)."""
     row = session.execute(
-        select(OnnxModel.content, OnnxModel.sha256)
+        select(OnnxModel.sha256, OnnxModel.removed_at)
         .join(Op, Op.onnx_sha256 == OnnxModel.sha256)
         .where(Op.key == key)
     ).first()
     if row is None:
         raise NotFound(f"unknown op key {key!r}", field="key")
-    return row.content, row.sha256
+    if row.removed_at is not None:
+        raise _removed(key)
+    return row.sha256
+
+
+def read_model(blobs: BlobStore, key: str, sha256: str) -> bytes:
+    try:
+        return blobs.get(sha256)
+    except BlobMissing as exc:
+        raise _removed(key) from exc
+
+
+def _removed(key: str) -> Gone:
+    return Gone(f"the model of op {key!r} was removed (profiler-server gc); upload the op again", field="key")
