@@ -10,7 +10,8 @@ every thread is taken and nothing can finish.
 
 On SQLite, writers queue here, in process, for the database's single write lock: only one thread at a time waits
 on `BEGIN IMMEDIATE` (for another process, e.g. a second server or a CLI, up to the busy timeout), and readers
-never wait for writers (WAL).
+never wait for writers (WAL). On PostgreSQL, writers may hold at most three quarters of the turns: a burst of
+posts never leaves LUT reads without a connection.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ class Database:
         self.session_factory: sessionmaker[Session] = make_session_factory(engine)
         self.slots = slots
         self.queue_timeout_s = queue_timeout_s
-        self._single_writer = engine.dialect.name == "sqlite"
+        # SQLite: one writer (its lock); elsewhere: writers leave a quarter of the turns to readers.
+        self.write_slots = 1 if engine.dialect.name == "sqlite" else max(1, slots - slots // 4)
         # anyio primitives need the running event loop: made on first use.
         self._turns: anyio.Semaphore | None = None
         self._threads: anyio.CapacityLimiter | None = None
-        self._write_turn: anyio.Lock | None = None
+        self._write_turns: anyio.Semaphore | None = None
 
     async def read(self, work: Callable[[Session], T]) -> T:
         """`work(session)` in a worker thread; the session is closed (rolled back if uncommitted) afterwards."""
@@ -55,13 +57,13 @@ class Database:
         return await self._run(lambda: self._in_connection(work), writes=False)
 
     async def _run(self, call: Callable[[], T], writes: bool) -> T:
-        turns, threads, write_turn = self._primitives()
-        if writes and write_turn is not None:
-            await self._wait(write_turn.acquire, "the database's write lock")
+        turns, threads, write_turns = self._primitives()
+        if writes:
+            await self._wait(write_turns.acquire, "writing")
             try:
                 return await self._in_thread(call, turns, threads)
             finally:
-                write_turn.release()
+                write_turns.release()
         return await self._in_thread(call, turns, threads)
 
     async def _in_thread(
@@ -80,14 +82,14 @@ class Database:
         if scope.cancelled_caught:
             raise ServerBusy(f"server busy: no turn for {what} within {self.queue_timeout_s:g} s")
 
-    def _primitives(self) -> tuple[anyio.Semaphore, anyio.CapacityLimiter, anyio.Lock | None]:
-        if self._turns is None or self._threads is None:
+    def _primitives(self) -> tuple[anyio.Semaphore, anyio.CapacityLimiter, anyio.Semaphore]:
+        if self._turns is None or self._threads is None or self._write_turns is None:
             self._turns = anyio.Semaphore(self.slots)
             # Never contended (a thread is started only with a turn): keeps these threads apart from the default
             # pool's, which the framework uses for other work.
             self._threads = anyio.CapacityLimiter(self.slots)
-            self._write_turn = anyio.Lock() if self._single_writer else None
-        return self._turns, self._threads, self._write_turn
+            self._write_turns = anyio.Semaphore(self.write_slots)
+        return self._turns, self._threads, self._write_turns
 
     def _in_session(self, work: Callable[[Session], T], begin: bool) -> T:
         with self.session_factory() as session:
