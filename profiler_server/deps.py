@@ -74,7 +74,7 @@ async def get_principal(request: Request) -> Principal:
     principal = known_principal(request.app.state.settings, tokens, token, digest)
     if principal is not None:
         return principal
-    # Its own short session: a writing route's transaction must begin with its first statement.
+    # A read of its own, before the route does its work (and before it reads the body).
     database: Database = request.app.state.database
     principal = await database.read(lambda session: _device_for_digest(session, digest))
     if principal is None:
