@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from device_agents.backends import BACKEND_NAMES, Backend, BackendOptions, load_backend
+from device_agents.backends import BACKEND_NAMES, DEFAULT_MAX_MODEL_MIB, Backend, BackendOptions, load_backend
 from device_agents.errors import AgentError
 from device_agents.system import parse_cpu_list
 from device_agents.timing import TimingPolicy
@@ -51,6 +51,11 @@ SpeedReferenceOnnx = Annotated[
     typer.Option("--speed-reference", help="onnxruntime: time every run against this ONNX model run right after "
                  "it, so the machine's speed phases cancel (e.g. `dnas export --model fbnet_a`; docs/agents.md)."),
 ]
+MaxModelMib = Annotated[
+    int,
+    typer.Option(min=1, help="onnxruntime: refuse (fail the op) a model whose tensors add up to more than this "
+                 "many MiB, from shape inference, before loading it."),
+]
 StateDir = Annotated[
     Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root (token, spool, ONNX cache).")
 ]
@@ -64,7 +69,7 @@ def _fail(message: str) -> typer.Exit:
 def _backend_options(
     threads: int, cpu_affinity: str | None, provider: str, graph_optimization: str, precision: str,
     torch_device: str, cuda_graphs: bool, adb_tool: str, adb_binary: Path | None, adb_serial: str | None,
-    runtime_version: str | None, adb_runs: int,
+    runtime_version: str | None, adb_runs: int, max_model_mib: int = DEFAULT_MAX_MODEL_MIB,
 ) -> BackendOptions:
     try:
         cpus = parse_cpu_list(cpu_affinity) if cpu_affinity else None
@@ -74,6 +79,7 @@ def _backend_options(
         threads=threads, cpu_affinity=cpus, provider=provider, graph_optimization=graph_optimization,
         precision=precision, torch_device=torch_device, cuda_graphs=cuda_graphs, adb_tool=adb_tool,
         adb_binary=adb_binary, adb_serial=adb_serial, runtime_version=runtime_version, adb_runs_per_invocation=adb_runs,
+        max_model_mib=max_model_mib,
     )
 
 
@@ -150,6 +156,7 @@ def profile(
     adb_serial: AdbSerial = None,
     runtime_version: RuntimeVersion = None,
     adb_runs: AdbRuns = 50,
+    max_model_mib: MaxModelMib = DEFAULT_MAX_MODEL_MIB,
     max_s: MaxS = 1.0,
     target_ci: TargetCi = 0.01,
     warmup_max_s: WarmupMaxS = 0.5,
@@ -165,7 +172,7 @@ def profile(
 
     _setup_logging()
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
-                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
+                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs, max_model_mib)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         op_inputs = read_ops(ops)
@@ -244,6 +251,7 @@ def run(
     adb_serial: AdbSerial = None,
     runtime_version: RuntimeVersion = None,
     adb_runs: AdbRuns = 50,
+    max_model_mib: MaxModelMib = DEFAULT_MAX_MODEL_MIB,
     max_s: MaxS = 1.0,
     target_ci: TargetCi = 0.01,
     warmup_max_s: WarmupMaxS = 0.5,
@@ -253,6 +261,9 @@ def run(
     speed_reference: SpeedReferenceOnnx = None,
     post_batch: Annotated[int, typer.Option(min=1, help="Post results in batches of this many.")] = 16,
     idle_poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls of an empty queue.")] = 5.0,
+    onnx_cache_mib: Annotated[
+        int, typer.Option(min=1, help="Downloaded models kept at most, MiB (least recently used dropped first).")
+    ] = 1024,
 ) -> None:
     """Register (once), then lease, measure and report tasks until stopped (SIGINT/SIGTERM: finish the op, post, exit)."""
     import signal
@@ -264,7 +275,7 @@ def run(
 
     _setup_logging()
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
-                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
+                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs, max_model_mib)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -277,7 +288,7 @@ def run(
     signal.signal(signal.SIGTERM, request_stop)
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
     settings = AgentSettings(server_url=server, name=name, paths=paths, once=once, post_batch=post_batch,
-                             idle_poll_s=idle_poll_s)
+                             idle_poll_s=idle_poll_s, onnx_cache_bytes=onnx_cache_mib << 20)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         _apply_realtime_priority(realtime_priority)

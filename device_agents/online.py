@@ -22,7 +22,7 @@ from device_agents.backends.base import Backend, OpInput
 from device_agents.errors import AgentError
 from device_agents.jsonl import append_records
 from device_agents.measure import is_failure, measure_op
-from device_agents.onnx_cache import OnnxCache
+from device_agents.onnx_cache import DEFAULT_MAX_BYTES, OnnxCache
 from device_agents.progress import OpProgress
 from device_agents.retry import RetryPolicy, StopRequestedError, call_with_retry
 from device_agents.spool import Spool
@@ -58,6 +58,7 @@ class AgentSettings:
     post_every_s: float = 10.0  # ...or when the oldest unposted one is this old
     idle_poll_s: float = 5.0  # how often an idle agent asks for work
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    onnx_cache_bytes: int = DEFAULT_MAX_BYTES  # the downloaded models kept, least recently used dropped first
 
 
 @dataclass
@@ -117,7 +118,7 @@ class Agent:
         self._stop = stop
         self._spool = Spool(settings.paths.spool)
         self._rejected = settings.paths.root / "rejected.jsonl"
-        self._cache = OnnxCache(settings.paths.onnx_cache, self._download)
+        self._cache = OnnxCache(settings.paths.onnx_cache, self._download, settings.onnx_cache_bytes)
         self._oldest_unposted: float | None = None
         self.summary = AgentSummary()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,9 @@ DEFAULT_TIMEOUT_S = 30.0
 # Keeps each POST well under the server's default body limit (64 MiB).
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
 RESULTS_PER_REQUEST = 500
+# A bearer token is one line of visible ASCII. Anything else (a pasted JSON file, a trailing newline) is refused
+# before any request, naming only its length: it may hold other secrets, and httpx's own error quotes the header.
+_TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 
 
 class ProfilerError(Exception):
@@ -187,6 +191,11 @@ class ProfilerClient:
         self._timeout = timeout
         headers = {"User-Agent": f"fbnet-lut-client/{__version__}"}
         if token:
+            if not _TOKEN.fullmatch(token):
+                raise AuthError(
+                    f"malformed token ({len(token)} characters): a token is one line of printable ASCII without "
+                    "spaces; pass the token itself, not a file that holds it"
+                )
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, transport=transport, timeout=timeout
@@ -208,6 +217,10 @@ class ProfilerClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.LocalProtocolError:
+            # This request cannot be sent (not a server problem: retrying cannot help). The cause is left out: its
+            # message quotes the offending header value, which may be a secret.
+            raise ProfilerError(f"a request to {self.base_url} could not be sent: invalid request") from None
         except httpx.TransportError as exc:
             raise ServerUnavailable(f"{self.base_url} unreachable: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:

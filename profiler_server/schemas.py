@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -24,7 +24,8 @@ Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ResultId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,100}$")]
 # Upper bound (about 11.6 days): keeps sums of samples finite in float64; no op runs that long.
 MAX_SAMPLE_US = 1e12
-SampleUs = Annotated[float, Field(gt=0, le=MAX_SAMPLE_US, allow_inf_nan=False)]
+# Strict: a JSON number only (an integer is a number); "1" or true is a 422, not a sample of 1.0.
+SampleUs = Annotated[float, Field(gt=0, le=MAX_SAMPLE_US, allow_inf_nan=False, strict=True)]
 
 
 def _no_nul(text: str) -> str:
@@ -32,6 +33,20 @@ def _no_nul(text: str) -> str:
     if "\x00" in text:
         raise ValueError("must not contain NUL characters")
     return text
+
+
+def _representable_in_utc(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-14:00 is a valid ISO 8601 time past the last one Python (and the database) can hold in UTC.
+    try:
+        value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("timestamp out of range: it must lie between years 1 and 9999 in UTC") from exc
+    return value
+
+
+# An agent's timestamp: provenance only (the server's receive time orders measurements), with a timezone (a naive
+# one is ambiguous), representable in UTC.
+AgentTimestamp = Annotated[AwareDatetime, AfterValidator(_representable_in_utc)]
 
 
 # Integers the database stores: 32-bit columns (threads) and 64-bit ids.
@@ -184,9 +199,8 @@ class RuntimeInfo(BaseModel):
     timed_runs: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
     temperatures_c: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
     cpu_freq_mhz: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
-    # With a timezone: a naive timestamp is ambiguous (and the database refused it with a 500).
-    started_at: AwareDatetime | None = None
-    finished_at: AwareDatetime | None = None
+    started_at: AgentTimestamp | None = None
+    finished_at: AgentTimestamp | None = None
     extra: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")

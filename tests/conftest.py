@@ -149,6 +149,8 @@ class LiveServer:
                 "PROFILER_ADMIN_TOKEN": self.admin_token,
                 "PROFILER_ENROLL_TOKEN": self.enroll_token,
                 "PROFILER_STATE_DIR": str(self.log_path.parent),
+                # Replicas on one database share their log folder, and so this (never the checkout's default).
+                "PROFILER_BLOB_DIR": str(self.log_path.parent / "blobs"),
             }
         )
         env.update({f"PROFILER_{name.upper()}": str(value) for name, value in self.settings.items()})

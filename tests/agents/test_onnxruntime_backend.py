@@ -59,3 +59,34 @@ def test_a_missing_file_is_a_failure(tmp_path: Path, fast_policy):
 def test_an_uninstalled_execution_provider_is_refused_by_name():
     with pytest.raises(BackendUnavailableError, match="TensorrtExecutionProvider.*CPUExecutionProvider"):
         OnnxRuntimeBackend(provider="TensorrtExecutionProvider")
+
+
+def test_a_model_past_the_memory_bound_is_refused_before_it_is_loaded(conv_onnx, fast_policy):
+    path, sha256 = conv_onnx
+    record = measure_op(OnnxRuntimeBackend(max_model_bytes=1024), OpInput("k", path, sha256, {}), fast_policy)
+    assert is_failure(record) and "refused to load conv.onnx" in record["error"] and "the limit is" in record["error"]
+
+
+def test_a_model_that_computes_a_huge_tensor_is_refused_before_onnxruntime_allocates_it(tmp_path, fast_policy):
+    """A few hundred bytes asking for 1 GiB at session creation: refused from shape inference alone."""
+    import hashlib
+
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = numpy_helper.from_array(np.array([1, 256, 1024, 1024], np.int64), "shape")
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["s"], value=shape), helper.make_node("ConstantOfShape", ["s"], ["big"]),
+         helper.make_node("ReduceMean", ["big"], ["m"], keepdims=1), helper.make_node("Add", ["input", "m"], ["output"])],
+        "bomb",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4, 8, 8])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "bomb.onnx"
+    path.write_bytes(model.SerializeToString())
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    record = measure_op(OnnxRuntimeBackend(), OpInput("bomb", path, sha256, {}), fast_policy)
+    assert is_failure(record) and "refused to load bomb.onnx" in record["error"], record.get("error")
+    assert "268,435,456 elements" in record["error"]
