@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from search_client.fidelity import summarize  # noqa: E402
+from fbnet_core.fidelity import summarize  # noqa: E402
 from search_client.validate import measure_rounds  # noqa: E402
 
 DEVICE = "cpu-ort-t1"  # with --precision int8: cpu-ort-t1-int8

@@ -34,7 +34,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from db.models import Measurement, Task, TaskStatus  # noqa: E402
 from db.session import make_engine  # noqa: E402
-from profiler_server.client import ProfilerClient, ProfilerError  # noqa: E402
+from fbnet_core.client import ProfilerClient, ProfilerError  # noqa: E402
 from tests.conftest import LiveServer, PostgresDatabases  # noqa: E402 - the test fixtures' server and databases
 from tests.server.helpers import RUNTIME, op_upload  # noqa: E402
 

@@ -42,18 +42,18 @@ from shared_machine import low_priority, timing_lock  # noqa: E402  (bench/ is n
 
 from device_agents.backends.base import OpInput
 from device_agents.backends.onnxruntime import OnnxRuntimeBackend
-from device_agents.measure import is_failure, measure_op
+from device_agents.measure import measure_op
 from device_agents.timing import TimingPolicy
-from search_client.arch import Architecture
+from fbnet_core.arch import Architecture
+from fbnet_core.keys import ops_for_space
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import SearchSpace
 from search_client.data import global_batches, load_data
 from search_client.errors import InvalidSearchConfigError
 from search_client.export import export_module, export_onnx, sha256_hex
-from search_client.keys import ops_for_space
 from search_client.loss import LossConfig
-from search_client.predict import predict_latency_us
 from search_client.schedule import split_for_search
 from search_client.search import CHECKPOINT_NAME, SearchConfig, SearchResult, run_search
-from search_client.space import SearchSpace
 from search_client.theta_pull import ThetaPull, measure_theta_pull
 from search_client.train import TrainConfig, train_architecture
 
@@ -68,9 +68,9 @@ def measure_median_us(backend: OnnxRuntimeBackend, key: str, onnx: bytes, spec: 
     path = folder / f"{key}.onnx"
     path.write_bytes(onnx)
     record = measure_op(backend, OpInput(key, path, sha256_hex(onnx), spec), POLICY)
-    if is_failure(record):
-        raise RuntimeError(f"{key}: {record['error']}")
-    return statistics.median(record["samples_us"])
+    if record.is_failure:
+        raise RuntimeError(f"{key}: {record.error}")
+    return statistics.median(record.samples_us)
 
 
 def measured_lut(

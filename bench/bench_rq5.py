@@ -48,16 +48,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
 from shared_machine import low_priority, timing_lock  # noqa: E402
 
-from profiler_server.client import ProfilerClient  # noqa: E402
-from search_client.arch import Architecture  # noqa: E402
-from search_client.blocks import CANDIDATES  # noqa: E402
-from search_client.keys import Op, make_op, network_spec, ops_for_space  # noqa: E402
+from fbnet_core.arch import Architecture  # noqa: E402
+from fbnet_core.blocks import CANDIDATES  # noqa: E402
+from fbnet_core.client import ProfilerClient  # noqa: E402
+from fbnet_core.keys import Op, make_op, network_spec, ops_for_space  # noqa: E402
+from fbnet_core.predict import predict_latency_us  # noqa: E402
+from fbnet_core.space import SearchSpace  # noqa: E402
 from search_client.latency import latency_table_for_space  # noqa: E402
 from search_client.loss import LossConfig  # noqa: E402
 from search_client.lut_client import Waiter, missing_keys, request_lut  # noqa: E402
-from search_client.predict import predict_latency_us  # noqa: E402
 from search_client.search import EpochRecord, SearchConfig, run_search  # noqa: E402
-from search_client.space import SearchSpace  # noqa: E402
 from search_client.tradeoff import TradeoffPoint, plot_architecture, plot_tradeoff, write_points  # noqa: E402
 from search_client.train import TrainConfig, train_architecture  # noqa: E402
 from search_client.validate import measure_rounds, medians_us  # noqa: E402

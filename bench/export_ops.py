@@ -16,9 +16,9 @@ import warnings
 
 import torch
 
+from fbnet_core.keys import Op, ops_for_space
+from fbnet_core.space import fbnet_space
 from search_client.export import INPUT_NAME, OPSET_VERSION, OUTPUT_NAME, export_onnx, seeded_eval_op
-from search_client.keys import Op, ops_for_space
-from search_client.space import fbnet_space
 
 
 def _dynamo_bytes(op: Op) -> bytes:

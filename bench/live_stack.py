@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from profiler_server.client import ProfilerClient
-from profiler_server.dev_tokens import read_dev_tokens
+from fbnet_core.client import ProfilerClient
+from fbnet_core.dev_tokens import read_dev_tokens
 
 START_TIMEOUT_S = 60.0
 

@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from profiler_server import dev_tokens
+from fbnet_core import dev_tokens
 from profiler_server.config import DatabaseSettings, Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The latency LUT service.")

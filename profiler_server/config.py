@@ -6,6 +6,8 @@ from fastapi import Request
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fbnet_core.stats import UNSTABLE_IQR_RATIO
+
 MIN_TOKEN_CHARS = 16
 
 
@@ -37,8 +39,8 @@ class Settings(DatabaseSettings):
     rate_limit_per_s: float = Field(default=50.0, ge=0)
     rate_limit_burst: float = Field(default=200.0, ge=1)
 
-    # An entry is flagged unstable when IQR / median reaches this (torch.utils.benchmark warns at 10%).
-    unstable_iqr_ratio: float = Field(default=0.10, gt=0)
+    # An entry is flagged unstable when IQR / median reaches this (fbnet_core.stats.is_unstable).
+    unstable_iqr_ratio: float = Field(default=UNSTABLE_IQR_RATIO, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     # The read-only HTML dashboard at `/` (no token needed to view it; it shows no secrets).
     dashboard_enabled: bool = True

@@ -97,7 +97,7 @@ def wait_until(url: str, what: str, timeout_s: float) -> None:
 def dev_admin_token(server: str, state: Path) -> str:
     """The admin token `serve --dev` generated, read the way every CLI of the project reads it."""
     os.environ["PROFILER_STATE_DIR"] = str(state)
-    from profiler_server.dev_tokens import read_dev_tokens
+    from fbnet_core.dev_tokens import read_dev_tokens
 
     tokens = read_dev_tokens(server)
     if tokens is None:
@@ -117,9 +117,9 @@ def wait_for_device(server: str, device: str, admin_token: str, timeout_s: float
 
 def measure_end_to_end(server: str, admin_token: str, device: str, arch_path: Path) -> tuple[float, float]:
     """The searched network as one `network` op, measured whole by the agent: (predicted_us, measured_us)."""
-    from profiler_server.client import ProfilerClient
-    from search_client.arch import load_architecture
-    from search_client.keys import make_op, network_spec
+    from fbnet_core.arch import load_architecture
+    from fbnet_core.client import ProfilerClient
+    from fbnet_core.keys import make_op, network_spec
     from search_client.validate import ValidationModel, measure_and_compare
 
     arch, params = load_architecture(arch_path)

@@ -1,4 +1,4 @@
-"""The block registry: the 9 FBNet candidate blocks, plus the fixed conv/classifier layers they share.
+"""The candidate blocks as torch modules (their data is `fbnet_core.blocks`), plus the fixed conv/classifier layers.
 
 Every candidate is built by one constructor, `make_block(name, in_channels, out_channels, stride)`, so the
 supernet, the model builder and the list of ops to profile treat candidates as interchangeable.
@@ -15,63 +15,11 @@ match and a 1x1 conv (stride s) + BN + ReLU projection where they do not: there 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from fbnet_core.blocks import check_block_geometry, is_identity
 from search_client.depthwise import DepthwiseConv2d
-from search_client.errors import InvalidOpSpecError, UnknownBlockError
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    """What a candidate block is made of; `kernel_size` and `expansion` are None for `skip`."""
-
-    name: str
-    kernel_size: int | None
-    expansion: int | None
-    groups: int = 1
-
-    @property
-    def is_skip(self) -> bool:
-        return self.kernel_size is None
-
-
-def _candidate(kernel_size: int, expansion: int, groups: int = 1) -> BlockSpec:
-    suffix = f"_g{groups}" if groups > 1 else ""
-    return BlockSpec(f"k{kernel_size}_e{expansion}{suffix}", kernel_size, expansion, groups)
-
-
-# The paper's order; the supernet's per-layer candidate index is the position in this tuple, so never reorder.
-BLOCKS: dict[str, BlockSpec] = {
-    spec.name: spec
-    for spec in (
-        _candidate(3, 1),
-        _candidate(3, 1, groups=2),
-        _candidate(3, 3),
-        _candidate(3, 6),
-        _candidate(5, 1),
-        _candidate(5, 1, groups=2),
-        _candidate(5, 3),
-        _candidate(5, 6),
-        BlockSpec("skip", None, None),
-    )
-}
-CANDIDATES: tuple[str, ...] = tuple(BLOCKS)
-VALID_STRIDES = (1, 2)
-
-
-def get_block_spec(name: str) -> BlockSpec:
-    try:
-        return BLOCKS[name]
-    except KeyError as exc:
-        raise UnknownBlockError(name, CANDIDATES) from exc
-
-
-def is_identity(name: str, in_channels: int, out_channels: int, stride: int) -> bool:
-    """True when the block is a parameter-free identity: nothing to run, nothing to measure."""
-    return get_block_spec(name).is_skip and stride == 1 and in_channels == out_channels
 
 
 class ConvBNAct(nn.Sequential):
@@ -168,22 +116,6 @@ class PoolClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.pool(x), 1))
-
-
-def check_block_geometry(name: str, in_channels: int, out_channels: int, stride: int) -> BlockSpec:
-    """Validate a block's arguments once, so a bad op spec fails with a message instead of inside torch."""
-    spec = get_block_spec(name)
-    if in_channels < 1 or out_channels < 1:
-        raise InvalidOpSpecError(
-            f"block {name}: channels must be positive, got {in_channels} -> {out_channels}"
-        )
-    if stride not in VALID_STRIDES:
-        raise InvalidOpSpecError(f"block {name}: stride must be one of {VALID_STRIDES}, got {stride}")
-    if in_channels % spec.groups or out_channels % spec.groups:
-        raise InvalidOpSpecError(
-            f"block {name}: channels {in_channels} -> {out_channels} must be divisible by groups={spec.groups}"
-        )
-    return spec
 
 
 def make_block(name: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:

@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search_client.blocks import BLOCKS
+from fbnet_core.blocks import BLOCKS
+from fbnet_core.keys import Op
 from search_client.calibration import CalibrationError, relative_least_squares
-from search_client.keys import Op
 
 FIXED = "fixed"
 BLOCK_KINDS = ("e1", "e3", "e6")

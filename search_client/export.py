@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from fbnet_core.keys import op_input_shape, op_key
 from search_client.errors import ExportError
-from search_client.keys import op_key
-from search_client.ops import build_op, op_input_shape
+from search_client.ops import build_op
 
 OPSET_VERSION = 17
 INPUT_NAME = "input"

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
-from search_client.blocks import CANDIDATES
-from search_client.errors import LutFormatError, MissingLutEntries
-from search_client.keys import candidate_ops, fixed_ops
-from search_client.space import SearchSpace
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.errors import LutFormatError, MissingLutEntries
+from fbnet_core.keys import candidate_ops, fixed_ops
+from fbnet_core.space import SearchSpace
 
 US_PER_MS = 1000.0
 

@@ -1,6 +1,6 @@
 """Getting a device's LUT from the profiler server: request the missing entries, pull, cache on disk.
 
-All HTTP goes through `profiler_server.client.ProfilerClient`. Pulled LUTs are cached under
+All HTTP goes through `fbnet_core.client.ProfilerClient`. Pulled LUTs are cached under
 `~/.cache/fbnet-lut/` (or `$FBNET_LUT_CACHE`), one file per (server, device) with the server's ETag, so a search
 can run offline from the last LUT it saw.
 """
@@ -17,10 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from profiler_server.client import Lut, NotFoundError, OpUpload, ProfilerClient, ServerUnavailable
-from search_client.errors import LutFormatError, LutUnavailableError
+from fbnet_core.client import Lut, NotFoundError, OpUpload, ProfilerClient, ServerUnavailable
+from fbnet_core.errors import LutFormatError
+from fbnet_core.keys import Op
+from search_client.errors import LutUnavailableError
 from search_client.export import export_onnx
-from search_client.keys import Op
 
 CACHE_ENV = "FBNET_LUT_CACHE"
 

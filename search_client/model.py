@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from search_client.arch import Architecture
+from fbnet_core.arch import Architecture
+from fbnet_core.space import ClassifierSpec, HeadSpec, SearchSpace, StemSpec
 from search_client.blocks import ConvBNAct, PoolClassifier, make_block
-from search_client.space import ClassifierSpec, HeadSpec, SearchSpace, StemSpec
 
 
 def make_stem(stem: StemSpec) -> nn.Module:

@@ -7,12 +7,12 @@ from typing import Any
 
 from torch import nn
 
-from search_client.arch import Architecture
+from fbnet_core.arch import Architecture
+from fbnet_core.keys import OpSpec, validate_spec
+from fbnet_core.space import ClassifierSpec, HeadSpec, StemSpec, build_space, space_params_from_dict
 from search_client.blocks import make_block
-from search_client.keys import OpSpec, validate_spec
 from search_client.mobilenetv2 import MobileNetV2
 from search_client.model import build_model, make_classifier, make_head, make_stem
-from search_client.space import ClassifierSpec, HeadSpec, StemSpec, build_space, space_params_from_dict
 
 
 def _channels_hw(spec: OpSpec) -> tuple[int, tuple[int, int]]:
@@ -64,7 +64,3 @@ def build_op(spec: Mapping[str, Any]) -> nn.Module:
     valid = validate_spec(spec)
     return _BUILDERS[valid["kind"]](valid)
 
-
-def op_input_shape(spec: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    batch, channels, height, width = validate_spec(spec)["input_shape"]
-    return (batch, channels, height, width)

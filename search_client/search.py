@@ -21,17 +21,17 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from search_client.arch import Architecture
-from search_client.blocks import CANDIDATES
+from fbnet_core.arch import Architecture
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import SearchSpace, fbnet_space
 from search_client.data import global_batches, iterate_batches, load_data
 from search_client.distributed import DistContext, global_sum, shard_batch
 from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.gumbel import sample_gumbel_noise
 from search_client.latency import US_PER_MS, LatencyTable, latency_table_for_space
 from search_client.loss import LossConfig, cross_entropy, search_loss
-from search_client.predict import predict_latency_us
 from search_client.schedule import split_for_search, temperature, warmup_epochs
-from search_client.space import SearchSpace, fbnet_space
 from search_client.supernet import DEFAULT_PATH_GROUPS, Supernet, SupernetMode
 
 CHECKPOINT_NAME = "checkpoint.pt"

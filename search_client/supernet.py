@@ -17,7 +17,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from search_client.blocks import CANDIDATES
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.space import SearchSpace
 from search_client.gumbel import (
     gumbel_softmax_weights,
     path_group_count,
@@ -25,7 +26,6 @@ from search_client.gumbel import (
     share_within_groups,
 )
 from search_client.model import make_classifier, make_head, make_stem
-from search_client.space import SearchSpace
 from search_client.supernet_layer import SupernetLayer
 
 SupernetMode = Literal["weighted", "single_path"]

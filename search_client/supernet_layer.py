@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_client.blocks import CANDIDATES, ChannelShuffle, InvertedResidual, make_block
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.space import LayerSpec
+from search_client.blocks import ChannelShuffle, InvertedResidual, make_block
 from search_client.concat_norm import concat_batch_norm
 from search_client.depthwise import DepthwiseConv2d, depthwise_conv, receptive_kernel
-from search_client.space import LayerSpec
 
 
 def dense_pointwise_weight(conv: nn.Conv2d) -> torch.Tensor:

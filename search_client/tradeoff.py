@@ -22,10 +22,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
-from search_client.arch import Architecture  # noqa: E402
-from search_client.blocks import get_block_spec  # noqa: E402
+from fbnet_core.arch import Architecture  # noqa: E402
+from fbnet_core.blocks import get_block_spec  # noqa: E402
+from fbnet_core.space import FBNET_STAGES  # noqa: E402
 from search_client.errors import SearchClientError  # noqa: E402
-from search_client.space import FBNET_STAGES  # noqa: E402
 
 GROUP_STYLE = {"zoo": ("s", "tab:red"), "searched": ("o", "tab:blue")}
 KERNEL_COLOURS = {3: "tab:orange", 5: "tab:purple"}

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from search_client.arch import Architecture
+from fbnet_core.arch import Architecture
+from fbnet_core.space import SpaceParams, build_space
 from search_client.data import global_batches, iterate_batches, load_data
 from search_client.errors import InvalidSearchConfigError
 from search_client.model import build_model
-from search_client.space import SpaceParams, build_space
 
 
 @dataclass(frozen=True)

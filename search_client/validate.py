@@ -15,19 +15,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from profiler_server.client import ProfilerClient
-from search_client.arch import Architecture
-from search_client.blocks import CANDIDATES
+from fbnet_core.arch import Architecture
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.client import ProfilerClient
+from fbnet_core.fidelity import FidelitySummary, summarize
+from fbnet_core.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import NUM_LAYERS, SpaceParams, build_space
+from fbnet_core.space_manifest import space_manifest, space_name
 from search_client.calibration import DEFAULT_FIT_FRACTION, FIT, HOLDOUT, split_names
 from search_client.calibration_choice import CalibrationChoice, FitNetwork, choose_calibration
 from search_client.calibration_kinds import latency_by_kind_us
 from search_client.errors import SearchClientError
-from search_client.fidelity import FidelitySummary, summarize
-from search_client.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
 from search_client.lut_client import Waiter, request_lut, wait_for_entries
-from search_client.predict import predict_latency_us
-from search_client.space import NUM_LAYERS, SpaceParams, build_space
-from search_client.space_manifest import space_manifest, space_name
 from search_client.zoo import MobileNetV2Entry, get_model
 
 ModelKind = Literal["zoo", "random", "searched"]

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from search_client.arch import Architecture
+from fbnet_core.arch import Architecture
+from fbnet_core.keys import OpSpec, mobilenetv2_spec, network_spec
+from fbnet_core.space import IMAGE_CHANNELS, SpaceParams, build_space
 from search_client.errors import UnknownModelError
-from search_client.keys import OpSpec, mobilenetv2_spec, network_spec
 from search_client.mobilenetv2 import MobileNetV2
 from search_client.model import build_model
-from search_client.space import IMAGE_CHANNELS, SpaceParams, build_space
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Fixtures
   on a free port, migrations applied at start-up. Shared by the tests of a session, so tests must use unique
   device names and op keys (see `unique_name`). Attributes: `.url`, `.admin_token`, `.enroll_token`,
   `.database_url`, `.backend`; methods: `.stop()`, `.start()`, `.restart()`, `.kill()` (SIGKILL), `.pid`,
-  `.client(token=None)` (a `profiler_server.client.ProfilerClient`, closed at teardown).
+  `.client(token=None)` (a `fbnet_core.client.ProfilerClient`, closed at teardown).
 - `live_server_factory` (function): `live_server_factory(backend="sqlite", **settings)` starts a private server on
   a fresh database with setting overrides, e.g. `live_server_factory(lease_seconds=1, max_attempts=2)` (names are
   `profiler_server.config.Settings` fields, passed as `PROFILER_<NAME>`). Use it to stop and restart a server
@@ -224,7 +224,7 @@ class LiveServer:
         return self._process is not None and self._process.poll() is None
 
     def client(self, token: str | None = None) -> Any:
-        from profiler_server.client import ProfilerClient
+        from fbnet_core.client import ProfilerClient
 
         client = ProfilerClient(self.url, token)
         self._clients.append(client)

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from db.session import autocommit_connection
+from fbnet_core.keys import KEY_PATTERN
 from profiler_server.deps import ReaderPrincipal
 from profiler_server.errors import BadRequest
-from profiler_server.schemas import KEY_PATTERN
 from profiler_server.services import lut
 
 router = APIRouter(prefix="/lut", tags=["lut"])

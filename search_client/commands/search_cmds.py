@@ -12,11 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from profiler_server.client import ProfilerError
-from search_client.arch import load_architecture
+from fbnet_core.arch import load_architecture
+from fbnet_core.client import ProfilerError
+from fbnet_core.errors import FbnetLutError
+from fbnet_core.space import build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
 from search_client.distributed import DistContext, init_from_environment
-from search_client.errors import SearchClientError
 from search_client.export import export_module, export_onnx
 from search_client.latency import median_us_by_key
 from search_client.loss import LOSS_FORMS, LossConfig
@@ -24,7 +25,6 @@ from search_client.lut_client import LutCache, pull_lut, read_lut_file
 from search_client.model import build_model
 from search_client.plots import PLOT_NAME, plot_probabilities, read_history
 from search_client.search import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
-from search_client.space import build_space
 from search_client.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
 from search_client.train import TrainConfig, TrainEpoch, train_architecture
 from search_client.zoo import get_model
@@ -227,7 +227,7 @@ def search(
         finally:
             if display is not None:
                 display.progress.stop()
-    except (ProfilerError, SearchClientError) as exc:
+    except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     if context.is_main:
         argmax = json.loads((out / ARGMAX_NAME).read_text())
@@ -268,7 +268,7 @@ def train(
         result = train_architecture(
             architecture, params, config, torch.device(torch_device), on_epoch_end=show
         )
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"top-1: {result.top1:.2%}")
     if out is not None:
@@ -309,7 +309,7 @@ def export(
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             output.write_bytes(export_module(model.eval(), space.input_shape))
             input_shape = list(space.input_shape)
-    except (SearchClientError, OSError, RuntimeError) as exc:
+    except (FbnetLutError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {input_shape})")
 
@@ -321,7 +321,7 @@ def show(
     """The searched architecture as a table (per layer: argmax block and its probability) and a PNG."""
     try:
         history = read_history(search_dir)
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     final = history.final
     table = Table(title=f"{search_dir}: after epoch {history.epochs[-1] + 1}")

@@ -12,15 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from profiler_server.client import ProfilerError
-from search_client.arch import load_architecture
+from fbnet_core.arch import load_architecture
+from fbnet_core.client import ProfilerError
+from fbnet_core.errors import FbnetLutError
+from fbnet_core.fidelity import FidelitySummary
+from fbnet_core.space import SpaceParams
 from search_client.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
 from search_client.calibration_choice import CalibrationChoice
 from search_client.commands.lut_cmds import Server, Token, connect, fail, wait_with_progress
-from search_client.errors import SearchClientError
-from search_client.fidelity import FidelitySummary
 from search_client.fidelity_plot import plot_validation_scatter
-from search_client.space import SpaceParams
 from search_client.tradeoff import plot_architecture, plot_tradeoff, read_points
 from search_client.validate import (
     LATENCY_FIELD,
@@ -178,7 +178,7 @@ def validate(
                 if post
                 else None
             )
-    except (ProfilerError, SearchClientError) as exc:
+    except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     _print_points(Console(), points)
     if rounds > 1:
@@ -217,7 +217,7 @@ def plot_tradeoff_command(
     """Top-1 against measured latency, one panel per device, zoo and searched networks (the paper's Fig. 1)."""
     try:
         plot_tradeoff(read_points(points), output, title)
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"-o: cannot write {output}: {exc}") from exc
@@ -236,7 +236,7 @@ def plot_arch_command(
     try:
         chosen, _params = load_architecture(arch)
         plot_architecture(chosen, output, title or arch.name)
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"-o: cannot write {output}: {exc}") from exc

@@ -17,11 +17,11 @@ import onnxruntime
 import pytest
 from typer.testing import CliRunner
 
+from fbnet_core.keys import ops_for_space
+from fbnet_core.space import fbnet_space
+from fbnet_core.space_manifest import space_name
 from search_client.cli import app
-from search_client.keys import ops_for_space
 from search_client.latency import latency_table_for_space, median_us_by_key
-from search_client.space import fbnet_space
-from search_client.space_manifest import space_name
 
 SPACE_ARGS = [
     "--resolution",

@@ -16,9 +16,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+from fbnet_core.keys import ops_for_space
 from search_client.data import global_batches, load_data
 from search_client.distributed import DistContext
-from search_client.keys import ops_for_space
 from search_client.latency import latency_table_for_space
 from search_client.search import PhaseRunner, SearchConfig, build_state
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_client.blocks import CANDIDATES
-from search_client.errors import LutFormatError, MissingLutEntries
-from search_client.keys import candidate_ops, fixed_ops, ops_for_space
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.errors import LutFormatError, MissingLutEntries
+from fbnet_core.keys import candidate_ops, fixed_ops, ops_for_space
+from fbnet_core.space import fbnet_space
 from search_client.latency import build_latency_table, latency_table_for_space, median_us_by_key
-from search_client.space import fbnet_space
 
 
 @pytest.fixture(scope="module")

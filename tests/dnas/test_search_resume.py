@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from search_client.arch import load_architecture
+from fbnet_core.arch import load_architecture
+from fbnet_core.keys import ops_for_space
 from search_client.distributed import DistContext
 from search_client.errors import CheckpointError, InvalidSearchConfigError
-from search_client.keys import ops_for_space
 from search_client.search import (
     ARGMAX_NAME,
     CHECKPOINT_NAME,

@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from search_client.blocks import CANDIDATES, make_block
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.space import LayerSpec
+from search_client.blocks import make_block
 from search_client.depthwise import DepthwiseConv2d
-from search_client.space import LayerSpec
 from search_client.supernet_layer import SupernetLayer
 
 # Residual layers, stride-2 layers with a projection skip, maps where the 5x5 and 3x3 kernels are cropped

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from search_client.arch import Architecture, load_architecture, save_architecture
-from search_client.errors import InvalidArchitectureError, UnknownBlockError
-from search_client.space import SpaceParams
+from fbnet_core.arch import Architecture, load_architecture, save_architecture
+from fbnet_core.errors import InvalidArchitectureError, UnknownBlockError
+from fbnet_core.space import SpaceParams
 
 FBNET_A = (
     "skip-k3_e3-k3_e1-skip-skip-k5_e6-k3_e3-k5_e1-k3_e3-k5_e6-k5_e3-k5_e1_g2-k5_e6"

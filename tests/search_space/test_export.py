@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from fbnet_core.keys import Op, ops_for_space
+from fbnet_core.space import fbnet_space
 from search_client.export import OPSET_VERSION, export_onnx, seeded_eval_op, sha256_hex
-from search_client.keys import Op, ops_for_space
-from search_client.space import fbnet_space
 
 # A small space exercises every op kind and every candidate at full speed; one 224 layer checks real shapes.
 OPS = ops_for_space(fbnet_space(resolution=32, small_input=True, num_classes=10))

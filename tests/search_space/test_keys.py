@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from search_client.arch import Architecture
-from search_client.blocks import CANDIDATES
-from search_client.errors import InvalidOpSpecError, UnknownBlockError
-from search_client.keys import (
+from fbnet_core.arch import Architecture
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.errors import InvalidOpSpecError, UnknownBlockError
+from fbnet_core.keys import (
     KEY_PATTERN,
     block_spec,
     candidate_ops,
@@ -18,7 +18,7 @@ from search_client.keys import (
     ops_for_architecture,
     ops_for_space,
 )
-from search_client.space import SearchSpace, SpaceParams, fbnet_space
+from fbnet_core.space import SearchSpace, SpaceParams, fbnet_space
 
 ALL_K3_E6 = Architecture(("k3_e6",) * 22)
 
@@ -57,7 +57,7 @@ def test_space_needs_12_signatures_times_9_candidates(space224: SearchSpace) -> 
     ids=["224", "96x0.35", "32small"],
 )
 def test_keys_are_unique_url_safe_and_identify_the_spec(params: SpaceParams) -> None:
-    from search_client.space import build_space
+    from fbnet_core.space import build_space
 
     ops = ops_for_space(build_space(params))
     assert all(KEY_PATTERN.match(op.key) for op in ops)
@@ -76,9 +76,9 @@ def test_layers_and_spaces_share_keys(space224: SearchSpace) -> None:
 
 def test_keys_are_stable_across_processes(space224: SearchSpace) -> None:
     code = (
-        "from search_client.keys import ops_for_space, op_key, network_spec\n"
-        "from search_client.space import fbnet_space, SpaceParams\n"
-        "from search_client.arch import Architecture\n"
+        "from fbnet_core.keys import ops_for_space, op_key, network_spec\n"
+        "from fbnet_core.space import fbnet_space, SpaceParams\n"
+        "from fbnet_core.arch import Architecture\n"
         "print('\\n'.join(op.key for op in ops_for_space(fbnet_space())))\n"
         "print(op_key(network_spec(Architecture(('k3_e6',) * 22), SpaceParams())))\n"
     )

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from profiler_server.client import OpUpload, ProfilerClient
+from fbnet_core.client import OpUpload, ProfilerClient
 
 
 def tiny_onnx(seed: int, channels: int = 4, size: int = 8) -> bytes:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from profiler_server import dev_tokens
+from fbnet_core import dev_tokens
 from profiler_server.cli import app
 
 

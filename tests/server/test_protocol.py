@@ -8,8 +8,8 @@ import io
 import numpy as np
 import pytest
 
+from fbnet_core.client import NotFoundError
 from profiler_server import __version__
-from profiler_server.client import NotFoundError
 from tests.server.helpers import Setup, offline_result, op_upload, sha256, task_result
 
 

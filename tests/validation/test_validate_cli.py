@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from search_client.predict import predict_latency_us
-from search_client.space import build_space
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import build_space
 from search_client.validate import medians_us, validation_models
 
 RESOLUTION = 32

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from search_client.arch import Architecture
-from search_client.errors import MissingLutEntries
-from search_client.keys import ops_for_architecture
-from search_client.space import SearchSpace
+from fbnet_core.arch import Architecture
+from fbnet_core.errors import MissingLutEntries
+from fbnet_core.keys import ops_for_architecture
+from fbnet_core.space import SearchSpace
 
 
 def latency_breakdown_us(

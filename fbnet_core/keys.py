@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from search_client.arch import Architecture
-from search_client.blocks import CANDIDATES, check_block_geometry, is_identity
-from search_client.errors import InvalidOpSpecError, SearchClientError
-from search_client.space import (
+from fbnet_core.arch import Architecture
+from fbnet_core.blocks import CANDIDATES, check_block_geometry, is_identity
+from fbnet_core.errors import FbnetLutError, InvalidOpSpecError
+from fbnet_core.space import (
     IMAGE_CHANNELS,
     ClassifierSpec,
     HeadSpec,
@@ -37,7 +37,13 @@ from search_client.space import (
 )
 
 OpSpec = dict[str, Any]
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# Every key: URL-safe, at most 200 characters (`fullmatch` it; the server's request models use it too).
+KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
+# A block op's key, as `op_key` builds it: blk.<block>.c<in>.o<out>.s<stride>.h<H>w<W>.
+BLOCK_KEY_PATTERN = re.compile(
+    r"blk\.(?P<block>[A-Za-z0-9_]+)\.c(?P<in_channels>\d+)\.o(?P<out_channels>\d+)\.s(?P<stride>\d+)"
+    r"\.h(?P<height>\d+)w(?P<width>\d+)"
+)
 NETWORK_HASH_CHARS = 16
 
 # Fields each kind needs besides the common ones, with their JSON types.
@@ -168,7 +174,7 @@ def _validate_kind(spec: OpSpec) -> OpSpec:
         try:
             params = space_params_from_dict(spec["space"])
             Architecture.from_string(spec["blocks"])
-        except SearchClientError as exc:
+        except FbnetLutError as exc:
             raise InvalidOpSpecError(f"network op spec: {exc}") from exc
         expected = list(build_space(params).input_shape)
         if spec["input_shape"] != expected:
@@ -182,6 +188,12 @@ def _validate_kind(spec: OpSpec) -> OpSpec:
             raise InvalidOpSpecError(f"mobilenetv2 op spec: input_shape must have {IMAGE_CHANNELS} channels")
         return {**spec, "width": float(spec["width"])}
     return spec
+
+
+def op_input_shape(spec: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """The (validated) input shape of an op: [1, C, H, W]."""
+    batch, channels, height, width = validate_spec(spec)["input_shape"]
+    return (batch, channels, height, width)
 
 
 def canonical_json(spec: Mapping[str, Any]) -> str:
@@ -208,7 +220,7 @@ def op_key(spec: Mapping[str, Any]) -> str:
         # An architecture string is too long for a key; the hash of the canonical spec is stable across runs.
         digest = hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:NETWORK_HASH_CHARS]
         key = f"net.r{height}.{digest}"
-    if not KEY_PATTERN.match(key):
+    if not KEY_PATTERN.fullmatch(key):
         raise InvalidOpSpecError(f"op key {key!r} is not URL-safe")
     return key
 
@@ -259,3 +271,29 @@ def ops_for_architecture(arch: Architecture, space: SearchSpace) -> list[Op]:
         if not is_identity(name, layer.in_channels, layer.out_channels, layer.stride)
     ]
     return [stem, *blocks, head, pool_fc]
+
+
+@dataclass(frozen=True)
+class BlockKey:
+    """What a block op's key says: the candidate and the layer shape it runs at."""
+
+    block: str
+    in_channels: int
+    out_channels: int
+    stride: int
+    input_hw: tuple[int, int]
+
+
+def parse_block_key(key: str) -> BlockKey | None:
+    """The parts of a block op's key; None for any other key (stem, head, a network...)."""
+    match = BLOCK_KEY_PATTERN.fullmatch(key)
+    if match is None:
+        return None
+    number = {name: int(value) for name, value in match.groupdict().items() if name != "block"}
+    return BlockKey(
+        match["block"],
+        number["in_channels"],
+        number["out_channels"],
+        number["stride"],
+        (number["height"], number["width"]),
+    )

@@ -12,9 +12,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from search_client.blocks import BLOCKS, CANDIDATES
-from search_client.errors import InvalidArchitectureError, InvalidSpaceError, UnknownBlockError
-from search_client.space import NUM_LAYERS, SpaceParams, space_params_from_dict
+from fbnet_core.blocks import BLOCKS, CANDIDATES
+from fbnet_core.errors import InvalidArchitectureError, InvalidSpaceError, UnknownBlockError
+from fbnet_core.space import NUM_LAYERS, SpaceParams, space_params_from_dict
 
 SEPARATOR = "-"
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from fbnet_core.errors import FormatError
+
 
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
@@ -65,9 +67,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             if number == len(lines) and not line.endswith("\n"):
                 break
-            raise ValueError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
+            raise FormatError(f"{path}:{number}: not a JSON object ({exc.msg})") from exc
         if not isinstance(record, dict):
-            raise ValueError(f"{path}:{number}: not a JSON object")
+            raise FormatError(f"{path}:{number}: not a JSON object")
         records.append(record)
     return records
 

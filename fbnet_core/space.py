@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from search_client.errors import InvalidSpaceError
+from fbnet_core.errors import InvalidSpaceError
 
 # (output channels, number of layers, stride of the stage's first layer), from the paper's Table 1.
 FBNET_STAGES: tuple[tuple[int, int, int], ...] = (

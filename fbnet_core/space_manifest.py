@@ -1,6 +1,6 @@
 """A search space as the profiler server stores it (`PUT /spaces/{name}`), for coverage and heat maps.
 
-Plain data from `search_client.keys`: per layer, the op key of each candidate in `CANDIDATES` order (None where
+Plain data from `fbnet_core.keys`: per layer, the op key of each candidate in `CANDIDATES` order (None where
 the candidate is an identity skip: no op, no cost), the fixed ops' keys, and the space's parameters.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from search_client.blocks import CANDIDATES
-from search_client.keys import candidate_ops, fixed_ops
-from search_client.space import SearchSpace, SpaceParams
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.keys import candidate_ops, fixed_ops
+from fbnet_core.space import SearchSpace, SpaceParams
 
 
 def space_name(params: SpaceParams) -> str:

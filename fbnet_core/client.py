@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from profiler_server import __version__
+from fbnet_core import __version__
 
 DEFAULT_TIMEOUT_S = 30.0
 # Keeps each POST well under the server's default body limit (64 MiB).

@@ -1,12 +1,18 @@
-"""Statistics of raw latency samples, computed once at ingest and stored next to the samples."""
+"""Statistics of raw latency samples: what the LUT serves (computed at ingest, stored next to the samples) and
+what an agent judges its own measurement by, with one definition of "unstable" for both.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+# torch.utils.benchmark's threshold: a spread of IQR / median >= 10 % makes a median unreliable. The server's
+# setting `unstable_iqr_ratio` defaults to it.
+UNSTABLE_IQR_RATIO = 0.10
 # Below this many samples the spread cannot be judged, so the entry is flagged unstable.
 MIN_SAMPLES_TO_JUDGE_STABILITY = 5
 
@@ -25,17 +31,35 @@ class SampleStats:
     cv: float
     unstable: bool
 
+    @property
+    def iqr_rel(self) -> float:
+        """IQR over median: the spread the `unstable` flag is about."""
+        return self.iqr_us / self.median_us if self.median_us > 0 else math.inf
 
-def sample_stats(samples_us: Sequence[float], unstable_iqr_ratio: float) -> SampleStats:
+
+def is_unstable(
+    iqr_us: np.ndarray | float,
+    median_us: np.ndarray | float,
+    n: int,
+    unstable_iqr_ratio: float = UNSTABLE_IQR_RATIO,
+) -> np.ndarray:
+    """The one definition of "unstable": IQR / median >= `unstable_iqr_ratio`, or fewer samples than
+    MIN_SAMPLES_TO_JUDGE_STABILITY (element-wise over arrays of equally long sample lists)."""
+    return (np.asarray(iqr_us) / median_us >= unstable_iqr_ratio) | (n < MIN_SAMPLES_TO_JUDGE_STABILITY)
+
+
+def sample_stats(samples_us: Sequence[float], unstable_iqr_ratio: float = UNSTABLE_IQR_RATIO) -> SampleStats:
     """Median and spread of positive, finite samples (validated by the caller).
 
     Percentiles interpolate linearly (numpy's default); `std_us` is the sample standard deviation (ddof=1);
-    `cv` = std / mean; `unstable` when IQR / median >= `unstable_iqr_ratio` or there are too few samples.
+    `cv` = std / mean; `unstable` as `is_unstable` defines it.
     """
     return batch_stats([samples_us], unstable_iqr_ratio)[0]
 
 
-def batch_stats(samples_us: Sequence[Sequence[float]], unstable_iqr_ratio: float) -> list[SampleStats]:
+def batch_stats(
+    samples_us: Sequence[Sequence[float]], unstable_iqr_ratio: float = UNSTABLE_IQR_RATIO
+) -> list[SampleStats]:
     """`sample_stats` of many sample lists; lists of equal length are computed together (one numpy call each)."""
     by_length: dict[int, list[int]] = {}
     for index, values in enumerate(samples_us):
@@ -51,7 +75,7 @@ def batch_stats(samples_us: Sequence[Sequence[float]], unstable_iqr_ratio: float
         if not np.isfinite(std).all():
             raise ValueError("samples overflow float64")
         iqr = p75 - p25
-        unstable = (iqr / p50 >= unstable_iqr_ratio) | (n < MIN_SAMPLES_TO_JUDGE_STABILITY)
+        unstable = is_unstable(iqr, p50, n, unstable_iqr_ratio)
         minimum, maximum = values[:, 0], values[:, -1]
         for row, index in enumerate(indices):
             out[index] = SampleStats(

@@ -1,4 +1,4 @@
-"""Statistics computed at ingest, checked against numpy / the statistics module."""
+"""Sample statistics (the server's at ingest, the agent's re-measure rule), checked against the statistics module."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import statistics
 import numpy as np
 import pytest
 
-from profiler_server.stats import sample_stats
+from fbnet_core.stats import sample_stats
 
 
 def test_stats_match_reference_implementations():

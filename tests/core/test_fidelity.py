@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from search_client.fidelity import (
-    FidelityInputError,
+from fbnet_core.errors import FidelityInputError
+from fbnet_core.fidelity import (
     kendall_tau,
     mape_pct,
     relative_errors_pct,
     share_within_pct,
+    summarise_by_split,
     summarize,
 )
 
@@ -69,3 +70,38 @@ def test_summary_collects_every_figure():
 def test_bad_input_is_a_typed_error(predicted, measured, message):
     with pytest.raises(FidelityInputError, match=message):
         summarize(predicted, measured)
+
+
+def test_summary_of_four_points_by_hand_counts_the_borders_as_within():
+    # errors +10%, -5%, 0%, -20%: |e| = .10 .05 0 .20
+    summary = summarize([110.0, 190.0, 300.0, 400.0], [100.0, 200.0, 300.0, 500.0])
+    assert summary.count == 4
+    assert summary.mape_pct == pytest.approx(8.75)  # (10 + 5 + 0 + 20) / 4
+    assert summary.within_5_pct == 50.0  # -5% (on the border, counted) and 0%
+    assert summary.within_10_pct == 75.0  # +10% on the border, -5%, 0%
+    assert summary.mean_signed_error_pct == pytest.approx(-3.75)  # (10 - 5 + 0 - 20) / 4
+    assert summary.kendall_tau == 1.0  # both sides increase together
+
+
+def test_kendall_tau_b_with_ties_on_both_sides():
+    # x ties one pair, y ties another: score 4 of n0 = 6 -> 4 / sqrt((6 - 1) * (6 - 1)) = 0.8
+    assert kendall_tau([1.0, 1.0, 2.0, 3.0], [1.0, 2.0, 2.0, 3.0]) == pytest.approx(0.8)
+
+
+def test_kendall_tau_b_is_undefined_for_a_constant_measured_side():
+    assert kendall_tau([1.0, 2.0], [4.0, 4.0]) is None
+
+
+def test_stored_summary_per_split_only_for_the_splits_present():
+    predicted = [100.0, 220.0, 330.0, 480.0, 500.0]
+    measured = [100.0, 200.0, 300.0, 400.0, 500.0]
+    by_split = summarise_by_split(predicted, measured, [None, "fit", "fit", "holdout", "holdout"])
+    assert sorted(by_split) == ["all", "fit", "holdout"]
+    assert by_split["fit"]["n"] == 2 and by_split["fit"]["mape_pct"] == pytest.approx(10.0)
+    assert by_split["holdout"]["mape_pct"] == pytest.approx(10.0)  # (20 + 0) / 2
+    assert by_split["holdout"]["within_10_pct"] == 50.0
+    assert by_split["all"]["mape_pct"] == pytest.approx(8.0)  # (0 + 10 + 10 + 20 + 0) / 5
+    assert sorted(by_split["all"]) == sorted(
+        ["n", "mape_pct", "within_5_pct", "within_10_pct", "kendall_tau", "mean_signed_error_pct"]
+    )
+    assert sorted(summarise_by_split([1.0], [1.0], [None])) == ["all"]
