@@ -1,20 +1,19 @@
 """Architectures as data: one candidate-block name per searchable layer.
 
 Compact string form: the 22 names joined by '-', layer 1 first, e.g. `k3_e1-k3_e6-k5_e1-...-k3_e6`.
-JSON form: `{"blocks": [...22 names...], "space": {SpaceParams fields}}` (`space` optional on load).
+JSON form: `{"blocks": [...22 names...], "space": {SpaceParams fields}}`; the file that holds it is
+formats/architecture_file.py.
 Decoding (string/JSON -> Architecture) is separate from building (`model.build_model`), so keys and counts
 can be computed without torch modules.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from fbnet_core.blocks import BLOCKS, CANDIDATES
-from fbnet_core.errors import InvalidArchitectureError, InvalidSpaceError, UnknownBlockError
-from fbnet_core.space import NUM_LAYERS, SpaceParams, space_params_from_dict
+from fbnet_core.errors import InvalidArchitectureError, UnknownBlockError
+from fbnet_core.space import NUM_LAYERS, SpaceParams
 
 SEPARATOR = "-"
 
@@ -56,21 +55,3 @@ class Architecture:
         if not all(isinstance(name, str) for name in blocks):
             raise InvalidArchitectureError('"blocks" must be a list of strings')
         return cls(tuple(blocks))
-
-
-def save_architecture(path: Path, arch: Architecture, params: SpaceParams) -> None:
-    path.write_text(json.dumps(arch.to_dict(params), indent=2) + "\n")
-
-
-def load_architecture(path: Path) -> tuple[Architecture, SpaceParams]:
-    """Read an architecture JSON file; space parameters default to the ImageNet FBNet space when absent."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidArchitectureError(f"cannot read architecture file {path}: {exc}") from exc
-    arch = Architecture.from_dict(data)
-    try:
-        params = space_params_from_dict(data.get("space", {}))
-    except InvalidSpaceError as exc:
-        raise InvalidArchitectureError(f"{path}: {exc}") from exc
-    return arch, params

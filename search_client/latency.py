@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fbnet_core.blocks import CANDIDATES
-from fbnet_core.errors import LutFormatError, MissingLutEntries
+from fbnet_core.errors import MissingLutEntries
 from fbnet_core.keys import candidate_ops, fixed_ops
 from fbnet_core.space import SearchSpace
 
@@ -25,7 +24,6 @@ class LatencyTable:
 
     block_ms: torch.Tensor
     fixed_ms: float
-    candidates: tuple[str, ...]
 
     def expected_ms(self, weights: torch.Tensor) -> torch.Tensor:
         """Per-sample expected latency, shape (batch,), from weights of shape (batch, layers, candidates)."""
@@ -36,29 +34,11 @@ class LatencyTable:
         """The fastest architecture's latency: a lower bound of every expected latency (weights are convex)."""
         return float(self.block_ms.min(dim=1).values.sum()) + self.fixed_ms
 
-    def architecture_ms(self, blocks: Sequence[str]) -> float:
-        """Predicted latency of one architecture given as its per-layer block names."""
-        columns = torch.tensor([self.candidates.index(name) for name in blocks])
-        rows = torch.arange(len(blocks))
-        return float(self.block_ms[rows, columns].sum()) + self.fixed_ms
-
-
-def median_us_by_key(lut_body: Mapping[str, object]) -> dict[str, float]:
-    """The `median_us` of each entry of a `GET /lut/{device}` body (the statistic the search uses end to end)."""
-    entries = lut_body.get("entries")
-    if not isinstance(entries, Mapping):
-        raise LutFormatError("the LUT has no 'entries' object (expected a GET /lut/{device} body)")
-    try:
-        return {str(key): float(entry["median_us"]) for key, entry in entries.items()}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise LutFormatError(f"a LUT entry has no numeric 'median_us': {exc}") from exc
-
 
 def build_latency_table(
     median_us: Mapping[str, float],
     block_keys: Sequence[Sequence[str | None]],
     fixed_keys: Sequence[str],
-    candidates: Sequence[str],
 ) -> LatencyTable:
     """Assemble the table; `block_keys[l][k]` is None for an identity skip, which costs nothing.
 
@@ -73,11 +53,11 @@ def build_latency_table(
         dtype=torch.float32,
     )
     fixed_ms = sum(median_us[key] for key in fixed_keys) / US_PER_MS
-    return LatencyTable(block_ms=block_ms, fixed_ms=fixed_ms, candidates=tuple(candidates))
+    return LatencyTable(block_ms=block_ms, fixed_ms=fixed_ms)
 
 
 def latency_table_for_space(space: SearchSpace, median_us: Mapping[str, float]) -> LatencyTable:
     """The table of `space` (its layer x candidate op keys, see keys.py) filled from a LUT's medians."""
     block_keys = [[None if op is None else op.key for op in row] for row in candidate_ops(space)]
     fixed_keys = [op.key for op in fixed_ops(space)]
-    return build_latency_table(median_us, block_keys, fixed_keys, CANDIDATES)
+    return build_latency_table(median_us, block_keys, fixed_keys)

@@ -7,7 +7,6 @@ can run offline from the last LUT it saw.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 
 from fbnet_core.client import Lut, NotFoundError, OpUpload, ProfilerClient, ServerUnavailable
 from fbnet_core.errors import LutFormatError
+from fbnet_core.formats.lut_file import read_lut_file, write_lut_file
 from fbnet_core.keys import Op
 from search_client.errors import LutUnavailableError
 from search_client.export import export_onnx
@@ -46,17 +46,6 @@ class CachedLut:
         return asdict(self)
 
 
-def read_lut_file(path: Path) -> dict[str, Any]:
-    """A LUT JSON file (`dnas lut pull -o`, or any saved `GET /lut/{device}` body)."""
-    try:
-        body = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LutFormatError(f"cannot read LUT file {path}: {exc}") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("entries"), dict):
-        raise LutFormatError(f"{path} is not a LUT: expected a JSON object with an 'entries' object")
-    return body
-
-
 class LutCache:
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or default_cache_dir()
@@ -79,9 +68,7 @@ class LutCache:
     def store(self, lut: CachedLut) -> Path:
         path = self.path(lut.server, lut.device)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(lut.to_json()))
-        os.replace(temporary, path)
+        write_lut_file(path, lut.to_json())
         return path
 
 

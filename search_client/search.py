@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from fbnet_core.arch import Architecture
 from fbnet_core.blocks import CANDIDATES
+from fbnet_core.formats.architecture_file import save_architecture
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import SearchSpace, fbnet_space
 from search_client.data import global_batches, iterate_batches, load_data
@@ -396,7 +397,7 @@ def run_search(
                 state.model, data.val, tau, config.batch_size, config.workers, device
             ),
             expected_latency_ms=(theta_stats or weight_stats).latency_ms,
-            argmax_latency_ms=table.architecture_ms(state.model.argmax_blocks()),
+            argmax_latency_ms=predicted_latency_ms(state.model.argmax_blocks(), space, median_us),
             theta=state.model.theta.detach().cpu().tolist(),
         )
         state.history.append(record)
@@ -420,13 +421,15 @@ ARGMAX_NAME = "arch_argmax.json"
 SAMPLES_DIR = "samples"
 
 
-def architecture_record(
-    blocks: list[str], space: SearchSpace, median_us: Mapping[str, float]
-) -> dict[str, Any]:
-    """An architecture file (arch.py's JSON, readable by `dnas train/export --arch`) plus its predicted latency."""
-    arch = Architecture(tuple(blocks))
-    predicted_ms = predict_latency_us(median_us, arch, space) / US_PER_MS
-    return {**arch.to_dict(space.params), "arch": arch.to_string(), "predicted_latency_ms": predicted_ms}
+def predicted_latency_ms(blocks: list[str], space: SearchSpace, median_us: Mapping[str, float]) -> float:
+    """The LUT's sum for one architecture: what every epoch record and architecture file reports."""
+    return predict_latency_us(median_us, Architecture(tuple(blocks)), space) / US_PER_MS
+
+
+def write_architecture(path: Path, blocks: list[str], space: SearchSpace, median_us: Mapping[str, float]) -> None:
+    """An architecture file (readable by `dnas train/export --arch`) with its predicted latency."""
+    predicted_ms = predicted_latency_ms(blocks, space, median_us)
+    save_architecture(path, Architecture(tuple(blocks)), space.params, predicted_ms)
 
 
 def write_search_outputs(
@@ -439,14 +442,12 @@ def write_search_outputs(
 ) -> list[Path]:
     """arch_argmax.json and `sample_count` architectures drawn from P_theta (samples/arch_NN.json)."""
     written = [out_dir / ARGMAX_NAME]
-    written[0].write_text(
-        json.dumps(architecture_record(supernet.argmax_blocks(), space, median_us), indent=2)
-    )
+    write_architecture(written[0], supernet.argmax_blocks(), space, median_us)
     samples_dir = out_dir / SAMPLES_DIR
     samples_dir.mkdir(exist_ok=True)
     generator = torch.Generator().manual_seed(seed)
     for index, blocks in enumerate(supernet.sample_blocks(sample_count, generator)):
         path = samples_dir / f"arch_{index:02d}.json"
-        path.write_text(json.dumps(architecture_record(blocks, space, median_us), indent=2))
+        write_architecture(path, blocks, space, median_us)
         written.append(path)
     return written

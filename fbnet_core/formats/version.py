@@ -6,10 +6,12 @@ before the field existed have no `format_version`: they are read as version 1, t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from fbnet_core.errors import UnknownFormatVersionError
+from fbnet_core.errors import FormatError, UnknownFormatVersionError
 
 FORMAT_VERSION_FIELD = "format_version"
 # What a file without the field is: every format's version 1 is the shape its files had before the field.
@@ -30,3 +32,11 @@ def check_version(body: Mapping[str, Any], version: int, what: str) -> dict[str,
             "write the file again with this version, or upgrade fbnet-lut"
         )
     return {key: value for key, value in body.items() if key != FORMAT_VERSION_FIELD}
+
+
+def read_json_file(path: Path, what: str, error: type[FormatError] = FormatError) -> Any:
+    """The JSON value in `path`; a file that cannot be read or parsed is `error`, naming it as `what`."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise error(f"cannot read {what} {path}: {exc}") from exc

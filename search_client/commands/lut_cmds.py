@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fbnet_core.client import ProfilerClient, ProfilerError
 from fbnet_core.dev_tokens import read_dev_tokens
 from fbnet_core.errors import FbnetLutError
+from fbnet_core.formats.lut_file import write_lut_file
 from fbnet_core.keys import ops_for_space
 from fbnet_core.space_manifest import space_manifest
 from fbnet_core.space_manifest import space_name as server_space_name
@@ -141,7 +141,7 @@ def pull(
             result = pull_lut(client, device, LutCache(cache_dir))
     except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
-    output.write_text(json.dumps(result.lut.to_json(), indent=1))
+    write_lut_file(output, result.lut.to_json())
     if result.from_cache:
         source = f"the cache (server unreachable: {result.offline_reason})"
     else:

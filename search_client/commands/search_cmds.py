@@ -12,16 +12,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from fbnet_core.arch import load_architecture
 from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError
+from fbnet_core.formats.architecture_file import load_architecture
+from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
 from fbnet_core.space import build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
 from search_client.distributed import DistContext, init_from_environment
 from search_client.export import export_module, export_onnx
-from search_client.latency import median_us_by_key
 from search_client.loss import LOSS_FORMS, LossConfig
-from search_client.lut_client import LutCache, pull_lut, read_lut_file
+from search_client.lut_client import LutCache, pull_lut
 from search_client.model import build_model
 from search_client.plots import PLOT_NAME, plot_probabilities, read_history
 from search_client.search import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
@@ -230,9 +230,9 @@ def search(
     except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     if context.is_main:
-        argmax = json.loads((out / ARGMAX_NAME).read_text())
-        typer.echo(f"argmax architecture: {argmax['arch']}")
-        typer.echo(f"predicted latency: {argmax['predicted_latency_ms']:.3f} ms")
+        argmax = load_architecture(out / ARGMAX_NAME)
+        typer.echo(f"argmax architecture: {argmax.arch}")
+        typer.echo(f"predicted latency: {argmax.predicted_latency_ms:.3f} ms")
         typer.echo(
             f"wrote {', '.join(str(path) for path in result.outputs[:2])} ... ({len(result.outputs)} files)"
         )
@@ -264,9 +264,9 @@ def train(
         )
 
     try:
-        architecture, params = load_architecture(arch)
+        loaded = load_architecture(arch)
         result = train_architecture(
-            architecture, params, config, torch.device(torch_device), on_epoch_end=show
+            loaded.arch, loaded.params, config, torch.device(torch_device), on_epoch_end=show
         )
     except FbnetLutError as exc:
         raise fail(str(exc)) from exc
@@ -302,9 +302,9 @@ def export(
             output.write_bytes(export_onnx(spec))
             input_shape = list(spec["input_shape"])
         else:
-            architecture, params = load_architecture(arch)
-            space = build_space(params)
-            model = build_model(architecture, space)
+            loaded = load_architecture(arch)
+            space = build_space(loaded.params)
+            model = build_model(loaded.arch, space)
             if weights is not None:
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             output.write_bytes(export_module(model.eval(), space.input_shape))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fbnet_core.arch import load_architecture
 from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.fidelity import FidelitySummary
+from fbnet_core.formats.architecture_file import load_architecture
+from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, write_validation_file
 from fbnet_core.space import SpaceParams
 from search_client.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
 from search_client.calibration_choice import CalibrationChoice
@@ -37,7 +37,6 @@ from search_client.validate import (
 )
 
 SPACE_NAME = "fbnet"
-RESULT_NAME = "validation.json"
 SCATTER_NAME = "scatter.png"
 
 
@@ -191,14 +190,14 @@ def validate(
     document = validation_document(device, run_label, resolution, seed, rounds, points, report)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / RESULT_NAME).write_text(json.dumps(document, indent=1) + "\n")
+        write_validation_file(out / VALIDATION_FILE_NAME, document)
         title = f"{device}: LUT sum vs whole network, {resolution}x{resolution}, {report.raw.count} networks"
         held_out = [p for p in points if p.split == HOLDOUT and p.predicted_us is not None]
         calibrated = calibrated_us(report.calibration, held_out) if report.calibration else None
         plot_validation_scatter(points, out / SCATTER_NAME, title, calibrated)
     except OSError as exc:
         raise fail(f"--out: cannot write to {out}: {exc}") from exc
-    typer.echo(f"wrote {out / RESULT_NAME} and {out / SCATTER_NAME}")
+    typer.echo(f"wrote {out / VALIDATION_FILE_NAME} and {out / SCATTER_NAME}")
 
 
 plot_app = typer.Typer(
@@ -234,8 +233,7 @@ def plot_arch_command(
 ) -> None:
     """The architecture drawn as blocks, layer 1 to 22."""
     try:
-        chosen, _params = load_architecture(arch)
-        plot_architecture(chosen, output, title or arch.name)
+        plot_architecture(load_architecture(arch).arch, output, title or arch.name)
     except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from fbnet_core.arch import save_architecture
+from fbnet_core.formats.architecture_file import save_architecture
 from search_client.cli import app
 from search_client.tradeoff import TradeoffInputError, TradeoffPoint, plot_tradeoff, read_points, write_points
 from search_client.zoo import get_model
