@@ -33,7 +33,7 @@ from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a pa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fbnet_core.fidelity import summarize  # noqa: E402
 from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, read_validation_file  # noqa: E402
-from search_client.validate import measure_rounds  # noqa: E402
+from search_client.validation.validate import measure_rounds  # noqa: E402
 
 DEVICE = "cpu-ort-t1"  # with --precision int8: cpu-ort-t1-int8
 REMEASURE_TIMEOUT_S = 600.0

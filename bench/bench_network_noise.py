@@ -25,8 +25,8 @@ from device_agents.scheduling import set_realtime_priority  # noqa: E402
 from device_agents.timing import TimingPolicy  # noqa: E402
 from fbnet_core.fidelity import kendall_tau  # noqa: E402
 from fbnet_core.stats import sample_stats  # noqa: E402
-from search_client.export import export_onnx  # noqa: E402
-from search_client.validate import validation_models  # noqa: E402
+from search_client.space.export import export_onnx  # noqa: E402
+from search_client.validation.validate import validation_models  # noqa: E402
 
 PASSES = 2
 

@@ -47,7 +47,7 @@ step() {  # step NAME LIMIT_S FILE COMMAND...: run with a time limit, output to 
   [ "$rc" -eq 0 ] || failed+=("$name (exit $rc)")
 }
 
-dnas() { "$PY" -c 'import sys; from search_client.cli import main; sys.argv[0] = "dnas"; main()' "$@"; }
+dnas() { "$PY" -c 'import sys; from search_client.commands.cli import main; sys.argv[0] = "dnas"; main()' "$@"; }
 device_agent() { "$PY" -m device_agents "$@"; }
 
 environment() {

@@ -1,6 +1,7 @@
 """The FBNet search space as plain data: stem, 22 searchable layers, head, pool + classifier.
 
-Nothing here builds a module; `keys.py` enumerates LUT entries from this data and `model.py` builds networks.
+Nothing here builds a module; `keys.py` enumerates LUT entries from this data and the search client's
+`search_client/space/model.py` builds networks.
 
 ImageNet schedule (input 224): stem 3x3 conv stride 2, then 7 stages whose first layer carries the stage's
 stride (1, 2, 2, 2, 1, 2, 1): total stride 32, a 7x7 final feature map.

@@ -120,7 +120,7 @@ def measure_end_to_end(server: str, admin_token: str, device: str, arch_path: Pa
     from fbnet_core.client import ProfilerClient
     from fbnet_core.formats.architecture_file import load_architecture
     from fbnet_core.keys import make_op, network_spec
-    from search_client.validate import ValidationModel, measure_and_compare
+    from search_client.validation.validate import ValidationModel, measure_and_compare
 
     loaded = load_architecture(arch_path)
     network = make_op(network_spec(loaded.arch, loaded.params))

@@ -122,7 +122,7 @@ class TorchBackend(OnThisHost):
     def prepare(self, op: OpInput) -> InProcessRunner:
         from fbnet_core.errors import FbnetLutError
         from fbnet_core.keys import op_input_shape
-        from search_client.export import seeded_eval_op
+        from search_client.space.export import seeded_eval_op
 
         torch = self._torch
         try:

@@ -26,7 +26,7 @@ from search_client.commands.space_cmds import (
     Width,
     _space,
 )
-from search_client.lut_client import LutCache, pull_lut, request_lut, wait_for_entries
+from search_client.lut.client import LutCache, pull_lut, request_lut, wait_for_entries
 
 Server = Annotated[
     str | None,

@@ -18,16 +18,16 @@ from fbnet_core.formats.architecture_file import load_architecture
 from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
 from fbnet_core.space import build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
-from search_client.distributed import DistContext, init_from_environment
-from search_client.export import export_module, export_onnx
-from search_client.loss import LOSS_FORMS, LossConfig
-from search_client.lut_client import LutCache, pull_lut
-from search_client.model import build_model
-from search_client.plots import PLOT_NAME, plot_probabilities, read_history
-from search_client.search import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
-from search_client.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
-from search_client.train import TrainConfig, TrainEpoch, train_architecture
-from search_client.zoo import get_model
+from search_client.lut.client import LutCache, pull_lut
+from search_client.search.distributed import DistContext, init_from_environment
+from search_client.search.loop import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
+from search_client.search.loss import LOSS_FORMS, LossConfig
+from search_client.search.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
+from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
+from search_client.space.export import export_module, export_onnx
+from search_client.space.model import build_model
+from search_client.space.zoo import get_model
+from search_client.validation.plots import PLOT_NAME, plot_probabilities, read_history
 
 DataSpec = Annotated[str, typer.Option("--data", help="digits | fake | cifar10:PATH | imagefolder:PATH")]
 TorchDevice = Annotated[str, typer.Option("--torch-device", help="Where to train: cpu, cuda, cuda:1 ...")]

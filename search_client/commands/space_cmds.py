@@ -17,9 +17,9 @@ from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.ops_manifest import OPS_MANIFEST_NAME, ManifestEntry, write_manifest
 from fbnet_core.keys import Op, candidate_ops, make_op, ops_for_space
 from fbnet_core.space import SearchSpace, SpaceParams, build_space
-from search_client.counting import ModelCount, count_model
-from search_client.export import export_onnx, sha256_hex
-from search_client.zoo import ZOO, ZooEntry, get_model, input_shape
+from search_client.space.counting import ModelCount, count_model
+from search_client.space.export import export_onnx, sha256_hex
+from search_client.space.zoo import ZOO, ZooEntry, get_model, input_shape
 
 SPACES = ("fbnet",)
 

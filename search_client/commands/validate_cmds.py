@@ -17,12 +17,12 @@ from fbnet_core.fidelity import FidelitySummary
 from fbnet_core.formats.architecture_file import load_architecture
 from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, write_validation_file
 from fbnet_core.space import SpaceParams
-from search_client.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
-from search_client.calibration_choice import CalibrationChoice
 from search_client.commands.lut_cmds import Server, Token, connect, fail, wait_with_progress
-from search_client.fidelity_plot import plot_validation_scatter
-from search_client.tradeoff import plot_architecture, plot_tradeoff, read_points
-from search_client.validate import (
+from search_client.validation.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
+from search_client.validation.calibration_choice import CalibrationChoice
+from search_client.validation.fidelity_plot import plot_validation_scatter
+from search_client.validation.tradeoff import plot_architecture, plot_tradeoff, read_points
+from search_client.validation.validate import (
     LATENCY_FIELD,
     ValidationPoint,
     ValidationReport,

@@ -22,7 +22,7 @@ from device_agents.measure import measure_op
 from device_agents.quantize import INT8_RECIPE, Int8Quantizer
 from fbnet_core.keys import candidate_ops
 from fbnet_core.space import SpaceParams, build_space
-from search_client.export import export_onnx
+from search_client.space.export import export_onnx
 
 
 @pytest.fixture

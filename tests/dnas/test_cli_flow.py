@@ -21,8 +21,8 @@ from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
 from fbnet_core.keys import ops_for_space
 from fbnet_core.space import fbnet_space
 from fbnet_core.space_manifest import space_name
-from search_client.cli import app
-from search_client.latency import latency_table_for_space
+from search_client.commands.cli import app
+from search_client.lut.latency import latency_table_for_space
 
 SPACE_ARGS = [
     "--resolution",

@@ -11,7 +11,7 @@ from fbnet_core.errors import MissingLutEntries
 from fbnet_core.keys import candidate_ops, fixed_ops, ops_for_space
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import fbnet_space
-from search_client.latency import build_latency_table, latency_table_for_space
+from search_client.lut.latency import build_latency_table, latency_table_for_space
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from search_client.errors import InvalidSearchConfigError, LatencyLossUndefinedError
-from search_client.gumbel import gumbel_softmax_weights, sample_gumbel_noise
-from search_client.latency import build_latency_table
-from search_client.loss import LossConfig, cross_entropy, search_loss
+from search_client.lut.latency import build_latency_table
+from search_client.search.gumbel import gumbel_softmax_weights, sample_gumbel_noise
+from search_client.search.loss import LossConfig, cross_entropy, search_loss
 
 
 def test_multiplicative_value_is_ce_times_alpha_times_log_latency_to_the_beta() -> None:

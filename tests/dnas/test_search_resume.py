@@ -13,9 +13,9 @@ from fbnet_core.blocks import CANDIDATES
 from fbnet_core.formats.architecture_file import load_architecture
 from fbnet_core.keys import ops_for_space
 from fbnet_core.predict import predict_latency_us
-from search_client.distributed import DistContext
 from search_client.errors import CheckpointError, InvalidSearchConfigError
-from search_client.search import (
+from search_client.search.distributed import DistContext
+from search_client.search.loop import (
     ARGMAX_NAME,
     CHECKPOINT_NAME,
     HISTORY_NAME,

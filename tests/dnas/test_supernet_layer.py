@@ -10,9 +10,9 @@ from torch import nn
 
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.space import LayerSpec
-from search_client.blocks import make_block
-from search_client.depthwise import DepthwiseConv2d
-from search_client.supernet_layer import SupernetLayer
+from search_client.search.supernet_layer import SupernetLayer
+from search_client.space.blocks import make_block
+from search_client.space.depthwise import DepthwiseConv2d
 
 # Residual layers, stride-2 layers with a projection skip, maps where the 5x5 and 3x3 kernels are cropped
 # (to 3x3 on 2x2 maps, to the centre on 1x1, to 5x1 on a 3x1 map) and a map where they are not.

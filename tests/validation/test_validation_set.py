@@ -9,8 +9,8 @@ import pytest
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.keys import ops_for_architecture, validate_spec
 from fbnet_core.space import NUM_LAYERS, build_space
-from search_client.calibration import FIT, HOLDOUT
-from search_client.validate import (
+from search_client.validation.calibration import FIT, HOLDOUT
+from search_client.validation.validate import (
     DEFAULT_ZOO,
     ValidationPoint,
     ValidationTimeout,

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from fbnet_core.space import make_divisible
-from search_client.blocks import ConvBNAct, InvertedResidual, PoolClassifier
+from search_client.space.blocks import ConvBNAct, InvertedResidual, PoolClassifier
 
 # (expansion t, output channels c, repeats n, first stride s), from the MobileNetV2 paper's Table 2.
 MOBILENETV2_SETTINGS: tuple[tuple[int, int, int, int], ...] = (

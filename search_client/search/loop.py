@@ -26,14 +26,14 @@ from fbnet_core.blocks import CANDIDATES
 from fbnet_core.formats.architecture_file import save_architecture
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import SearchSpace, fbnet_space
-from search_client.data import global_batches, iterate_batches, load_data
-from search_client.distributed import DistContext, global_sum, shard_batch
 from search_client.errors import CheckpointError, InvalidSearchConfigError
-from search_client.gumbel import sample_gumbel_noise
-from search_client.latency import US_PER_MS, LatencyTable, latency_table_for_space
-from search_client.loss import LossConfig, cross_entropy, search_loss
-from search_client.schedule import split_for_search, temperature, warmup_epochs
-from search_client.supernet import DEFAULT_PATH_GROUPS, Supernet, SupernetMode
+from search_client.lut.latency import US_PER_MS, LatencyTable, latency_table_for_space
+from search_client.search.data import global_batches, iterate_batches, load_data
+from search_client.search.distributed import DistContext, global_sum, shard_batch
+from search_client.search.gumbel import sample_gumbel_noise
+from search_client.search.loss import LossConfig, cross_entropy, search_loss
+from search_client.search.schedule import split_for_search, temperature, warmup_epochs
+from search_client.search.supernet import DEFAULT_PATH_GROUPS, Supernet, SupernetMode
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "theta_history.json"

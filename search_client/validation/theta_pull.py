@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
-from search_client.latency import LatencyTable
-from search_client.loss import LossConfig, search_loss
-from search_client.loss import cross_entropy as search_cross_entropy
-from search_client.supernet import Supernet
+from search_client.lut.latency import LatencyTable
+from search_client.search.loss import LossConfig, search_loss
+from search_client.search.loss import cross_entropy as search_cross_entropy
+from search_client.search.supernet import Supernet
 
 
 @dataclass(frozen=True)

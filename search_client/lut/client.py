@@ -21,7 +21,7 @@ from fbnet_core.errors import LutFormatError
 from fbnet_core.formats.lut_file import read_lut_file, write_lut_file
 from fbnet_core.keys import Op
 from search_client.errors import LutUnavailableError
-from search_client.export import export_onnx
+from search_client.space.export import export_onnx
 
 CACHE_ENV = "FBNET_LUT_CACHE"
 
@@ -126,7 +126,7 @@ class RequestReport:
 
 def request_lut(client: ProfilerClient, device: str, ops: Sequence[Op]) -> RequestReport:
     """Queue profiling jobs for every op of `ops` the device's LUT lacks, uploading the ONNX files the server
-    does not have yet (exported deterministically, see export.py). Needs the admin token."""
+    does not have yet (exported deterministically, see search_client/space/export.py). Needs the admin token."""
     missing = missing_keys(client, device, [op.key for op in ops])
     missing_set = set(missing)
     to_upload = [op for op in ops if op.key in missing_set and not _server_has_op(client, op.key)]

@@ -17,9 +17,9 @@ from torch.utils.data import Dataset
 
 from fbnet_core.arch import Architecture
 from fbnet_core.space import SpaceParams, build_space
-from search_client.data import global_batches, iterate_batches, load_data
 from search_client.errors import InvalidSearchConfigError
-from search_client.model import build_model
+from search_client.search.data import global_batches, iterate_batches, load_data
+from search_client.space.model import build_model
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from torch import nn
 
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.space import LayerSpec
-from search_client.blocks import ChannelShuffle, InvertedResidual, make_block
-from search_client.concat_norm import concat_batch_norm
-from search_client.depthwise import DepthwiseConv2d, depthwise_conv, receptive_kernel
+from search_client.search.concat_norm import concat_batch_norm
+from search_client.space.blocks import ChannelShuffle, InvertedResidual, make_block
+from search_client.space.depthwise import DepthwiseConv2d, depthwise_conv, receptive_kernel
 
 
 def dense_pointwise_weight(conv: nn.Conv2d) -> torch.Tensor:

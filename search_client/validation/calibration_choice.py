@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from search_client.calibration import CalibrationError, fit_linear
-from search_client.calibration_kinds import fit_kinds, min_fit_points
+from search_client.validation.calibration import CalibrationError, fit_linear
+from search_client.validation.calibration_kinds import fit_kinds, min_fit_points
 
 LINEAR = "linear"
 PER_BLOCK_KIND = "per_block_kind"

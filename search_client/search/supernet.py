@@ -19,14 +19,14 @@ from torch import nn
 
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.space import SearchSpace
-from search_client.gumbel import (
+from search_client.search.gumbel import (
     gumbel_softmax_weights,
     path_group_count,
     sample_gumbel_noise,
     share_within_groups,
 )
-from search_client.model import make_classifier, make_head, make_stem
-from search_client.supernet_layer import SupernetLayer
+from search_client.search.supernet_layer import SupernetLayer
+from search_client.space.model import make_classifier, make_head, make_stem
 
 SupernetMode = Literal["weighted", "single_path"]
 SUPERNET_MODES: tuple[SupernetMode, ...] = ("weighted", "single_path")

@@ -14,8 +14,8 @@ from fbnet_core.arch import Architecture
 from fbnet_core.keys import OpSpec, mobilenetv2_spec, network_spec
 from fbnet_core.space import IMAGE_CHANNELS, SpaceParams, build_space
 from search_client.errors import UnknownModelError
-from search_client.mobilenetv2 import MobileNetV2
-from search_client.model import build_model
+from search_client.space.mobilenetv2 import MobileNetV2
+from search_client.space.model import build_model
 
 
 @dataclass(frozen=True)

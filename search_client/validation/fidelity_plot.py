@@ -15,8 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
-from search_client.calibration import HOLDOUT  # noqa: E402
-from search_client.validate import ValidationPoint  # noqa: E402
+from search_client.validation.calibration import HOLDOUT  # noqa: E402
+from search_client.validation.validate import ValidationPoint  # noqa: E402
 
 US_PER_MS = 1000.0
 BAND_PCT = 10.0

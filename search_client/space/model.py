@@ -11,7 +11,7 @@ from torch import nn
 
 from fbnet_core.arch import Architecture
 from fbnet_core.space import ClassifierSpec, HeadSpec, SearchSpace, StemSpec
-from search_client.blocks import ConvBNAct, PoolClassifier, make_block
+from search_client.space.blocks import ConvBNAct, PoolClassifier, make_block
 
 
 def make_stem(stem: StemSpec) -> nn.Module:

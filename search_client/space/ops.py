@@ -1,4 +1,4 @@
-"""Rebuilding an op from its spec (see keys.py): the single place a spec becomes an `nn.Module`."""
+"""Rebuilding an op from its spec (see fbnet_core/keys.py): the single place a spec becomes an `nn.Module`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from torch import nn
 from fbnet_core.arch import Architecture
 from fbnet_core.keys import OpSpec, validate_spec
 from fbnet_core.space import ClassifierSpec, HeadSpec, StemSpec, build_space, space_params_from_dict
-from search_client.blocks import make_block
-from search_client.mobilenetv2 import MobileNetV2
-from search_client.model import build_model, make_classifier, make_head, make_stem
+from search_client.space.blocks import make_block
+from search_client.space.mobilenetv2 import MobileNetV2
+from search_client.space.model import build_model, make_classifier, make_head, make_stem
 
 
 def _channels_hw(spec: OpSpec) -> tuple[int, tuple[int, int]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from fbnet_core.blocks import BLOCKS
 from fbnet_core.keys import Op
-from search_client.calibration import CalibrationError, relative_least_squares
+from search_client.validation.calibration import CalibrationError, relative_least_squares
 
 FIXED = "fixed"
 BLOCK_KINDS = ("e1", "e3", "e6")

@@ -23,12 +23,12 @@ from fbnet_core.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import NUM_LAYERS, SpaceParams, build_space
 from fbnet_core.space_manifest import space_manifest, space_name
-from search_client.calibration import DEFAULT_FIT_FRACTION, FIT, HOLDOUT, split_names
-from search_client.calibration_choice import CalibrationChoice, FitNetwork, choose_calibration
-from search_client.calibration_kinds import latency_by_kind_us
 from search_client.errors import SearchClientError
-from search_client.lut_client import Waiter, request_lut, wait_for_entries
-from search_client.zoo import MobileNetV2Entry, get_model
+from search_client.lut.client import Waiter, request_lut, wait_for_entries
+from search_client.space.zoo import MobileNetV2Entry, get_model
+from search_client.validation.calibration import DEFAULT_FIT_FRACTION, FIT, HOLDOUT, split_names
+from search_client.validation.calibration_choice import CalibrationChoice, FitNetwork, choose_calibration
+from search_client.validation.calibration_kinds import latency_by_kind_us
 
 ModelKind = Literal["zoo", "random", "searched"]
 DEFAULT_ZOO = ("fbnet_a", "fbnet_b", "fbnet_c", "mobilenetv2_100")

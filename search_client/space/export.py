@@ -20,7 +20,7 @@ from torch import nn
 
 from fbnet_core.keys import op_input_shape, op_key
 from search_client.errors import ExportError
-from search_client.ops import build_op
+from search_client.space.ops import build_op
 
 OPSET_VERSION = 17
 INPUT_NAME = "input"

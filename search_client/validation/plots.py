@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from search_client.errors import SearchClientError
-from search_client.search import HISTORY_NAME
+from search_client.search.loop import HISTORY_NAME
 
 PLOT_NAME = "theta_probabilities.png"
 PANELS_PER_ROW = 6

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from fbnet_core.blocks import check_block_geometry, is_identity
-from search_client.depthwise import DepthwiseConv2d
+from search_client.space.depthwise import DepthwiseConv2d
 
 
 class ConvBNAct(nn.Sequential):

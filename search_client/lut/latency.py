@@ -57,7 +57,7 @@ def build_latency_table(
 
 
 def latency_table_for_space(space: SearchSpace, median_us: Mapping[str, float]) -> LatencyTable:
-    """The table of `space` (its layer x candidate op keys, see keys.py) filled from a LUT's medians."""
+    """The table of `space` (its layer x candidate op keys, see fbnet_core/keys.py) filled from a LUT's medians."""
     block_keys = [[None if op is None else op.key for op in row] for row in candidate_ops(space)]
     fixed_keys = [op.key for op in fixed_ops(space)]
     return build_latency_table(median_us, block_keys, fixed_keys)
