@@ -2,7 +2,8 @@
 
 The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). Summing is
 exactly what the paper's latency term assumes; how well it holds on a device is measured, not assumed (see
-docs/models.md and the validation of issue 6).
+docs/models.md and docs/validation.md). The search's latency tensor (search_client/lut/latency.py) holds the same
+entries for its differentiable term; every latency reported for one architecture is this sum.
 """
 
 from __future__ import annotations
