@@ -11,12 +11,14 @@ from fbnet_core.blocks import CANDIDATES
 from fbnet_core.errors import InvalidOpSpecError, UnknownBlockError
 from fbnet_core.keys import (
     KEY_PATTERN,
+    BlockKey,
     block_spec,
     candidate_ops,
     network_spec,
     op_key,
     ops_for_architecture,
     ops_for_space,
+    parse_block_key,
 )
 from fbnet_core.space import SearchSpace, SpaceParams, fbnet_space
 
@@ -147,3 +149,16 @@ def test_bad_network_spec_is_a_typed_error() -> None:
         op_key({**spec, "input_shape": [1, 3, 96, 96]})
     with pytest.raises(InvalidOpSpecError, match="22 blocks"):
         op_key({**spec, "blocks": "k3_e6"})
+
+
+def test_every_block_key_parses_back_to_its_spec_and_no_other_key_does(space224: SearchSpace) -> None:
+    ops = ops_for_space(space224)
+    blocks = [op for op in ops if op.spec["kind"] == "block"]
+    assert blocks and len(blocks) < len(ops)
+    for op in blocks:
+        _, channels, height, width = op.spec["input_shape"]
+        assert parse_block_key(op.key) == BlockKey(
+            op.spec["block"], channels, op.spec["out_channels"], op.spec["stride"], (height, width)
+        )
+    assert all(parse_block_key(op.key) is None for op in ops if op.spec["kind"] != "block")
+    assert parse_block_key("blk.k3_e6.c16.o24.s2.h112w112.extra") is None
