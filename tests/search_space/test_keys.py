@@ -62,7 +62,7 @@ def test_keys_are_unique_url_safe_and_identify_the_spec(params: SpaceParams) -> 
     from fbnet_core.space import build_space
 
     ops = ops_for_space(build_space(params))
-    assert all(KEY_PATTERN.match(op.key) for op in ops)
+    assert all(KEY_PATTERN.fullmatch(op.key) for op in ops)
     assert len({op.key for op in ops}) == len(ops)
     assert len({json.dumps(op.spec, sort_keys=True) for op in ops}) == len(ops)
 
