@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from db.migrate import upgrade  # noqa: E402
-from tests.conftest import LiveServer  # noqa: E402 - the test fixtures' server
+from profiler_server.local_server import LiveServer  # noqa: E402
 
 CHUNK = 1 << 20
 

@@ -41,9 +41,9 @@ from sqlalchemy import func, select  # noqa: E402
 
 from db.models import Measurement, Task, TaskStatus  # noqa: E402
 from db.session import make_engine  # noqa: E402
-from profiler_server.client import ProfilerClient, ProfilerError  # noqa: E402
-from tests.conftest import LiveServer, PostgresDatabases  # noqa: E402 - the test fixtures' server and databases
-from tests.server.helpers import RUNTIME, op_upload  # noqa: E402
+from fbnet_core.client import ProfilerClient, ProfilerError  # noqa: E402
+from profiler_server.example_ops import RUNTIME, op_upload  # noqa: E402
+from profiler_server.local_server import LiveServer, PostgresDatabases  # noqa: E402
 
 FEED_BELOW = 40  # re-queue a device's ops when fewer than this many are queued
 
@@ -157,7 +157,7 @@ def main() -> int:
 def run_backend(backend: str, args: argparse.Namespace) -> int:
     from db.migrate import upgrade
 
-    databases = PostgresDatabases()
+    databases = PostgresDatabases(prefix="fbnet_load")
     databases.prefix = f"fbnet_load_{databases.prefix.removeprefix('fbnet_test_')}"
     work = Path(tempfile.mkdtemp(prefix="bench-load-"))
     server = None

@@ -1,6 +1,6 @@
 """Benchmark: the paper's RQ2 on this machine - does the latency-aware loss find faster networks at equal accuracy?
 
-1. LUT: every op of the search space is exported (search_client.export) and measured here with the device agent's
+1. LUT: every op of the search space is exported (search_client.space.export) and measured here with the device agent's
    own timing engine and onnxruntime backend (CPU, 1 thread, in-process; no server in the loop).
 2. Two searches on digits, identical but for the loss: latency-unaware (CE only - the paper's alpha = 0) and the
    paper's CE * 0.2 * log(LAT)^0.6 (LAT in --latency-unit-ms). --label-smoothing smooths both searches' CE: on
@@ -42,20 +42,20 @@ from shared_machine import low_priority, timing_lock  # noqa: E402  (bench/ is n
 
 from device_agents.backends.base import OpInput
 from device_agents.backends.onnxruntime import OnnxRuntimeBackend
-from device_agents.measure import is_failure, measure_op
+from device_agents.measure import measure_op
 from device_agents.timing import TimingPolicy
-from search_client.arch import Architecture
-from search_client.data import global_batches, load_data
+from fbnet_core.arch import Architecture
+from fbnet_core.keys import ops_for_space
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import SearchSpace
 from search_client.errors import InvalidSearchConfigError
-from search_client.export import export_module, export_onnx, sha256_hex
-from search_client.keys import ops_for_space
-from search_client.loss import LossConfig
-from search_client.predict import predict_latency_us
-from search_client.schedule import split_for_search
-from search_client.search import CHECKPOINT_NAME, SearchConfig, SearchResult, run_search
-from search_client.space import SearchSpace
-from search_client.theta_pull import ThetaPull, measure_theta_pull
-from search_client.train import TrainConfig, train_architecture
+from search_client.search.data import global_batches, load_data
+from search_client.search.loop import CHECKPOINT_NAME, SearchConfig, SearchResult, run_search
+from search_client.search.loss import LossConfig
+from search_client.search.schedule import split_for_search
+from search_client.search.train import TrainConfig, train_architecture
+from search_client.space.export import export_module, export_onnx, sha256_hex
+from search_client.validation.theta_pull import ThetaPull, measure_theta_pull
 
 GOAL_FASTER = 0.25
 GOAL_TOP1_POINTS = 2.0
@@ -68,9 +68,9 @@ def measure_median_us(backend: OnnxRuntimeBackend, key: str, onnx: bytes, spec: 
     path = folder / f"{key}.onnx"
     path.write_bytes(onnx)
     record = measure_op(backend, OpInput(key, path, sha256_hex(onnx), spec), POLICY)
-    if is_failure(record):
-        raise RuntimeError(f"{key}: {record['error']}")
-    return statistics.median(record["samples_us"])
+    if record.is_failure:
+        raise RuntimeError(f"{key}: {record.error}")
+    return statistics.median(record.samples_us)
 
 
 def measured_lut(

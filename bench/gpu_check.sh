@@ -55,7 +55,7 @@ step() {  # step NAME LIMIT_S FILE COMMAND...: run with a time limit, output to 
   [ "$rc" -eq 0 ] || failed+=("$name (exit $rc)")
 }
 
-dnas() { "$PY" -c 'import sys; from search_client.cli import main; sys.argv[0] = "dnas"; main()' "$@"; }
+dnas() { "$PY" -c 'import sys; from search_client.commands.cli import main; sys.argv[0] = "dnas"; main()' "$@"; }
 device_agent() { "$PY" -m device_agents "$@"; }
 
 environment() {
@@ -83,11 +83,10 @@ profile_space() {
   "$PY" - "$OUT/torch-$DEVICE.jsonl" "$WORK/lut-$DEVICE.json" <<'PYTHON'
 import json, statistics, sys
 from pathlib import Path
-from device_agents.jsonl import read_records
-from device_agents.measure import is_failure
-records = read_records(Path(sys.argv[1]))
-failed = [record for record in records if is_failure(record)]
-median_us = {r["key"]: statistics.median(r["samples_us"]) for r in records if not is_failure(r)}
+from fbnet_core.formats.results import read_results
+records = read_results(Path(sys.argv[1]))
+failed = [record for record in records if record.is_failure]
+median_us = {r.key: statistics.median(r.samples_us) for r in records if r.samples_us is not None}
 print(f"{len(records)} ops measured, {len(failed)} failed")
 if median_us:
     fastest, slowest = min(median_us, key=median_us.get), max(median_us, key=median_us.get)

@@ -199,11 +199,10 @@ def upload(
     """Send offline results to the server; safe to repeat (each result_id is stored once)."""
     import threading
 
-    from device_agents.jsonl import read_records
-    from device_agents.measure import is_failure
     from device_agents.online import AgentSettings, ensure_registered
     from device_agents.state import AgentPaths, default_state_dir
-    from profiler_server.client import ProfilerClient, ProfilerError
+    from fbnet_core.client import ProfilerClient, ProfilerError
+    from fbnet_core.formats.results import read_results
 
     _setup_logging()
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
@@ -211,15 +210,16 @@ def upload(
     if not results.is_file():
         raise _fail(f"{results}: no such file (write one with `device-agent profile`)")
     try:
-        records = read_records(results)
-        measurements = [record for record in records if not is_failure(record)]
+        records = read_results(results)
+        measurements = [record for record in records if record.runtime is not None]
         token = enroll_token or _dev_enroll_token(server)
         if not measurements:
             raise AgentError(f"{results} holds no successful measurement to upload")
-        device = measurements[0]["runtime"].get("extra", {}).get("device") or {"platform": "unknown"}
+        runtime = measurements[0].runtime or {}
+        device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
         credentials = ensure_registered(settings, token, device, threading.Event())
         with ProfilerClient(server, credentials.device_token) as client:
-            receipt = client.post_measurements(measurements)
+            receipt = client.post_measurements([record.to_json() for record in measurements])
     except (AgentError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     except ProfilerError as exc:
@@ -271,7 +271,7 @@ def run(
 
     from device_agents.online import Agent, AgentSettings, ensure_registered
     from device_agents.state import AgentPaths, default_state_dir
-    from profiler_server.client import ProfilerClient, ProfilerError
+    from fbnet_core.client import ProfilerClient, ProfilerError
 
     _setup_logging()
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
@@ -307,7 +307,7 @@ def run(
 
 def _dev_enroll_token(server: str) -> str | None:
     """The enroll token `profiler-server serve --dev` wrote for this server, if any."""
-    from profiler_server.dev_tokens import read_dev_tokens
+    from fbnet_core.dev_tokens import read_dev_tokens
 
     try:
         tokens = read_dev_tokens(server)

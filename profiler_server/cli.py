@@ -8,7 +8,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from profiler_server import dev_tokens
+from fbnet_core import dev_tokens
 from profiler_server.config import DatabaseSettings, Settings
 from profiler_server.services.retention import DEFAULT_ONE_OFF_KINDS
 

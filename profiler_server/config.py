@@ -8,6 +8,7 @@ from fastapi import Request
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fbnet_core.stats import UNSTABLE_IQR_RATIO
 from profiler_server.blobs import default_blob_dir
 
 MIN_TOKEN_CHARS = 16
@@ -50,8 +51,8 @@ class Settings(DatabaseSettings):
     anonymous_rate_limit_per_s: float = Field(default=50.0, ge=0)
     anonymous_rate_limit_burst: float = Field(default=200.0, ge=1)
 
-    # An entry is flagged unstable when IQR / median reaches this (torch.utils.benchmark warns at 10%).
-    unstable_iqr_ratio: float = Field(default=0.10, gt=0)
+    # An entry is flagged unstable when IQR / median reaches this (fbnet_core.stats.is_unstable).
+    unstable_iqr_ratio: float = Field(default=UNSTABLE_IQR_RATIO, gt=0)
     # Database work: at most `db_connections` requests at once, each in one worker thread with one pooled
     # connection; a request waits at most `db_queue_timeout_s` for its turn (SQLite: for this process's write turn
     # too), else 503 + Retry-After. SQLite waits at most the busy timeout for another process's write lock.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,7 +16,9 @@ from pydantic import (
     model_validator,
 )
 
-KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
+from fbnet_core.keys import KEY_PATTERN
+from fbnet_core.measurement import MAX_ERROR_CHARS
+
 Key = Annotated[str, StringConstraints(pattern=rf"^{KEY_PATTERN.pattern}$")]
 DeviceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -210,7 +211,8 @@ class RuntimeInfo(BaseModel):
 
 
 class TaskResult(BaseModel):
-    """A result for a leased task: samples and runtime, or `error` for a failure."""
+    """A result for a leased task (a `fbnet_core.measurement.MeasurementRecord` with its task_id): samples and
+    runtime, or `error` for a failure."""
 
     task_id: TaskId
     result_id: ResultId
@@ -219,7 +221,7 @@ class TaskResult(BaseModel):
     samples_us: list[SampleUs] | None = Field(default=None, min_length=1)
     runtime: RuntimeInfo | None = None
     error: (
-        Annotated[str, StringConstraints(min_length=1, max_length=4000), AfterValidator(_no_nul)] | None
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_ERROR_CHARS), AfterValidator(_no_nul)] | None
     ) = None
 
     @model_validator(mode="after")
@@ -236,7 +238,8 @@ class ResultsPost(BaseModel):
 
 
 class OfflineMeasurement(BaseModel):
-    """A measurement made without a task (`device-agent profile`, uploaded later)."""
+    """A measurement made without a task (`device-agent profile`, uploaded later): a successful
+    `fbnet_core.measurement.MeasurementRecord`."""
 
     result_id: ResultId
     key: Key

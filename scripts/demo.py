@@ -97,7 +97,7 @@ def wait_until(url: str, what: str, timeout_s: float) -> None:
 def dev_admin_token(server: str, state: Path) -> str:
     """The admin token `serve --dev` generated, read the way every CLI of the project reads it."""
     os.environ["PROFILER_STATE_DIR"] = str(state)
-    from profiler_server.dev_tokens import read_dev_tokens
+    from fbnet_core.dev_tokens import read_dev_tokens
 
     tokens = read_dev_tokens(server)
     if tokens is None:
@@ -117,13 +117,14 @@ def wait_for_device(server: str, device: str, admin_token: str, timeout_s: float
 
 def measure_end_to_end(server: str, admin_token: str, device: str, arch_path: Path) -> tuple[float, float]:
     """The searched network as one `network` op, measured whole by the agent: (predicted_us, measured_us)."""
-    from profiler_server.client import ProfilerClient
-    from search_client.arch import load_architecture
-    from search_client.keys import make_op, network_spec
-    from search_client.validate import ValidationModel, measure_and_compare
+    from fbnet_core.client import ProfilerClient
+    from fbnet_core.formats.architecture_file import load_architecture
+    from fbnet_core.keys import make_op, network_spec
+    from search_client.validation.validate import ValidationModel, measure_and_compare
 
-    arch, params = load_architecture(arch_path)
-    model = ValidationModel("searched", "searched", make_op(network_spec(arch, params)), arch, params)
+    loaded = load_architecture(arch_path)
+    network = make_op(network_spec(loaded.arch, loaded.params))
+    model = ValidationModel("searched", "searched", network, loaded.arch, loaded.params)
     with ProfilerClient(server, admin_token) as client:
         (point,) = measure_and_compare(client, device, [model], timeout_s=600.0)
     assert point.predicted_us is not None  # a network of the space always has a prediction
@@ -190,12 +191,14 @@ def main() -> None:
                 server, admin_token, device, search_dir / "arch_argmax.json"
             )
 
-    chosen = json.loads((search_dir / "arch_argmax.json").read_text())
+    from fbnet_core.formats.architecture_file import load_architecture
+
+    chosen = load_architecture(search_dir / "arch_argmax.json")
     top1 = json.loads((train_dir / "train_result.json").read_text())["top1"]
     error_pct = 100.0 * (predicted_us - measured_us) / measured_us
     banner(f"result ({time.monotonic() - started:.0f} s)")
     print(f"device:              {device}")
-    print(f"architecture:        {chosen['arch']}")
+    print(f"architecture:        {chosen.arch}")
     print(f"predicted latency:   {predicted_us / 1000:.3f} ms (sum of the LUT's blocks)")
     print(
         f"measured latency:    {measured_us / 1000:.3f} ms (whole network, end to end; LUT error {error_pct:+.1f}%)"

@@ -13,7 +13,7 @@ from device_agents.backends.base import InProcessRunner, OnThisHost, OpInput, Ru
 from device_agents.errors import BackendUnavailableError, OpFailedError
 from device_agents.quantize import INT8_RECIPE, PRECISIONS, Int8Quantizer
 from device_agents.system import current_affinity, set_affinity
-from profiler_server.services.onnx_safety import UnsafeModelError, check_allocation
+from fbnet_core.onnx_safety import UnsafeModelError, check_allocation
 
 GRAPH_OPTIMIZATION_LEVELS = {
     "ORT_DISABLE_ALL": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,

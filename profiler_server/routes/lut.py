@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import Connection
 
+from fbnet_core.keys import KEY_PATTERN
 from profiler_server.database import Database
 from profiler_server.deps import ReaderPrincipal
 from profiler_server.errors import BadRequest
-from profiler_server.schemas import KEY_PATTERN
 from profiler_server.services import lut
 
 router = APIRouter(prefix="/lut", tags=["lut"])

@@ -24,13 +24,13 @@ from sqlalchemy.orm import Session
 
 from db.models import Device, LutEntry, Measurement, Op, Task, TaskStatus
 from db.session import begin_write
+from fbnet_core.stats import SampleStats, batch_stats
 from profiler_server.errors import BadRequest, Conflict, Forbidden, NotFound
 from profiler_server.schemas import OfflineMeasurement, ResultsReceipt, RuntimeInfo, TaskResult
 from profiler_server.services.bulk_rows import insert_rows
 from profiler_server.services.ingest_postgres import OfflineRow, store_offline
 from profiler_server.services.jobs import chunks
 from profiler_server.services.lut_versions import notifying
-from profiler_server.stats import SampleStats, batch_stats
 
 
 @dataclass(frozen=True, slots=True)

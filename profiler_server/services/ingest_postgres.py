@@ -33,9 +33,9 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql
 
 from db.models import Measurement
+from fbnet_core.stats import SampleStats
 from profiler_server.schemas import RuntimeInfo
 from profiler_server.services.lut_versions_postgres import LUT_CHANGED_CHANNEL
-from profiler_server.stats import SampleStats
 
 _SAMPLE_BYTES = 8  # float64
 

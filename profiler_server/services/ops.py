@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import OnnxModel, Op
+from fbnet_core.onnx_safety import UnsafeModelError, check_allocation, check_self_contained
 from profiler_server.blobs import BlobMissing, BlobStore
 from profiler_server.errors import BadRequest, Conflict, Gone, NotFound
 from profiler_server.schemas import OpPublic, OpsReceipt, OpUpload
-from profiler_server.services.onnx_safety import UnsafeModelError, check_allocation, check_self_contained
 
 
 def decode_onnx(onnx_b64: str, field: str) -> bytes:
@@ -28,7 +28,7 @@ def decode_onnx(onnx_b64: str, field: str) -> bytes:
 
 def check_onnx(content: bytes, field: str) -> None:
     """A loadable, checker-clean model with the contract's I/O (input `input` [1, C, H, W], output `output`) whose
-    every tensor has a static shape within the allocation limits (services/onnx_safety.py)."""
+    every tensor has a static shape within the allocation limits (fbnet_core/onnx_safety.py)."""
     try:
         model = onnx.load_model_from_string(content)
         check_self_contained(model)  # before the checker, which would stat external data paths

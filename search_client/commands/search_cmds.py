@@ -12,22 +12,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from profiler_server.client import ProfilerError
-from search_client.arch import load_architecture
+from fbnet_core.client import ProfilerError
+from fbnet_core.errors import FbnetLutError
+from fbnet_core.formats.architecture_file import load_architecture
+from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
+from fbnet_core.space import build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
-from search_client.distributed import DistContext, init_from_environment
-from search_client.errors import SearchClientError
-from search_client.export import export_module, export_onnx
-from search_client.latency import median_us_by_key
-from search_client.loss import LOSS_FORMS, LossConfig
-from search_client.lut_client import LutCache, pull_lut, read_lut_file
-from search_client.model import build_model
-from search_client.plots import PLOT_NAME, plot_probabilities, read_history
-from search_client.search import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
-from search_client.space import build_space
-from search_client.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
-from search_client.train import TrainConfig, TrainEpoch, train_architecture
-from search_client.zoo import get_model
+from search_client.lut.client import LutCache, pull_lut
+from search_client.search.distributed import DistContext, init_from_environment
+from search_client.search.loop import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
+from search_client.search.loss import LOSS_FORMS, LossConfig
+from search_client.search.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
+from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
+from search_client.space.export import export_module, export_onnx
+from search_client.space.model import build_model
+from search_client.space.zoo import get_model
+from search_client.validation.plots import PLOT_NAME, plot_probabilities, read_history
 
 DataSpec = Annotated[str, typer.Option("--data", help="digits | fake | cifar10:PATH | imagefolder:PATH")]
 TorchDevice = Annotated[str, typer.Option("--torch-device", help="Where to train: cpu, cuda, cuda:1 ...")]
@@ -227,12 +227,12 @@ def search(
         finally:
             if display is not None:
                 display.progress.stop()
-    except (ProfilerError, SearchClientError) as exc:
+    except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     if context.is_main:
-        argmax = json.loads((out / ARGMAX_NAME).read_text())
-        typer.echo(f"argmax architecture: {argmax['arch']}")
-        typer.echo(f"predicted latency: {argmax['predicted_latency_ms']:.3f} ms")
+        argmax = load_architecture(out / ARGMAX_NAME)
+        typer.echo(f"argmax architecture: {argmax.arch}")
+        typer.echo(f"predicted latency: {argmax.predicted_latency_ms:.3f} ms")
         typer.echo(
             f"wrote {', '.join(str(path) for path in result.outputs[:2])} ... ({len(result.outputs)} files)"
         )
@@ -264,11 +264,11 @@ def train(
         )
 
     try:
-        architecture, params = load_architecture(arch)
+        loaded = load_architecture(arch)
         result = train_architecture(
-            architecture, params, config, torch.device(torch_device), on_epoch_end=show
+            loaded.arch, loaded.params, config, torch.device(torch_device), on_epoch_end=show
         )
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"top-1: {result.top1:.2%}")
     if out is not None:
@@ -302,14 +302,14 @@ def export(
             output.write_bytes(export_onnx(spec))
             input_shape = list(spec["input_shape"])
         else:
-            architecture, params = load_architecture(arch)
-            space = build_space(params)
-            model = build_model(architecture, space)
+            loaded = load_architecture(arch)
+            space = build_space(loaded.params)
+            model = build_model(loaded.arch, space)
             if weights is not None:
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             output.write_bytes(export_module(model.eval(), space.input_shape))
             input_shape = list(space.input_shape)
-    except (SearchClientError, OSError, RuntimeError) as exc:
+    except (FbnetLutError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {input_shape})")
 
@@ -321,7 +321,7 @@ def show(
     """The searched architecture as a table (per layer: argmax block and its probability) and a PNG."""
     try:
         history = read_history(search_dir)
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     final = history.final
     table = Table(title=f"{search_dir}: after epoch {history.epochs[-1] + 1}")

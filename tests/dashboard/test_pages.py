@@ -12,8 +12,8 @@ from sqlalchemy import event
 from db.migrate import upgrade
 from profiler_server.app import create_app
 from profiler_server.config import Settings
+from profiler_server.example_ops import op_upload
 from tests.dashboard.helpers import StandInAgent, api, point, space_body, upload_ops
-from tests.server.helpers import op_upload
 
 HOSTILE = '<script>alert("x")</script>'
 

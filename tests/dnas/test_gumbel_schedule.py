@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from search_client.gumbel import gumbel_softmax_weights, sample_gumbel_noise
-from search_client.schedule import split_for_search, temperature, warmup_epochs
+from search_client.search.gumbel import gumbel_softmax_weights, sample_gumbel_noise
+from search_client.search.schedule import split_for_search, temperature, warmup_epochs
 
 
 def test_gumbel_noise_differs_per_sample_and_is_reproducible() -> None:

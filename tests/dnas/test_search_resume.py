@@ -9,11 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from search_client.arch import load_architecture
-from search_client.distributed import DistContext
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.formats.architecture_file import load_architecture
+from fbnet_core.keys import ops_for_space
+from fbnet_core.predict import predict_latency_us
 from search_client.errors import CheckpointError, InvalidSearchConfigError
-from search_client.keys import ops_for_space
-from search_client.search import (
+from search_client.search.distributed import DistContext
+from search_client.search.loop import (
     ARGMAX_NAME,
     CHECKPOINT_NAME,
     HISTORY_NAME,
@@ -81,13 +83,17 @@ def test_outputs_are_loadable_architectures_with_predicted_latency(tmp_path: Pat
         "arch_02.json",
     ]
     for path in result.outputs:
-        record = json.loads(path.read_text())
-        arch, params = load_architecture(path)
-        assert params == result.space.params
-        # The tensor the search optimises and the key-by-key predictor (predict.py) agree.
-        assert record["predicted_latency_ms"] == pytest.approx(
-            result.table.architecture_ms(list(arch.blocks)), rel=1e-5
+        loaded = load_architecture(path)
+        assert loaded.params == result.space.params
+        # The file's prediction is the LUT's sum for its architecture (the search's latency table holds the
+        # same entries: a one-hot weight on these blocks gives the same latency).
+        assert loaded.predicted_latency_ms == pytest.approx(
+            predict_latency_us(lut_us(CONFIG), loaded.arch, result.space) / 1000.0
         )
+        one_hot = torch.zeros(1, len(loaded.arch.blocks), len(CANDIDATES))
+        for layer, name in enumerate(loaded.arch.blocks):
+            one_hot[0, layer, CANDIDATES.index(name)] = 1.0
+        assert result.table.expected_ms(one_hot).item() == pytest.approx(loaded.predicted_latency_ms, rel=1e-5)
     history = json.loads((tmp_path / HISTORY_NAME).read_text())
     assert [record["trained_theta"] for record in history["epochs"]] == [False, True]
 

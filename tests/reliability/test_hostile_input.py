@@ -18,7 +18,8 @@ import onnx
 import pytest
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
-from tests.server.helpers import RUNTIME, Setup, task_result, unique
+from profiler_server.example_ops import RUNTIME
+from tests.server.helpers import Setup, task_result, unique
 
 
 @pytest.fixture(scope="module")

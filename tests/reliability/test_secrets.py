@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from profiler_server.client import AuthError, ProfilerClient
+from fbnet_core.client import AuthError, ProfilerClient
 
 
 def _pasted_file(server_url: str, secret: str) -> str:

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from profiler_server.app import create_app
 from profiler_server.config import Settings
-from tests.server.helpers import RUNTIME, Setup, offline_result, task_result, tiny_onnx, unique
+from profiler_server.example_ops import RUNTIME, tiny_onnx
+from tests.server.helpers import Setup, offline_result, task_result, unique
 
 
 @pytest.fixture(scope="module")

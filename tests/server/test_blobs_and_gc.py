@@ -13,9 +13,10 @@ import httpx
 from sqlalchemy import inspect
 
 from db.session import make_engine
+from fbnet_core.client import OpUpload
 from profiler_server.blobs import BlobStore
-from profiler_server.client import OpUpload
-from tests.server.helpers import Setup, sha256, task_result, tiny_onnx
+from profiler_server.example_ops import tiny_onnx
+from tests.server.helpers import Setup, sha256, task_result
 
 
 def _gc(server, *args: str) -> str:

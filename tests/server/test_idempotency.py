@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from profiler_server.client import NotFoundError
+from fbnet_core.client import NotFoundError
 from tests.server.helpers import Setup, offline_result, task_result
 
 

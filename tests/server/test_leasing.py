@@ -84,7 +84,7 @@ def test_a_late_result_and_the_next_agents_result_store_one_measurement(
 def test_two_replicas_on_one_database_never_lease_a_task_twice(
     backend, live_server_factory, unique_name, tmp_path
 ):
-    from conftest import LiveServer
+    from profiler_server.local_server import LiveServer
 
     first = live_server_factory(backend)
     second = LiveServer(backend, first.database_url, tmp_path)

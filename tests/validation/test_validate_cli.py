@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from search_client.predict import predict_latency_us
-from search_client.space import build_space
-from search_client.validate import medians_us, validation_models
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import build_space
+from search_client.validation.validate import medians_us, validation_models
 
 RESOLUTION = 32
 RANDOM_NETWORKS = 4
@@ -26,7 +26,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _dnas(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from search_client.cli import main; main()", *args]
+    command = [sys.executable, "-c", "from search_client.commands.cli import main; main()", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
 
 
@@ -167,7 +167,7 @@ def test_bad_input_is_a_one_line_error(live_server_factory):
     # In-process (Typer's runner): the same CLI without paying a torch import per case.
     from typer.testing import CliRunner
 
-    from search_client.cli import app
+    from search_client.commands.cli import app
 
     server = live_server_factory("sqlite")
     for args, message in BAD_INPUTS:
