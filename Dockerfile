@@ -7,6 +7,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY fbnet_core ./fbnet_core
 COPY profiler_server ./profiler_server
 COPY db ./db
 COPY device_agents ./device_agents

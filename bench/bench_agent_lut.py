@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from profiler_server.client import OpUpload, ProfilerClient
+from fbnet_core.client import OpUpload, ProfilerClient
 
 GOAL_S = 300.0
 

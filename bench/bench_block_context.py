@@ -30,12 +30,12 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from device_agents.scheduling import set_realtime_priority  # noqa: E402
 from device_agents.system import set_affinity  # noqa: E402
-from search_client.blocks import is_identity  # noqa: E402
-from search_client.calibration_kinds import FIXED, op_kind  # noqa: E402
-from search_client.export import export_onnx  # noqa: E402
-from search_client.keys import Op  # noqa: E402
-from search_client.space import build_space  # noqa: E402
-from search_client.validate import ValidationModel, validation_models  # noqa: E402
+from fbnet_core.blocks import is_identity  # noqa: E402
+from fbnet_core.keys import Op  # noqa: E402
+from fbnet_core.space import build_space  # noqa: E402
+from search_client.space.export import export_onnx  # noqa: E402
+from search_client.validation.calibration_kinds import FIXED, op_kind  # noqa: E402
+from search_client.validation.validate import ValidationModel, validation_models  # noqa: E402
 
 WARMUP_RUNS = 10
 _OWNER = re.compile(r"^/(stem|head|classifier|layers/layers\.(\d+))/")

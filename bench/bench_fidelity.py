@@ -25,7 +25,6 @@ scored as a prediction of the second with the same metrics: the floor under any 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -38,8 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from search_client.fidelity import summarize  # noqa: E402
-from search_client.validate import measure_rounds  # noqa: E402
+from fbnet_core.fidelity import summarize  # noqa: E402
+from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, read_validation_file  # noqa: E402
+from search_client.validation.validate import measure_rounds  # noqa: E402
 
 DEVICE = "cpu-ort-t1"  # with --precision int8: cpu-ort-t1-int8
 REMEASURE_TIMEOUT_S = 600.0
@@ -154,7 +154,7 @@ def main() -> None:
             "--calibrate", "--out", str(out),
             cpus=(args.server_cpu,),
         )  # fmt: skip
-        document = json.loads((out / "validation.json").read_text())
+        document = read_validation_file(out / VALIDATION_FILE_NAME)
         predicted = [point for point in document["points"] if point["predicted_us"] is not None]
         second_us = (
             remeasure_networks(stack, device, [point["key"] for point in predicted], args.rounds)

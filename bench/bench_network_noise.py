@@ -22,10 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from device_agents.backends.base import OpInput  # noqa: E402
 from device_agents.backends.onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from device_agents.scheduling import set_realtime_priority  # noqa: E402
-from device_agents.timing import TimingPolicy, summarize  # noqa: E402
-from search_client.export import export_onnx  # noqa: E402
-from search_client.fidelity import kendall_tau  # noqa: E402
-from search_client.validate import validation_models  # noqa: E402
+from device_agents.timing import TimingPolicy  # noqa: E402
+from fbnet_core.fidelity import kendall_tau  # noqa: E402
+from fbnet_core.stats import sample_stats  # noqa: E402
+from search_client.space.export import export_onnx  # noqa: E402
+from search_client.validation.validate import validation_models  # noqa: E402
 
 PASSES = 2
 
@@ -35,7 +36,7 @@ def measure_pass(backend: OnnxRuntimeBackend, inputs: list[OpInput]) -> list[flo
     for op_input in inputs:
         runner = backend.prepare(op_input)
         try:
-            medians_us.append(summarize(runner.measure(TimingPolicy()).samples_us).median_us)
+            medians_us.append(sample_stats(runner.measure(TimingPolicy()).samples_us).median_us)
         finally:
             runner.close()
     return medians_us

@@ -1,6 +1,6 @@
 """Benchmark: the paper's RQ2 on this machine - does the latency-aware loss find faster networks at equal accuracy?
 
-1. LUT: every op of the search space is exported (search_client.export) and measured here with the device agent's
+1. LUT: every op of the search space is exported (search_client.space.export) and measured here with the device agent's
    own timing engine and onnxruntime backend (CPU, 1 thread, in-process; no server in the loop).
 2. Two searches on digits, identical but for the loss: latency-unaware (the paper's alpha = 0: cross-entropy
    alone) and the paper's CE * 0.2 * log(LAT)^0.6, both with `dnas search`'s defaults (temperature 5 -> 0.087 over
@@ -42,23 +42,23 @@ from shared_machine import low_priority, timing_lock  # noqa: E402  (bench/ is n
 
 from device_agents.backends.base import Backend, OpInput
 from device_agents.backends.onnxruntime import OnnxRuntimeBackend
-from device_agents.measure import is_failure, measure_op
+from device_agents.measure import measure_op
 from device_agents.overhead import OverheadMeasuringBackend
 from device_agents.timing import TimingPolicy
-from search_client.arch import Architecture
-from search_client.data import global_batches, load_data
+from fbnet_core.arch import Architecture
+from fbnet_core.keys import ops_for_space
+from fbnet_core.lut_costs import LutCosts
+from fbnet_core.measurement import MeasurementRecord
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import SearchSpace
 from search_client.errors import InvalidSearchConfigError
-from search_client.export import export_module, export_onnx, sha256_hex
-from search_client.keys import ops_for_space
-from search_client.latency import lut_costs_from_body
-from search_client.loss import LossConfig
-from search_client.lut_costs import LutCosts
-from search_client.predict import predict_latency_us
-from search_client.schedule import split_for_search
-from search_client.search import CHECKPOINT_NAME, SearchConfig, SearchResult, run_search
-from search_client.space import SearchSpace
-from search_client.theta_pull import ThetaPull, measure_theta_pull
-from search_client.train import TrainConfig, train_architecture
+from search_client.search.data import global_batches, load_data
+from search_client.search.loop import CHECKPOINT_NAME, SearchConfig, SearchResult, run_search
+from search_client.search.loss import LossConfig
+from search_client.search.schedule import split_for_search
+from search_client.search.train import TrainConfig, train_architecture
+from search_client.space.export import export_module, export_onnx, sha256_hex
+from search_client.validation.theta_pull import ThetaPull, measure_theta_pull
 
 GOAL_FASTER = 0.25
 GOAL_TOP1_POINTS = 2.0
@@ -67,17 +67,19 @@ LUT_NAME = "lut.json"
 RUN_NAMES = ("latency_unaware", "latency_aware")
 
 
-def measure_record(backend: Backend, key: str, onnx: bytes, spec: dict, folder: Path) -> dict:
+def measure_record(backend: Backend, key: str, onnx: bytes, spec: dict, folder: Path) -> MeasurementRecord:
     path = folder / f"{key}.onnx"
     path.write_bytes(onnx)
     record = measure_op(backend, OpInput(key, path, sha256_hex(onnx), spec), POLICY)
-    if is_failure(record):
-        raise RuntimeError(f"{key}: {record['error']}")
+    if record.is_failure:
+        raise RuntimeError(f"{key}: {record.error}")
     return record
 
 
 def measure_median_us(backend: Backend, key: str, onnx: bytes, spec: dict, folder: Path) -> float:
-    return statistics.median(measure_record(backend, key, onnx, spec, folder)["samples_us"])
+    samples_us = measure_record(backend, key, onnx, spec, folder).samples_us
+    assert samples_us is not None  # measure_record raised for a failure
+    return statistics.median(samples_us)
 
 
 def measured_lut(space: SearchSpace, backend: Backend, folder: Path, lock: Path | None) -> LutCosts:
@@ -86,13 +88,13 @@ def measured_lut(space: SearchSpace, backend: Backend, folder: Path, lock: Path 
     if saved.is_file():
         body = json.loads(saved.read_text())
         # A LUT saved as plain key -> median (no overhead figures) is read as such.
-        lut = lut_costs_from_body(body) if "entries" in body else LutCosts(body)
+        lut = LutCosts.from_body(body) if "entries" in body else LutCosts(body)
         print(f"LUT: {len(lut.median_us)} ops from {saved} ({lut.describe()['prediction']})")
         return lut
     with timing_lock(lock):
         body = measure_lut(space, backend, folder)
     saved.write_text(json.dumps(body, indent=1, sort_keys=True))
-    return lut_costs_from_body(body)
+    return LutCosts.from_body(body)
 
 
 def measure_lut(space: SearchSpace, backend: Backend, folder: Path) -> dict:
@@ -104,9 +106,10 @@ def measure_lut(space: SearchSpace, backend: Backend, folder: Path) -> dict:
     try:
         for op in ops:
             record = measure_record(probing, op.key, export_onnx(op.spec), op.spec, folder)
-            overhead = record["runtime"]["extra"].get("invocation_overhead")
+            assert record.runtime is not None and record.samples_us is not None
+            overhead = record.runtime["extra"].get("invocation_overhead")
             entries[op.key] = {
-                "median_us": statistics.median(record["samples_us"]),
+                "median_us": statistics.median(record.samples_us),
                 "invocation_overhead": overhead
                 and {k: overhead[k] for k in ("us", "input_us", "output_us", "fixed_us")},
             }

@@ -12,7 +12,7 @@ differ most (grouped convolutions 1.5-3x dearer in int8, wide expansions cheaper
 1. A real `profiler-server serve --dev` (SQLite, temp folder); both devices register through real
    `device-agent run` processes; the search space's ops are uploaded and queued for both (search_client
    .lut_client), and each agent drains its queue alone (`--once`), never both at the same time.
-2. One DNAS search per device (search_client.search.run_search, digits, identical settings and seed; only the
+2. One DNAS search per device (search_client.search.loop.loop.run_search, digits, identical settings and seed; only the
    LUT differs), each device's argmax architecture kept. The default loss is the additive CE + lambda * LAT with
    lambda = --latency-weight / (the device's expected latency under uniform theta): the same *relative* latency
    pull on both devices, whose LUTs differ ~10x in scale. (The paper's multiplicative loss barely moves theta on
@@ -48,20 +48,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
 from shared_machine import low_priority, timing_lock  # noqa: E402
 
-from profiler_server.client import ProfilerClient  # noqa: E402
-from search_client.arch import Architecture  # noqa: E402
-from search_client.blocks import CANDIDATES  # noqa: E402
-from search_client.keys import Op, make_op, network_spec, ops_for_space  # noqa: E402
-from search_client.latency import latency_table_for_space  # noqa: E402
-from search_client.loss import LossConfig  # noqa: E402
-from search_client.lut_client import Waiter, missing_keys, request_lut  # noqa: E402
-from search_client.predict import predict_latency_us  # noqa: E402
-from search_client.search import EpochRecord, SearchConfig, run_search  # noqa: E402
-from search_client.space import SearchSpace  # noqa: E402
-from search_client.tradeoff import TradeoffPoint, plot_architecture, plot_tradeoff, write_points  # noqa: E402
-from search_client.train import TrainConfig, train_architecture  # noqa: E402
-from search_client.validate import measure_rounds, medians_us  # noqa: E402
-from search_client.zoo import get_model  # noqa: E402
+from fbnet_core.arch import Architecture  # noqa: E402
+from fbnet_core.blocks import CANDIDATES  # noqa: E402
+from fbnet_core.client import ProfilerClient  # noqa: E402
+from fbnet_core.keys import Op, make_op, network_spec, ops_for_space  # noqa: E402
+from fbnet_core.predict import predict_latency_us  # noqa: E402
+from fbnet_core.space import SearchSpace  # noqa: E402
+from search_client.lut.client import Waiter, missing_keys, request_lut  # noqa: E402
+from search_client.lut.latency import latency_table_for_space  # noqa: E402
+from search_client.search.loop import EpochRecord, SearchConfig, run_search  # noqa: E402
+from search_client.search.loss import LossConfig  # noqa: E402
+from search_client.search.train import TrainConfig, train_architecture  # noqa: E402
+from search_client.space.zoo import get_model  # noqa: E402
+from search_client.validation.tradeoff import TradeoffPoint, plot_architecture, plot_tradeoff, write_points  # noqa: E402
+from search_client.validation.validate import measure_rounds, medians_us  # noqa: E402
 
 # Two emulated devices on this CPU, per --pair: name -> `device-agent run` arguments.
 PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -121,7 +121,7 @@ def measure_in_rounds(
     rounds: int,
     lock: Path | None,
 ) -> dict[str, dict[str, list[float]]]:
-    """`measure`, then `rounds - 1` more rounds per device (search_client.validate.measure_rounds, its agent
+    """`measure`, then `rounds - 1` more rounds per device (search_client.validation.validate.measure_rounds, its agent
     drained alone for each); device -> key -> one median per round. One measurement of two close networks can
     land in one of this machine's slow phases."""
     measure(stack, admin, devices, ops, lock)

@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shared_machine import timing_lock  # noqa: E402  (bench/ is not a package)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from device_agents.manifest import manifest_line  # noqa: E402
-from search_client.arch import Architecture  # noqa: E402
-from search_client.export import export_onnx, sha256_hex  # noqa: E402
-from search_client.keys import make_op, network_spec  # noqa: E402
-from search_client.search import SearchConfig  # noqa: E402
+from fbnet_core.arch import Architecture  # noqa: E402
+from fbnet_core.formats.ops_manifest import ManifestEntry, manifest_line  # noqa: E402
+from fbnet_core.keys import make_op, network_spec  # noqa: E402
+from search_client.search.loop import SearchConfig  # noqa: E402
+from search_client.space.export import export_onnx, sha256_hex  # noqa: E402
 
 NUM_CLASSES = 10  # digits, as bench_rq5.py
 
@@ -52,7 +52,7 @@ def write_manifests(rq5: dict, folder: Path) -> dict[str, str]:
         op = make_op(network_spec(Architecture.from_string(text), params))
         data = export_onnx(op.spec)
         (folder / f"{name}.onnx").write_bytes(data)
-        lines.append(manifest_line(op.key, op.spec, f"{name}.onnx", sha256_hex(data)))
+        lines.append(manifest_line(ManifestEntry(op.key, op.spec, f"{name}.onnx", sha256_hex(data))))
         keys[name] = op.key
     (folder / "ops.jsonl").write_text("\n".join(lines) + "\n")
     (folder / "ops-reversed.jsonl").write_text("\n".join(reversed(lines)) + "\n")
@@ -101,7 +101,7 @@ def main() -> None:
         if args.speed_reference != "none":
             reference = folder / f"{args.speed_reference}.onnx"
             subprocess.run(
-                [sys.executable, "-c", "from search_client.cli import main; main()", "export", "--model",
+                [sys.executable, "-c", "from search_client.commands.cli import main; main()", "export", "--model",
                  args.speed_reference, "-o", str(reference)], check=True, capture_output=True,
             )  # fmt: skip
             extra += ["--speed-reference", str(reference)]

@@ -27,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search_client.arch import Architecture
-from search_client.blocks import CANDIDATES, make_block
-from search_client.gumbel import gumbel_softmax_weights, sample_gumbel_noise
-from search_client.model import build_model, make_classifier, make_head, make_stem
-from search_client.space import SearchSpace, fbnet_space
-from search_client.supernet import DEFAULT_PATH_GROUPS, Supernet
+from fbnet_core.arch import Architecture
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.space import SearchSpace, fbnet_space
+from search_client.search.gumbel import gumbel_softmax_weights, sample_gumbel_noise
+from search_client.search.supernet import DEFAULT_PATH_GROUPS, Supernet
+from search_client.space.blocks import make_block
+from search_client.space.model import build_model, make_classifier, make_head, make_stem
 
 MODES = ("weighted", "straightforward_weighted", "single_path", "straightforward_single_path", "plain")
 

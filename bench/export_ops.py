@@ -1,6 +1,6 @@
 """Benchmark: exporting every op of the FBNet space to ONNX, ours against torch's default (dynamo) exporter.
 
-Ours: `search_client.export.export_onnx` (TorchScript exporter, opset 17) over all ops of the space. Baseline,
+Ours: `search_client.space.export.export_onnx` (TorchScript exporter, opset 17) over all ops of the space. Baseline,
 measured in the same run: `torch.onnx.export(..., dynamo=True)`, torch's default, on a sample of the same ops
 (the whole space would take minutes), each exported twice to check whether its bytes are stable.
 
@@ -16,9 +16,9 @@ import warnings
 
 import torch
 
-from search_client.export import INPUT_NAME, OPSET_VERSION, OUTPUT_NAME, export_onnx, seeded_eval_op
-from search_client.keys import Op, ops_for_space
-from search_client.space import fbnet_space
+from fbnet_core.keys import Op, ops_for_space
+from fbnet_core.space import fbnet_space
+from search_client.space.export import INPUT_NAME, OPSET_VERSION, OUTPUT_NAME, export_onnx, seeded_eval_op
 
 
 def _dynamo_bytes(op: Op) -> bytes:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from profiler_server.client import ProfilerClient
-from profiler_server.dev_tokens import read_dev_tokens
+from fbnet_core.client import ProfilerClient
+from fbnet_core.dev_tokens import read_dev_tokens
 
 START_TIMEOUT_S = 60.0
 
@@ -122,7 +122,7 @@ class Stack:
     def dnas(self, *args: str, cpus: Sequence[int] | None = None) -> subprocess.CompletedProcess[str]:
         """Run `dnas ARGS` (pinned to `cpus` if given); its output streams to the terminal and is returned."""
         prefix = pinned(cpus) if cpus else []
-        command = [*prefix, sys.executable, "-c", "from search_client.cli import main; main()", *args]
+        command = [*prefix, sys.executable, "-c", "from search_client.commands.cli import main; main()", *args]
         result = subprocess.run(command, env=self.env, stdout=subprocess.PIPE, text=True)
         sys.stdout.write(result.stdout)
         if result.returncode != 0:

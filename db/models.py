@@ -21,6 +21,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -62,14 +63,16 @@ class Device(Base):
 
 
 class OnnxModel(Base):
-    """An ONNX file, content-addressed: stored once however many op keys share it."""
+    """An ONNX file, content-addressed: stored once however many op keys share it. Its bytes are a file of the
+    blob store (profiler_server/blobs.py), not a column."""
 
     __tablename__ = "onnx_models"
 
     sha256: Mapped[str] = mapped_column(String(SHA256_HEX_CHARS), primary_key=True)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
     size_bytes: Mapped[int]
     created_at: Mapped[datetime]
+    # When `profiler-server gc` removed its file (the ops and their measurements stay); re-uploading restores it.
+    removed_at: Mapped[datetime | None]
 
 
 class Op(Base):
@@ -120,11 +123,16 @@ class Measurement(Base):
     """Raw samples of one run of one op on one device, their statistics (computed at ingest) and provenance."""
 
     __tablename__ = "measurements"
-    __table_args__ = (Index("ix_measurements_device_op", "device_id", "op_id"),)
+    __table_args__ = (
+        Index("ix_measurements_device_op", "device_id", "op_id"),
+        # Made by the agent when it measured: unique per device, so a retried upload never stores a measurement
+        # twice, and another device's ids never collide with this one's.
+        UniqueConstraint("device_id", "result_id", name="uq_measurements_device_result_id"),
+        Index("ix_measurements_result_id", "result_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Made by the agent when it measured: unique, so a retried upload never stores a measurement twice.
-    result_id: Mapped[str] = mapped_column(String(100), unique=True)
+    result_id: Mapped[str] = mapped_column(String(100))
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     op_id: Mapped[int] = mapped_column(ForeignKey("ops.id"))
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"))
@@ -149,19 +157,21 @@ class Measurement(Base):
     execution_provider: Mapped[str | None] = mapped_column(String(100))
     threads: Mapped[int | None]
     agent_version: Mapped[str | None] = mapped_column(String(100))
+    # The agent's clock (its `finished_at`, else the receive time): provenance only, never used to order.
     measured_at: Mapped[datetime]
+    # The server's clock when the request arrived: what orders a device's measurements of an op.
     received_at: Mapped[datetime]
 
 
 class LutEntry(Base):
-    """The measurement the LUT serves for (device, op): the latest one, maintained at ingest."""
+    """The measurement the LUT serves for (device, op): the one the server received last, maintained at ingest."""
 
     __tablename__ = "lut_entries"
 
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
     op_id: Mapped[int] = mapped_column(ForeignKey("ops.id"), primary_key=True)
     measurement_id: Mapped[int] = mapped_column(ForeignKey("measurements.id"))
-    measured_at: Mapped[datetime]
+    received_at: Mapped[datetime]
 
 
 # Registers the search-space and validation tables on Base.metadata (Alembic and the migration tests read it).

@@ -58,7 +58,7 @@ class ValidationRun(Base):
     space: Mapped[str | None] = mapped_column(String(NAME_MAX_CHARS))
     label: Mapped[str] = mapped_column(String(200))
     calibration: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    # {"all": {...}, "fit": {...}, "holdout": {...}}: see profiler_server.services.validation_summary.
+    # {"all": {...}, "fit": {...}, "holdout": {...}}: see fbnet_core.fidelity.summarise_by_split.
     summary: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
 

@@ -32,18 +32,22 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> Engine:
+def make_engine(
+    database_url: str,
+    *,
+    sqlite_busy_timeout_ms: int = 5_000,
+    pool_size: int = 10,
+    pool_timeout_s: float = 5.0,
+) -> Engine:
+    """`pool_size` connections kept open, as many again on demand; a checkout waits at most `pool_timeout_s`
+    (then `sqlalchemy.exc.TimeoutError`, a 503)."""
     url = make_url(normalise_database_url(database_url))
+    pool = {"pool_size": pool_size, "max_overflow": pool_size, "pool_timeout": pool_timeout_s}
     if url.get_backend_name() != "sqlite":
         # No pool_pre_ping: it costs a round trip per request (a third of a LUT 304). A connection that died with
         # a database restart fails one request and is dropped; the pool then reconnects.
         return create_engine(
-            url,
-            pool_size=10,
-            max_overflow=20,
-            pool_recycle=3600,
-            json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
+            url, pool_recycle=3600, json_serializer=_json_dumps, json_deserializer=orjson.loads, **pool
         )
 
     engine = create_engine(
@@ -51,6 +55,8 @@ def make_engine(database_url: str, *, sqlite_busy_timeout_ms: int = 30_000) -> E
         connect_args={"check_same_thread": False, "isolation_level": None},
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
+        # An in-memory database (tests) is one connection SQLAlchemy keeps itself: no pool sizes there.
+        **({} if url.database in (None, "", ":memory:") else pool),
     )
 
     @event.listens_for(engine, "connect")

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from device_agents.backends import BACKEND_NAMES, Backend, BackendOptions, load_backend
+from device_agents.backends import BACKEND_NAMES, DEFAULT_MAX_MODEL_MIB, Backend, BackendOptions, load_backend
 from device_agents.errors import AgentError
 from device_agents.system import parse_cpu_list
 from device_agents.timing import TimingPolicy
@@ -57,6 +57,11 @@ InvocationOverhead = Annotated[
                  help="Also measure the runtime's per-invocation overhead at each op's input and output shapes "
                       "(a network pays it once; the LUT serves it with the entry; docs/agents.md)."),
 ]
+MaxModelMib = Annotated[
+    int,
+    typer.Option(min=1, help="onnxruntime: refuse (fail the op) a model whose tensors add up to more than this "
+                 "many MiB, from shape inference, before loading it."),
+]
 StateDir = Annotated[
     Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root (token, spool, ONNX cache).")
 ]
@@ -70,7 +75,7 @@ def _fail(message: str) -> typer.Exit:
 def _backend_options(
     threads: int, cpu_affinity: str | None, provider: str, graph_optimization: str, precision: str,
     torch_device: str, cuda_graphs: bool, adb_tool: str, adb_binary: Path | None, adb_serial: str | None,
-    runtime_version: str | None, adb_runs: int,
+    runtime_version: str | None, adb_runs: int, max_model_mib: int = DEFAULT_MAX_MODEL_MIB,
 ) -> BackendOptions:
     try:
         cpus = parse_cpu_list(cpu_affinity) if cpu_affinity else None
@@ -80,6 +85,7 @@ def _backend_options(
         threads=threads, cpu_affinity=cpus, provider=provider, graph_optimization=graph_optimization,
         precision=precision, torch_device=torch_device, cuda_graphs=cuda_graphs, adb_tool=adb_tool,
         adb_binary=adb_binary, adb_serial=adb_serial, runtime_version=runtime_version, adb_runs_per_invocation=adb_runs,
+        max_model_mib=max_model_mib,
     )
 
 
@@ -165,6 +171,7 @@ def profile(
     adb_serial: AdbSerial = None,
     runtime_version: RuntimeVersion = None,
     adb_runs: AdbRuns = 50,
+    max_model_mib: MaxModelMib = DEFAULT_MAX_MODEL_MIB,
     max_s: MaxS = 1.0,
     target_ci: TargetCi = 0.01,
     warmup_max_s: WarmupMaxS = 0.5,
@@ -181,7 +188,7 @@ def profile(
 
     _setup_logging()
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
-                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
+                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs, max_model_mib)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         op_inputs = read_ops(ops)
@@ -209,11 +216,10 @@ def upload(
     """Send offline results to the server; safe to repeat (each result_id is stored once)."""
     import threading
 
-    from device_agents.jsonl import read_records
-    from device_agents.measure import is_failure
     from device_agents.online import AgentSettings, ensure_registered
     from device_agents.state import AgentPaths, default_state_dir
-    from profiler_server.client import ProfilerClient, ProfilerError
+    from fbnet_core.client import ProfilerClient, ProfilerError
+    from fbnet_core.formats.results import read_results
 
     _setup_logging()
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
@@ -221,15 +227,16 @@ def upload(
     if not results.is_file():
         raise _fail(f"{results}: no such file (write one with `device-agent profile`)")
     try:
-        records = read_records(results)
-        measurements = [record for record in records if not is_failure(record)]
+        records = read_results(results)
+        measurements = [record for record in records if record.runtime is not None]
         token = enroll_token or _dev_enroll_token(server)
         if not measurements:
             raise AgentError(f"{results} holds no successful measurement to upload")
-        device = measurements[0]["runtime"].get("extra", {}).get("device") or {"platform": "unknown"}
+        runtime = measurements[0].runtime or {}
+        device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
         credentials = ensure_registered(settings, token, device, threading.Event())
         with ProfilerClient(server, credentials.device_token) as client:
-            receipt = client.post_measurements(measurements)
+            receipt = client.post_measurements([record.to_json() for record in measurements])
     except (AgentError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     except ProfilerError as exc:
@@ -261,6 +268,7 @@ def run(
     adb_serial: AdbSerial = None,
     runtime_version: RuntimeVersion = None,
     adb_runs: AdbRuns = 50,
+    max_model_mib: MaxModelMib = DEFAULT_MAX_MODEL_MIB,
     max_s: MaxS = 1.0,
     target_ci: TargetCi = 0.01,
     warmup_max_s: WarmupMaxS = 0.5,
@@ -271,6 +279,9 @@ def run(
     invocation_overhead: InvocationOverhead = True,
     post_batch: Annotated[int, typer.Option(min=1, help="Post results in batches of this many.")] = 16,
     idle_poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls of an empty queue.")] = 5.0,
+    onnx_cache_mib: Annotated[
+        int, typer.Option(min=1, help="Downloaded models kept at most, MiB (least recently used dropped first).")
+    ] = 1024,
 ) -> None:
     """Register (once), then lease, measure and report tasks until stopped (SIGINT/SIGTERM: finish the op, post, exit)."""
     import signal
@@ -278,11 +289,11 @@ def run(
 
     from device_agents.online import Agent, AgentSettings, ensure_registered
     from device_agents.state import AgentPaths, default_state_dir
-    from profiler_server.client import ProfilerClient, ProfilerError
+    from fbnet_core.client import ProfilerClient, ProfilerError
 
     _setup_logging()
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
-                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs)
+                               cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs, max_model_mib)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -295,7 +306,7 @@ def run(
     signal.signal(signal.SIGTERM, request_stop)
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
     settings = AgentSettings(server_url=server, name=name, paths=paths, once=once, post_batch=post_batch,
-                             idle_poll_s=idle_poll_s)
+                             idle_poll_s=idle_poll_s, onnx_cache_bytes=onnx_cache_mib << 20)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         _apply_realtime_priority(realtime_priority)
@@ -315,7 +326,7 @@ def run(
 
 def _dev_enroll_token(server: str) -> str | None:
     """The enroll token `profiler-server serve --dev` wrote for this server, if any."""
-    from profiler_server.dev_tokens import read_dev_tokens
+    from fbnet_core.dev_tokens import read_dev_tokens
 
     try:
         tokens = read_dev_tokens(server)

@@ -14,7 +14,7 @@ class OpFailedError(AgentError):
 
 
 class ManifestError(AgentError):
-    """An ops.jsonl or results.jsonl line is not what docs/contracts.md says."""
+    """The ops.jsonl to measure does not exist (a malformed one is a fbnet_core FormatError)."""
 
 
 class BackendUnavailableError(AgentError):

@@ -1,45 +1,22 @@
-"""ops.jsonl, the agent's offline input (written by `dnas export-ops`; format in docs/contracts.md)."""
+"""The agent's side of ops.jsonl (fbnet_core/formats/ops_manifest.py): the ops to measure, and their files' checks."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 from device_agents.backends.base import OpInput
 from device_agents.errors import ManifestError, OpFailedError
-from device_agents.jsonl import read_records
-
-
-def manifest_line(key: str, spec: dict[str, Any], file_name: str, sha256: str) -> str:
-    """One line of ops.jsonl: the op's key and spec, its ONNX file (relative to the manifest) and its sha256."""
-    return json.dumps({"key": key, "spec": spec, "file": file_name, "sha256": sha256}, sort_keys=True)
+from fbnet_core.formats.ops_manifest import read_manifest
 
 
 def read_ops(manifest: Path) -> list[OpInput]:
     if not manifest.is_file():
         raise ManifestError(f"{manifest}: no such file (write one with `dnas export-ops --out DIR`)")
-    try:
-        records = read_records(manifest)
-    except (OSError, ValueError) as exc:
-        raise ManifestError(f"cannot read {manifest}: {exc}") from exc
-    ops: list[OpInput] = []
-    for number, record in enumerate(records, start=1):
-        missing = [field for field in ("key", "spec", "file", "sha256") if field not in record]
-        if missing:
-            raise ManifestError(f"{manifest}:{number}: missing field(s) {', '.join(missing)}")
-        if not isinstance(record["spec"], dict):
-            raise ManifestError(f"{manifest}:{number}: field 'spec' must be a JSON object")
-        ops.append(
-            OpInput(
-                key=str(record["key"]),
-                onnx_path=manifest.parent / str(record["file"]),
-                onnx_sha256=str(record["sha256"]),
-                spec=record["spec"],
-            )
-        )
-    return ops
+    return [
+        OpInput(key=entry.key, onnx_path=manifest.parent / entry.file, onnx_sha256=entry.sha256, spec=entry.spec)
+        for entry in read_manifest(manifest)
+    ]
 
 
 def sha256_of(path: Path) -> str:

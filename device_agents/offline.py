@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device_agents.backends.base import Backend, OpInput
-from device_agents.jsonl import append_records, read_records
-from device_agents.measure import is_failure, measure_op
+from device_agents.measure import measure_op
 from device_agents.progress import OpProgress
 from device_agents.timing import TimingPolicy
+from fbnet_core.formats.results import append_results, read_results
 
 log = logging.getLogger("device_agents")
 
@@ -24,7 +24,7 @@ class ProfileSummary:
 
 def measured_keys(results: Path) -> set[str]:
     """Keys with a successful result already in the file (failed ones are tried again)."""
-    return {record["key"] for record in read_records(results) if not is_failure(record) and "key" in record}
+    return {record.key for record in read_results(results) if not record.is_failure}
 
 
 def profile(ops: list[OpInput], results: Path, backend: Backend, policy: TimingPolicy) -> ProfileSummary:
@@ -36,13 +36,13 @@ def profile(ops: list[OpInput], results: Path, backend: Backend, policy: TimingP
     with OpProgress(len(todo), "profile") as progress:
         for op in todo:
             record = measure_op(backend, op, policy)
-            if not is_failure(record):
-                record["runtime"]["extra"]["device"] = device
-            append_records(results, [record])  # fsynced: a crash loses at most the op in flight
-            if is_failure(record):
+            if record.runtime is not None:
+                record.runtime["extra"]["device"] = device
+            append_results(results, [record])  # fsynced: a crash loses at most the op in flight
+            if record.error is not None:
                 failed += 1
-                log.warning("%s failed: %s", op.key, record["error"].splitlines()[0])
+                log.warning("%s failed: %s", op.key, record.error.splitlines()[0])
             else:
                 measured += 1
-            progress.advance(failed=is_failure(record))
+            progress.advance(failed=record.is_failure)
     return ProfileSummary(measured=measured, failed=failed, skipped=len(ops) - len(todo))

@@ -15,20 +15,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from device_agents.backends.base import Backend, OpInput
 from device_agents.errors import AgentError
-from device_agents.jsonl import append_records
-from device_agents.measure import is_failure, measure_op
-from device_agents.onnx_cache import OnnxCache
+from device_agents.measure import measure_op
+from device_agents.onnx_cache import DEFAULT_MAX_BYTES, OnnxCache
 from device_agents.progress import OpProgress
 from device_agents.retry import RetryPolicy, StopRequestedError, call_with_retry
 from device_agents.spool import Spool
 from device_agents.state import AgentPaths, Credentials, load_credentials, save_credentials
 from device_agents.timing import TimingPolicy
-from profiler_server.client import (
+from fbnet_core.client import (
     AuthError,
     ConflictError,
     LeasedTask,
@@ -36,11 +35,12 @@ from profiler_server.client import (
     ProfilerError,
     ServerUnavailable,
 )
+from fbnet_core.formats.jsonl import append_records
+from fbnet_core.measurement import MeasurementRecord
 
 log = logging.getLogger("device_agents")
 T = TypeVar("T")
 
-MAX_ERROR_CHARS = 4000  # the server's limit on a failure reason
 REMAINING_REFRESH_S = 5.0  # how often the progress asks the server how much is left
 
 
@@ -58,6 +58,7 @@ class AgentSettings:
     post_every_s: float = 10.0  # ...or when the oldest unposted one is this old
     idle_poll_s: float = 5.0  # how often an idle agent asks for work
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    onnx_cache_bytes: int = DEFAULT_MAX_BYTES  # the downloaded models kept, least recently used dropped first
 
 
 @dataclass
@@ -117,7 +118,7 @@ class Agent:
         self._stop = stop
         self._spool = Spool(settings.paths.spool)
         self._rejected = settings.paths.root / "rejected.jsonl"
-        self._cache = OnnxCache(settings.paths.onnx_cache, self._download)
+        self._cache = OnnxCache(settings.paths.onnx_cache, self._download, settings.onnx_cache_bytes)
         self._oldest_unposted: float | None = None
         self.summary = AgentSummary()
 
@@ -176,18 +177,17 @@ class Agent:
             if isinstance(exc, AuthError):
                 raise
             reason = f"cannot get the model of {task.key}: {exc}" if isinstance(exc, ProfilerError) else str(exc)
-            record = {"result_id": str(uuid.uuid4()), "key": task.key, "onnx_sha256": task.onnx_sha256, "error": reason}
-        record["task_id"] = task.task_id
-        if is_failure(record):
-            record["error"] = record["error"][:MAX_ERROR_CHARS]
+            record = MeasurementRecord.failure(str(uuid.uuid4()), task.key, task.onnx_sha256, reason)
+        record = replace(record, task_id=task.task_id)
+        if record.error is not None:
             self.summary.failed += 1
-            log.warning("task %d (%s) failed: %s", task.task_id, task.key, record["error"].splitlines()[0])
+            log.warning("task %d (%s) failed: %s", task.task_id, task.key, record.error.splitlines()[0])
         else:
             self.summary.measured += 1
-        self._spool.add([record])
+        self._spool.add([record.to_json()])
         if self._oldest_unposted is None:
             self._oldest_unposted = time.monotonic()
-        progress.advance(failed=is_failure(record))
+        progress.advance(failed=record.is_failure)
 
     def _due(self) -> bool:
         pending = self._unposted()

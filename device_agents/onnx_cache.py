@@ -1,4 +1,5 @@
-"""ONNX models downloaded once per agent, stored under their sha256 (the server's content address)."""
+"""ONNX models downloaded once per agent, stored under their sha256 (the server's content address), the cache
+bounded in size: past `max_bytes`, the models used least recently go first (one in use is never removed)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ from pathlib import Path
 
 from device_agents.errors import OpFailedError
 
+DEFAULT_MAX_BYTES = 1 << 30
+
 
 class OnnxCache:
-    def __init__(self, folder: Path, fetch: Callable[[str], bytes]) -> None:
+    def __init__(self, folder: Path, fetch: Callable[[str], bytes], max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._folder = folder
         self._fetch = fetch  # key -> the model's bytes (retries are the caller's business)
+        self._max_bytes = max_bytes
         self.downloads = 0
 
     def path_for(self, key: str, sha256: str) -> Path:
         path = self._folder / f"{sha256}.onnx"
         if path.exists():
+            os.utime(path)  # used now: the last to be evicted
             return path
         content = self._fetch(key)
         actual = hashlib.sha256(content).hexdigest()
@@ -29,4 +34,22 @@ class OnnxCache:
         temporary.write_bytes(content)
         os.replace(temporary, path)  # atomic: a concurrent agent sharing the cache never sees half a file
         self.downloads += 1
+        self._evict(keep=path)
         return path
+
+    def _evict(self, keep: Path) -> None:
+        """Remove the least recently used models until the cache fits, `keep` (about to be measured) aside."""
+        entries = []
+        for path in self._folder.glob("*.onnx"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # another agent sharing the cache removed it
+                continue
+            entries.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self._max_bytes:
+                break
+            if path != keep:
+                path.unlink(missing_ok=True)
+                total -= size

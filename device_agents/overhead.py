@@ -19,7 +19,7 @@ machine's speed between the two measurements would swamp it: the two are measure
 alternating rounds and the overhead is the median of the rounds' differences. An op from shape a to shape b pays the fixed cost once and a
 boundary at each side: overhead(op) = (overhead(a) + overhead(b)) / 2, which the record carries with both sides,
 so that a predictor can count a network's own overhead once, from its first op's input and its last op's output
-(search_client/lut_costs.py), and the fixed part alone (`fixed_us`: the probe of a one-element tensor, which no
+(fbnet_core/lut_costs.py), and the fixed part alone (`fixed_us`: the probe of a one-element tensor, which no
 layout conversion touches). Each shape is probed once per agent process. Raw samples are never altered.
 """
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from device_agents.jsonl import append_records, read_records, rewrite_records
+from fbnet_core.formats.jsonl import append_records, read_records, rewrite_records
 
 
 class Spool:

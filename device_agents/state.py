@@ -64,6 +64,6 @@ def save_credentials(paths: AgentPaths, credentials: Credentials) -> None:
 
 def default_state_dir() -> Path:
     """$PROFILER_STATE_DIR or ~/.config/fbnet-lut: where `profiler-server serve --dev` writes its tokens too."""
-    from profiler_server.dev_tokens import state_dir
+    from fbnet_core.dev_tokens import state_dir
 
     return state_dir()

@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from device_agents.errors import OpFailedError
 
 Clock = Callable[[], float]  # monotonic seconds
@@ -34,7 +32,6 @@ PreemptionCounter = Callable[[], int]
 
 # Two-sided 95% normal quantile: the binomial(n, 1/2) rank interval of the median uses it.
 _Z95 = 1.959964
-UNSTABLE_IQR_REL = 0.10  # torch.utils.benchmark's threshold: IQR/median >= 10% is unreliable
 
 
 @dataclass(frozen=True)
@@ -107,47 +104,6 @@ class Measurement:
     @property
     def timed_runs(self) -> int:
         return len(self.samples_us)
-
-
-@dataclass(frozen=True)
-class Stats:
-    median_us: float
-    p10_us: float
-    p90_us: float
-    mean_us: float
-    std_us: float
-    iqr_us: float
-    cv: float
-    n: int
-    unstable: bool
-
-
-def summarize(samples_us: list[float]) -> Stats:
-    """The statistics the LUT serves, from raw samples (numpy's linear percentiles)."""
-    if not samples_us:
-        raise ValueError("no samples to summarize")
-    values = np.asarray(samples_us, dtype=np.float64)
-    p10, p25, median, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
-    mean = float(values.mean())
-    std = float(values.std(ddof=1)) if values.size > 1 else 0.0
-    iqr = float(p75 - p25)
-    return Stats(
-        median_us=float(median),
-        p10_us=float(p10),
-        p90_us=float(p90),
-        mean_us=mean,
-        std_us=std,
-        iqr_us=iqr,
-        cv=std / mean if mean > 0 else math.inf,
-        n=int(values.size),
-        unstable=bool(median <= 0 or iqr / median > UNSTABLE_IQR_REL),
-    )
-
-
-def iqr_rel(samples_us: list[float]) -> float:
-    """IQR over median: the spread the `unstable` flag is about."""
-    stats = summarize(samples_us)
-    return stats.iqr_us / stats.median_us if stats.median_us > 0 else math.inf
 
 
 def median_ci_rel(samples: list[float]) -> float:

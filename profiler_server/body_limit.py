@@ -1,10 +1,18 @@
-"""ASGI middleware: refuse request bodies over the limit with 413 before anything parses them."""
+"""ASGI middleware: refuse request bodies over the limit with 413, counting what is read, without buffering.
+
+A declared `Content-Length` over the limit is refused before anything is read. Otherwise the body passes through
+as the app reads it - only after the route has authenticated the caller (routes read bodies through
+`json_body`, after their principal) - and the read that crosses the limit raises `PayloadTooLarge`, which the
+error handlers answer with 413: a chunked body, or one that lies about its length, is cut off there.
+"""
 
 from __future__ import annotations
 
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from profiler_server.errors import PayloadTooLarge
 
 
 class BodyLimitMiddleware:
@@ -20,37 +28,24 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._reject(send)
             return
-        # Bodies without a (truthful) Content-Length are buffered up to the limit, then replayed to the app.
-        chunks: list[bytes] = []
         size = 0
-        while True:
+
+        async def receive_counted() -> Message:
+            nonlocal size
             message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._reject(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_body_bytes:
+                    raise PayloadTooLarge(self._detail(), field="body")
+            return message
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        await self.app(scope, receive_counted, send)
 
-        await self.app(scope, replay, send)
+    def _detail(self) -> str:
+        return f"body: request body exceeds {self.max_body_bytes} bytes"
 
     async def _reject(self, send: Send) -> None:
-        payload = json.dumps(
-            {"detail": f"body: request body exceeds {self.max_body_bytes} bytes", "field": "body"}
-        ).encode()
+        payload = json.dumps({"detail": self._detail(), "field": "body"}).encode()
         await send(
             {
                 "type": "http.response.start",

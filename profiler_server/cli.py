@@ -1,4 +1,4 @@
-"""The `profiler-server` command line: `serve` and `migrate`."""
+"""The `profiler-server` command line: `serve`, `migrate` and `gc`."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from profiler_server import dev_tokens
+from fbnet_core import dev_tokens
 from profiler_server.config import DatabaseSettings, Settings
+from profiler_server.services.retention import DEFAULT_ONE_OFF_KINDS
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="The latency LUT service.")
 
@@ -31,11 +32,12 @@ def _display_url(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-def _migrate(database_url: str) -> None:
+def _migrate(settings: DatabaseSettings) -> None:
     from db.migrate import upgrade  # alembic is imported only when migrating
 
+    database_url = settings.database_url
     try:
-        upgrade(database_url)
+        upgrade(database_url, blob_dir=settings.blob_root())
     except SQLAlchemyError as exc:
         raise _fail(
             f"cannot migrate {_display_url(database_url)}: {str(exc.orig or exc).strip().splitlines()[0]}"
@@ -83,7 +85,7 @@ def serve(
     except ValidationError as exc:
         raise _fail(_settings_error(exc)) from exc
     if settings.migrate_on_start:
-        _migrate(settings.database_url)
+        _migrate(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
 
 
@@ -95,11 +97,59 @@ def migrate(
 ) -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
     try:
-        url = database_url or DatabaseSettings().database_url
+        settings = DatabaseSettings()
+        if database_url is not None:
+            settings = settings.model_copy(update={"database_url": database_url})
     except ValidationError as exc:
         raise _fail(_settings_error(exc)) from exc
-    _migrate(url)
-    typer.echo(f"database at {_display_url(url)} is up to date")
+    _migrate(settings)
+    typer.echo(f"database at {_display_url(settings.database_url)} is up to date")
+
+
+@app.command()
+def gc(
+    kinds: Annotated[
+        str,
+        typer.Option(help="Comma-separated op spec kinds that are one-off (whole networks of a validation)."),
+    ] = ",".join(DEFAULT_ONE_OFF_KINDS),
+    older_than_days: Annotated[float, typer.Option(min=0, help="Keep one-off ops younger than this.")] = 7.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+) -> None:
+    """Remove the model files of one-off ops past the retention period, and files no model names.
+
+    Ops, measurements and LUT entries stay; a removed model is answered 410 until its op is uploaded again.
+    """
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from db.session import make_engine
+    from profiler_server.blobs import BlobStore
+    from profiler_server.clock import utcnow
+    from profiler_server.services.retention import collect
+
+    try:
+        settings = DatabaseSettings()
+    except ValidationError as exc:
+        raise _fail(_settings_error(exc)) from exc
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    engine = make_engine(settings.database_url)
+    try:
+        with Session(engine) as session:
+            report = collect(session, BlobStore(settings.blob_root()), chosen, timedelta(days=older_than_days),
+                             utcnow(), dry_run)  # fmt: skip
+    except SQLAlchemyError as exc:
+        raise _fail(
+            f"cannot collect in {_display_url(settings.database_url)}: {str(exc.orig or exc).splitlines()[0]}"
+        ) from exc
+    finally:
+        engine.dispose()
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(
+        f"{verb} {report.models_removed} one-off model files ({report.model_bytes / 2**20:.1f} MiB) and "
+        f"{report.orphans_removed} unreferenced files ({report.orphan_bytes / 2**20:.1f} MiB) "
+        f"from {settings.blob_root()}"
+    )
 
 
 @app.command("new-migration")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import Request
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fbnet_core.stats import UNSTABLE_IQR_RATIO
+from profiler_server.blobs import default_blob_dir
 
 MIN_TOKEN_CHARS = 16
 
@@ -15,6 +20,12 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROFILER_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./profiler.sqlite3"
+    # Op models' files (profiler_server/blobs.py); default: next to a SQLite file, else ./profiler-blobs. Every
+    # replica of a server must see the same directory (a shared volume).
+    blob_dir: Path | None = None
+
+    def blob_root(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else default_blob_dir(self.database_url)
 
 
 class Settings(DatabaseSettings):
@@ -36,10 +47,18 @@ class Settings(DatabaseSettings):
     # per MiB of body. 0 turns it off. A well-behaved agent needs a few requests per op measured.
     rate_limit_per_s: float = Field(default=50.0, ge=0)
     rate_limit_burst: float = Field(default=200.0, ge=1)
+    # Requests whose caller is not known without the database (no token, an unverified token), per client address.
+    anonymous_rate_limit_per_s: float = Field(default=50.0, ge=0)
+    anonymous_rate_limit_burst: float = Field(default=200.0, ge=1)
 
-    # An entry is flagged unstable when IQR / median reaches this (torch.utils.benchmark warns at 10%).
-    unstable_iqr_ratio: float = Field(default=0.10, gt=0)
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    # An entry is flagged unstable when IQR / median reaches this (fbnet_core.stats.is_unstable).
+    unstable_iqr_ratio: float = Field(default=UNSTABLE_IQR_RATIO, gt=0)
+    # Database work: at most `db_connections` requests at once, each in one worker thread with one pooled
+    # connection; a request waits at most `db_queue_timeout_s` for its turn (SQLite: for this process's write turn
+    # too), else 503 + Retry-After. SQLite waits at most the busy timeout for another process's write lock.
+    db_connections: int = Field(default=10, ge=1)
+    db_queue_timeout_s: float = Field(default=5.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
     # The read-only HTML dashboard at `/` (no token needed to view it; it shows no secrets).
     dashboard_enabled: bool = True
 

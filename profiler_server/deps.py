@@ -1,18 +1,18 @@
-"""FastAPI dependencies: database sessions and the caller's identity."""
+"""FastAPI dependencies: the database and the caller's identity."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from db.models import Device
-from db.session import begin_write
 from profiler_server.config import Settings, get_settings
+from profiler_server.database import Database
 from profiler_server.errors import Forbidden, Unauthorized
 from profiler_server.security import Principal, Role, same_secret, token_sha256
 from profiler_server.token_cache import VerifiedTokens
@@ -20,27 +20,16 @@ from profiler_server.token_cache import VerifiedTokens
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.session_factory() as session:
-        yield session
+async def get_database(request: Request) -> Database:
+    # Async: no worker thread for a lookup. Routes do their database work through it (profiler_server.database).
+    return request.app.state.database
 
 
-def get_write_session(request: Request) -> Iterator[Session]:
-    """A session whose transaction starts as a writer (SQLite: BEGIN IMMEDIATE)."""
-    with request.app.state.session_factory() as session:
-        begin_write(session)
-        yield session
+DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-ReadSession = Annotated[Session, Depends(get_session)]
-# A session whose service starts the transaction its own way (e.g. autocommit for a single-statement write).
-UnstartedSession = Annotated[Session, Depends(get_session)]
-WriteSession = Annotated[Session, Depends(get_write_session)]
-
-
-def _device_for_digest(request: Request, token_digest: str) -> Principal | None:
-    with request.app.state.session_factory() as session:
-        row = session.execute(select(Device.id).where(Device.token_sha256 == token_digest)).first()
+def _device_for_digest(session: Session, token_digest: str) -> Principal | None:
+    row = session.execute(select(Device.id).where(Device.token_sha256 == token_digest)).first()
     return None if row is None else Principal(Role.device, device_id=row.id)
 
 
@@ -67,6 +56,15 @@ def known_principal(
     return tokens.get(token_digest)
 
 
+def token_known_in_memory(scope: Scope, token: str) -> bool:
+    """Whether `token` is the admin's, the enroll token or a device token this process has verified (no database;
+    for the rate limit, which spares known callers the address's bucket)."""
+    state = scope["app"].state
+    tokens: VerifiedTokens = state.verified_tokens
+    digest = token_sha256(token)
+    return known_principal(state.settings, tokens, token, digest) is not None or tokens.seen(digest)
+
+
 async def get_principal(request: Request) -> Principal:
     # Async, reading the header directly, with a worker thread only for a device token not verified recently:
     # this runs on every request, and FastAPI's parameter machinery and thread hops cost more than the check.
@@ -76,8 +74,9 @@ async def get_principal(request: Request) -> Principal:
     principal = known_principal(request.app.state.settings, tokens, token, digest)
     if principal is not None:
         return principal
-    # Its own short session: a writing route's transaction must begin with its first statement.
-    principal = await run_in_threadpool(_device_for_digest, request, digest)
+    # A read of its own, before the route does its work (and before it reads the body).
+    database: Database = request.app.state.database
+    principal = await database.read(lambda session: _device_for_digest(session, digest))
     if principal is None:
         raise Unauthorized("unknown token")
     tokens.put(digest, principal)

@@ -14,11 +14,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("profiler_server")
 # Seconds a client should wait before retrying while the database is unavailable.
 DATABASE_RETRY_AFTER_S = 5
+# ... and while the server is busy (its queue for database work is full): load passes quickly.
+BUSY_RETRY_AFTER_S = 1
 # SQLSTATEs that mean "the database cannot serve this now", not "this request is wrong": connection (08),
 # insufficient resources such as a full disk (53), operator intervention such as a shutdown (57), deadlock or
 # serialisation failure (40), read-only transaction as on a standby (25006).
@@ -58,8 +61,28 @@ class Conflict(ApiError):
     status_code = 409
 
 
+class Gone(ApiError):
+    status_code = 410
+
+
 class PayloadTooLarge(ApiError):
     status_code = 413
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail, field="Authorization", headers={"Retry-After": str(retry_after_s)})
+
+
+class ServerBusy(ApiError):
+    """No turn for database work in time: nothing was applied; retry after `Retry-After`."""
+
+    status_code = 503
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"Retry-After": str(BUSY_RETRY_AFTER_S)})
 
 
 def field_path(loc: Sequence[str | int]) -> str:
@@ -128,8 +151,19 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     raise exc  # anything else is a bug: a 500 with its traceback in the log
 
 
+async def _pool_timeout(_request: Request, exc: Exception) -> JSONResponse:
+    # Every connection of the pool is in use past its timeout: nothing was applied.
+    log.warning("database pool exhausted: %s", _first_line(exc))
+    return JSONResponse(
+        error_body("server busy, retry later: no database connection free", None),
+        status_code=503,
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(StatementError, _database_error)
+    app.add_exception_handler(PoolTimeout, _pool_timeout)

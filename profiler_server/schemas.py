@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -17,14 +16,17 @@ from pydantic import (
     model_validator,
 )
 
-KEY_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,200}")
+from fbnet_core.keys import KEY_PATTERN
+from fbnet_core.measurement import MAX_ERROR_CHARS
+
 Key = Annotated[str, StringConstraints(pattern=rf"^{KEY_PATTERN.pattern}$")]
 DeviceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ResultId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,100}$")]
 # Upper bound (about 11.6 days): keeps sums of samples finite in float64; no op runs that long.
 MAX_SAMPLE_US = 1e12
-SampleUs = Annotated[float, Field(gt=0, le=MAX_SAMPLE_US, allow_inf_nan=False)]
+# Strict: a JSON number only (an integer is a number); "1" or true is a 422, not a sample of 1.0.
+SampleUs = Annotated[float, Field(gt=0, le=MAX_SAMPLE_US, allow_inf_nan=False, strict=True)]
 
 
 def _no_nul(text: str) -> str:
@@ -32,6 +34,20 @@ def _no_nul(text: str) -> str:
     if "\x00" in text:
         raise ValueError("must not contain NUL characters")
     return text
+
+
+def _representable_in_utc(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-14:00 is a valid ISO 8601 time past the last one Python (and the database) can hold in UTC.
+    try:
+        value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("timestamp out of range: it must lie between years 1 and 9999 in UTC") from exc
+    return value
+
+
+# An agent's timestamp: provenance only (the server's receive time orders measurements), with a timezone (a naive
+# one is ambiguous), representable in UTC.
+AgentTimestamp = Annotated[AwareDatetime, AfterValidator(_representable_in_utc)]
 
 
 # Integers the database stores: 32-bit columns (threads) and 64-bit ids.
@@ -184,9 +200,8 @@ class RuntimeInfo(BaseModel):
     timed_runs: Annotated[int, Field(ge=1, le=INT32_MAX)] | None = None
     temperatures_c: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
     cpu_freq_mhz: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
-    # With a timezone: a naive timestamp is ambiguous (and the database refused it with a 500).
-    started_at: AwareDatetime | None = None
-    finished_at: AwareDatetime | None = None
+    started_at: AgentTimestamp | None = None
+    finished_at: AgentTimestamp | None = None
     extra: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -196,7 +211,8 @@ class RuntimeInfo(BaseModel):
 
 
 class TaskResult(BaseModel):
-    """A result for a leased task: samples and runtime, or `error` for a failure."""
+    """A result for a leased task (a `fbnet_core.measurement.MeasurementRecord` with its task_id): samples and
+    runtime, or `error` for a failure."""
 
     task_id: TaskId
     result_id: ResultId
@@ -205,7 +221,7 @@ class TaskResult(BaseModel):
     samples_us: list[SampleUs] | None = Field(default=None, min_length=1)
     runtime: RuntimeInfo | None = None
     error: (
-        Annotated[str, StringConstraints(min_length=1, max_length=4000), AfterValidator(_no_nul)] | None
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_ERROR_CHARS), AfterValidator(_no_nul)] | None
     ) = None
 
     @model_validator(mode="after")
@@ -222,7 +238,8 @@ class ResultsPost(BaseModel):
 
 
 class OfflineMeasurement(BaseModel):
-    """A measurement made without a task (`device-agent profile`, uploaded later)."""
+    """A measurement made without a task (`device-agent profile`, uploaded later): a successful
+    `fbnet_core.measurement.MeasurementRecord`."""
 
     result_id: ResultId
     key: Key

@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.space import NUM_LAYERS
 from profiler_server.schemas import DeviceName, JsonObjectWithNul, Key, ShortText
 
 # The FBNet macro-architecture: 22 searchable layers, 9 candidate blocks each (docs/contracts.md).
-SPACE_LAYERS = 22
-SPACE_CANDIDATES = 9
+SPACE_LAYERS = NUM_LAYERS
+SPACE_CANDIDATES = len(CANDIDATES)
 MAX_FIXED_KEYS = 16
 # Kendall's tau is O(n^2) at ingest; a thousand networks is far more than any validation measures.
 MAX_POINTS_PER_RUN = 1000

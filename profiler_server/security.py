@@ -20,6 +20,12 @@ class Principal:
     role: Role
     device_id: int | None = None
 
+    def require_device(self) -> int:
+        """The device's id (a device principal always names its device)."""
+        if self.device_id is None:
+            raise ValueError(f"a {self.role.value} principal has no device")
+        return self.device_id
+
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)

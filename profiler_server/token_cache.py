@@ -33,6 +33,11 @@ class VerifiedTokens:
             return None
         return item[0]
 
+    def seen(self, token_digest: str) -> bool:
+        """Whether the token was verified once (expired or not, while it is among the `MAX_TOKENS` kept): the rate
+        limit tells devices from invented tokens by it, never who may do what."""
+        return token_digest in self._items
+
     def put(self, token_digest: str, principal: Principal) -> None:
         with self._lock:
             self._items.pop(token_digest, None)

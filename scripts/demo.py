@@ -127,7 +127,7 @@ def wait_until(url: str, what: str, timeout_s: float) -> None:
 def dev_admin_token(server: str, state: Path) -> str:
     """The admin token `serve --dev` generated, read the way every CLI of the project reads it."""
     os.environ["PROFILER_STATE_DIR"] = str(state)
-    from profiler_server.dev_tokens import read_dev_tokens
+    from fbnet_core.dev_tokens import read_dev_tokens
 
     tokens = read_dev_tokens(server)
     if tokens is None:
@@ -158,14 +158,15 @@ class Searched:
 def budget_target_ms(lut_file: Path, space_flags: dict[str, str]) -> tuple[float, float, float]:
     """(fastest, uniform, target): the LUT's fastest architecture, the expected latency every search starts from
     (theta = 0: each layer's candidates alike) and the demo's budget halfway between them, in ms."""
-    from search_client.latency import latency_table_for_space, lut_costs_from_body
-    from search_client.space import fbnet_space
+    from fbnet_core.lut_costs import LutCosts
+    from fbnet_core.space import fbnet_space
+    from search_client.lut.latency import latency_table_for_space
 
     space = fbnet_space(
         int(space_flags["--resolution"]), float(space_flags["--width"]), 10, int(space_flags["--head-channels"]),
         small_input=True,
     )  # fmt: skip
-    table = latency_table_for_space(space, lut_costs_from_body(json.loads(lut_file.read_text())))
+    table = latency_table_for_space(space, LutCosts.from_body(json.loads(lut_file.read_text())))
     uniform_ms = float(table.block_ms.mean(dim=1).sum()) + table.fixed_ms
     return table.min_ms(), uniform_ms, round((table.min_ms() + uniform_ms) / 2, 3)
 
@@ -175,17 +176,16 @@ def measure_end_to_end(
 ) -> dict[str, tuple[float, float]]:
     """Each searched network as one `network` op, measured whole by the agent in `rounds` rounds (median):
     name -> (predicted_us, measured_us)."""
-    from profiler_server.client import ProfilerClient
-    from search_client.arch import load_architecture
-    from search_client.keys import make_op, network_spec
-    from search_client.validate import ValidationModel, measure_and_compare
+    from fbnet_core.client import ProfilerClient
+    from fbnet_core.formats.architecture_file import load_architecture
+    from fbnet_core.keys import make_op, network_spec
+    from search_client.validation.validate import ValidationModel, measure_and_compare
 
     models = []
     for run in searched:
-        arch, params = load_architecture(run.arch_file)
-        models.append(
-            ValidationModel(run.name, "searched", make_op(network_spec(arch, params)), arch, params)
-        )
+        loaded = load_architecture(run.arch_file)
+        network = make_op(network_spec(loaded.arch, loaded.params))
+        models.append(ValidationModel(run.name, "searched", network, loaded.arch, loaded.params))
     with ProfilerClient(server, admin_token) as client:
         points = measure_and_compare(client, device, models, timeout_s=600.0, rounds=rounds)
     return {point.name: (point.predicted_us or 0.0, point.measured_us) for point in points}

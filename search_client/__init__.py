@@ -1,1 +1,1 @@
-"""search_client package."""
+"""search_client: the DNAS search client (`dnas`): space/, search/, lut/, validation/, commands/ (the CLI)."""

@@ -124,7 +124,7 @@ def test_the_installed_package_ships_migrations_and_assets(tmp_path):
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for package in ("profiler_server", "db", "device_agents"):
+    for package in ("fbnet_core", "profiler_server", "db", "device_agents"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [

@@ -50,13 +50,13 @@ def run_check(tmp_path: Path, python: str = sys.executable) -> subprocess.Comple
     env = {
         **os.environ,
         "GPU_CHECK_DEVICE": "cpu",
+        # No wall-clock limit in a test: on a loaded machine a step is slow, not broken.
+        "GPU_CHECK_STEP_LIMITS": "off",
         "PYTHON": python,
         "OUT": str(tmp_path / "out"),
         "PYTHONPATH": str(blocker),
     }
-    return subprocess.run(
-        ["bash", str(ROOT / "bench" / "gpu_check.sh")], env=env, capture_output=True, text=True, timeout=480
-    )
+    return subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], env=env, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +85,9 @@ def test_the_blocker_blocks_what_the_gpu_machine_lacks(tmp_path: Path, code: str
     assert (result.returncode != 0) is blocked
 
 
+# The whole script, trained searches included: minutes on an idle machine, many more on a loaded one. No time
+# limit of any kind: pytest-timeout's hang guard (pyproject.toml) is lifted here.
+@pytest.mark.timeout(0)
 def test_every_step_passes_on_the_cpu_without_the_server_packages(tmp_path: Path) -> None:
     result = run_check(tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -106,8 +109,10 @@ def test_every_step_passes_on_the_cpu_without_the_server_packages(tmp_path: Path
     search = (out / "search.txt").read_text()
     assert search.count("argmax architecture:") == 2  # weighted and single path
     assert "all steps passed" in result.stdout
+    assert "=== search (limit none s)" in result.stdout  # no step ran under a time limit
 
 
+@pytest.mark.timeout(0)
 def test_a_failing_step_is_reported_and_the_others_still_run(tmp_path: Path) -> None:
     # An interpreter that cannot start: every Python step fails; the script names each and exits 1.
     result = run_check(tmp_path, python="/nonexistent/python3")

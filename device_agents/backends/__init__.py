@@ -9,6 +9,8 @@ from device_agents.backends.base import Backend, OpInput, Runner, RuntimeInfo
 from device_agents.errors import BackendUnavailableError
 
 BACKEND_NAMES = ("onnxruntime", "torch", "adb")
+# A model whose tensors add up to more than this is refused before it is loaded (onnxruntime backend).
+DEFAULT_MAX_MODEL_MIB = 2048
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class BackendOptions:
     adb_serial: str | None = None  # adb
     adb_runs_per_invocation: int = 50  # adb
     runtime_version: str | None = None  # adb: the binary's version, when known
+    max_model_mib: int = DEFAULT_MAX_MODEL_MIB  # onnxruntime
 
 
 def load_backend(name: str, options: BackendOptions) -> Backend:
@@ -41,6 +44,7 @@ def load_backend(name: str, options: BackendOptions) -> Backend:
             options.cpu_affinity,
             options.graph_optimization,
             precision=options.precision,
+            max_model_bytes=options.max_model_mib << 20,
         )
     if name == "torch":
         from device_agents.backends.torch import TorchBackend

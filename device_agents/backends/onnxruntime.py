@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from device_agents.backends.base import InProcessRunner, OnThisHost, OpInput, RuntimeInfo
 from device_agents.errors import BackendUnavailableError, OpFailedError
 from device_agents.quantize import INT8_RECIPE, PRECISIONS, Int8Quantizer
 from device_agents.system import current_affinity, set_affinity
+from fbnet_core.onnx_safety import UnsafeModelError, check_allocation
 
 GRAPH_OPTIMIZATION_LEVELS = {
     "ORT_DISABLE_ALL": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -45,6 +48,7 @@ class OnnxRuntimeBackend(OnThisHost):
         graph_optimization: str = "ORT_ENABLE_ALL",
         provider_options: dict[str, Any] | None = None,
         precision: str = "fp32",
+        max_model_bytes: int = 2 << 30,
     ) -> None:
         available = ort.get_available_providers()
         if provider not in available:
@@ -68,6 +72,7 @@ class OnnxRuntimeBackend(OnThisHost):
         self._graph_optimization = graph_optimization
         self._precision = precision
         self._int8 = Int8Quantizer() if precision == "int8" else None
+        self._max_model_bytes = max_model_bytes
 
     def runtime_info(self) -> RuntimeInfo:
         return RuntimeInfo(
@@ -92,7 +97,19 @@ class OnnxRuntimeBackend(OnThisHost):
         options.log_severity_level = 3  # errors only: warnings would flood the agent's log per op
         return options
 
+    def _check_allocation(self, model_path: Path) -> None:
+        """Refuse, before onnxruntime allocates anything, a model whose tensors would exceed this device's bound."""
+        try:
+            model = onnx.load(str(model_path))
+        except Exception:  # not a model (DecodeError, a missing file...): onnxruntime's load says so, below
+            return
+        try:
+            check_allocation(model, max_total_bytes=self._max_model_bytes)
+        except UnsafeModelError as exc:
+            raise OpFailedError(f"refused to load {model_path.name}: {exc}") from exc
+
     def prepare(self, op: OpInput) -> OnnxRuntimeRunner:
+        self._check_allocation(op.onnx_path)
         model_path = self._int8.quantized(op.onnx_path, op.onnx_sha256) if self._int8 else op.onnx_path
         try:
             session = ort.InferenceSession(

@@ -120,15 +120,15 @@ class TorchBackend(OnThisHost):
         )
 
     def prepare(self, op: OpInput) -> InProcessRunner:
-        from search_client.errors import SearchClientError
-        from search_client.export import seeded_eval_op
-        from search_client.ops import op_input_shape
+        from fbnet_core.errors import FbnetLutError
+        from fbnet_core.keys import op_input_shape
+        from search_client.space.export import seeded_eval_op
 
         torch = self._torch
         try:
             module = seeded_eval_op(op.spec).to(self._device)  # the same weights as the ONNX file
             example = torch.randn(op_input_shape(op.spec), device=self._device)
-        except SearchClientError as exc:
+        except FbnetLutError as exc:
             raise OpFailedError(f"cannot rebuild {op.key} from its spec: {exc}") from exc
         for parameter in module.parameters():
             parameter.requires_grad_(False)  # no autograd graph per run, without global grad state

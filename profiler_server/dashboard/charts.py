@@ -6,9 +6,10 @@ The templates turn these plain values into SVG and table cells (jinja2 autoescap
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from fbnet_core.keys import parse_block_key
 
 # A perceptually ordered sequential scale (viridis' endpoints and three inner stops): fast = light, slow = dark.
 _PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -93,17 +94,13 @@ def heat_map(
     return grid
 
 
-# A block op key (docs/contracts.md): blk.<block>.c<in>.o<out>.s<stride>.h<H>w<W>.
-_BLOCK_KEY = re.compile(r"blk\.[A-Za-z0-9_]+\.c(\d+)\.o(\d+)\.s(\d+)\.h(\d+)w(\d+)")
-
-
 def layer_shape(keys: Sequence[str | None]) -> str:
     """'16→24 · s2 · 112×112' from a layer's block keys (all share the layer's shape); '' if none is a block key."""
     for key in keys:
-        match = _BLOCK_KEY.fullmatch(key or "")
-        if match:
-            c_in, c_out, stride, height, width = match.groups()
-            return f"{c_in}→{c_out} · s{stride} · {height}×{width}"
+        block = parse_block_key(key) if key is not None else None
+        if block is not None:
+            height, width = block.input_hw
+            return f"{block.in_channels}→{block.out_channels} · s{block.stride} · {height}×{width}"
     return ""
 
 

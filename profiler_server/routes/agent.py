@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from profiler_server.clock import utcnow
 from profiler_server.config import Settings
-from profiler_server.deps import DevicePrincipal, SettingsDep, UnstartedSession, WriteSession
+from profiler_server.deps import DatabaseDep, DevicePrincipal, SettingsDep
 from profiler_server.errors import BadRequest
 from profiler_server.json_body import json_body, openapi_json_body
 from profiler_server.schemas import (
@@ -33,67 +33,83 @@ def _limits(settings: Settings) -> ingest.IngestLimits:
     )
 
 
-@router.post("/lease", response_model=LeaseResponse)
-def lease(
-    body: LeaseRequest,
-    request: Request,
+# Every route takes the principal first and its body from `json_body`: a request without a valid token is a 401
+# before its body is read.
+@router.post("/lease", response_model=LeaseResponse, openapi_extra=openapi_json_body(LeaseRequest))
+async def lease(
     device: DevicePrincipal,
+    body: Annotated[LeaseRequest, Depends(json_body(LeaseRequest))],
+    request: Request,
     settings: SettingsDep,
-    session: WriteSession,
+    database: DatabaseDep,
 ) -> LeaseResponse:
     if body.max_tasks > settings.max_lease_tasks:
         raise BadRequest(
             f"max_tasks {body.max_tasks} exceeds the limit {settings.max_lease_tasks}", "max_tasks"
         )
-    assert device.device_id is not None  # a device principal always names its device
-    tasks = leasing.lease_tasks(
-        session, device.device_id, body.max_tasks, settings.lease_seconds, settings.max_attempts, utcnow()
+    device_id = device.require_device()
+    now = utcnow()
+    tasks = await database.write(
+        lambda session: leasing.lease_tasks(
+            session, device_id, body.max_tasks, settings.lease_seconds, settings.max_attempts, now
+        )
     )
     request.app.state.metrics.count("tasks_leased", len(tasks))
     return LeaseResponse(tasks=tasks, lease_seconds=settings.lease_seconds)
 
 
-@router.post("/release", response_model=ReleaseReceipt)
-def release(
-    body: LeaseRelease,
-    request: Request,
+@router.post("/release", response_model=ReleaseReceipt, openapi_extra=openapi_json_body(LeaseRelease))
+async def release(
     device: DevicePrincipal,
+    body: Annotated[LeaseRelease, Depends(json_body(LeaseRelease))],
+    request: Request,
     settings: SettingsDep,
-    session: WriteSession,
+    database: DatabaseDep,
 ) -> ReleaseReceipt:
     if len(body.task_ids) > settings.max_lease_tasks:
         raise BadRequest(
             f"{len(body.task_ids)} task_ids exceed the limit {settings.max_lease_tasks}", "task_ids"
         )
-    assert device.device_id is not None
-    released = leasing.release_tasks(session, device.device_id, body.task_ids)
+    device_id = device.require_device()
+    released = await database.write(lambda session: leasing.release_tasks(session, device_id, body.task_ids))
     request.app.state.metrics.count("tasks_released", released)
     return ReleaseReceipt(released=released)
 
 
-@router.post("/results", response_model=ResultsReceipt)
-def post_results(
-    body: ResultsPost, request: Request, device: DevicePrincipal, settings: SettingsDep, session: WriteSession
+@router.post("/results", response_model=ResultsReceipt, openapi_extra=openapi_json_body(ResultsPost))
+async def post_results(
+    device: DevicePrincipal,
+    body: Annotated[ResultsPost, Depends(json_body(ResultsPost))],
+    request: Request,
+    settings: SettingsDep,
+    database: DatabaseDep,
 ) -> ResultsReceipt:
-    assert device.device_id is not None
-    receipt = ingest.ingest_task_results(session, device.device_id, body.results, _limits(settings), utcnow())
-    _after_ingest(request, device.device_id, receipt)
+    device_id = device.require_device()
+    now = utcnow()
+    receipt = await database.write(
+        lambda session: ingest.ingest_task_results(session, device_id, body.results, _limits(settings), now)
+    )
+    _after_ingest(request, device_id, receipt)
     return receipt
 
 
 @router.post(
     "/measurements", response_model=ResultsReceipt, openapi_extra=openapi_json_body(MeasurementsPost)
 )
-def post_measurements(
-    device: DevicePrincipal,  # first: a request without a valid token is a 401 before its body is read
+async def post_measurements(
+    device: DevicePrincipal,
     body: Annotated[MeasurementsPost, Depends(json_body(MeasurementsPost))],
     request: Request,
     settings: SettingsDep,
-    session: UnstartedSession,
+    database: DatabaseDep,
 ) -> ResultsReceipt:
-    assert device.device_id is not None
-    receipt = ingest.ingest_offline(session, device.device_id, body.results, _limits(settings), utcnow())
-    _after_ingest(request, device.device_id, receipt)
+    device_id = device.require_device()
+    now = utcnow()
+    receipt = await database.write(
+        lambda session: ingest.ingest_offline(session, device_id, body.results, _limits(settings), now),
+        begin=False,
+    )
+    _after_ingest(request, device_id, receipt)
     return receipt
 
 

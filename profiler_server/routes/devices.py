@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
 
 from profiler_server.clock import utcnow
-from profiler_server.deps import EnrollPrincipal, ReaderPrincipal, ReadSession, WriteSession
+from profiler_server.deps import DatabaseDep, EnrollPrincipal, ReaderPrincipal
+from profiler_server.json_body import json_body, openapi_json_body
 from profiler_server.schemas import DevicePublic, DeviceRegister, DeviceRegistered, DevicesPublic
 from profiler_server.services import devices
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=DeviceRegistered)
-def register(body: DeviceRegister, _: EnrollPrincipal, session: WriteSession) -> DeviceRegistered:
-    token = devices.register_device(session, body.name, body.platform, body.attributes, utcnow())
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DeviceRegistered,
+    openapi_extra=openapi_json_body(DeviceRegister),
+)
+async def register(
+    _: EnrollPrincipal,
+    body: Annotated[DeviceRegister, Depends(json_body(DeviceRegister))],
+    database: DatabaseDep,
+) -> DeviceRegistered:
+    now = utcnow()
+    token = await database.write(
+        lambda session: devices.register_device(session, body.name, body.platform, body.attributes, now)
+    )
     return DeviceRegistered(name=body.name, token=token)
 
 
 @router.get("", response_model=DevicesPublic)
-def list_devices(_: ReaderPrincipal, session: ReadSession) -> DevicesPublic:
-    data = devices.list_devices(session, utcnow())
+async def list_devices(_: ReaderPrincipal, database: DatabaseDep) -> DevicesPublic:
+    now = utcnow()
+    data = await database.read(lambda session: devices.list_devices(session, now))
     return DevicesPublic(data=data, count=len(data))
 
 
 @router.get("/{name}", response_model=DevicePublic)
-def get_device(name: str, _: ReaderPrincipal, session: ReadSession) -> DevicePublic:
-    return devices.device_public(session, devices.device_by_name(session, name), utcnow())
+async def get_device(name: str, _: ReaderPrincipal, database: DatabaseDep) -> DevicePublic:
+    now = utcnow()
+    return await database.read(
+        lambda session: devices.device_public(session, devices.device_by_name(session, name), now)
+    )

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 
 from profiler_server.clock import utcnow
-from profiler_server.deps import AdminPrincipal, SettingsDep, WriteSession
+from profiler_server.deps import AdminPrincipal, DatabaseDep, SettingsDep
 from profiler_server.errors import BadRequest
+from profiler_server.json_body import json_body, openapi_json_body
 from profiler_server.schemas import JobsCreate, JobsReceipt
 from profiler_server.services import jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.post("", response_model=JobsReceipt)
-def create(body: JobsCreate, _: AdminPrincipal, settings: SettingsDep, session: WriteSession) -> JobsReceipt:
+@router.post("", response_model=JobsReceipt, openapi_extra=openapi_json_body(JobsCreate))
+async def create(
+    _: AdminPrincipal,
+    body: Annotated[JobsCreate, Depends(json_body(JobsCreate))],
+    settings: SettingsDep,
+    database: DatabaseDep,
+) -> JobsReceipt:
     if len(body.keys) > settings.max_keys_per_job:
         raise BadRequest(f"{len(body.keys)} keys; the limit is {settings.max_keys_per_job}", field="keys")
-    return jobs.create_jobs(session, body.device, body.keys, body.remeasure, utcnow())
+    now = utcnow()
+    return await database.write(
+        lambda session: jobs.create_jobs(session, body.device, body.keys, body.remeasure, now)
+    )

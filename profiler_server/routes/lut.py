@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Connection
 
-from db.session import autocommit_connection
+from fbnet_core.keys import KEY_PATTERN
+from profiler_server.database import Database
 from profiler_server.deps import ReaderPrincipal
 from profiler_server.errors import BadRequest
-from profiler_server.schemas import KEY_PATTERN
 from profiler_server.services import lut
 
 router = APIRouter(prefix="/lut", tags=["lut"])
@@ -40,11 +40,12 @@ def not_modified(tag: str) -> Response:
     return Response(status_code=304, headers=representation_headers(tag))
 
 
-def _body(request: Request, version: lut.LutVersion, keys: list[str] | None, as_csv: bool) -> bytes:
+def _body(
+    cache: lut.LutCache, conn: Connection, version: lut.LutVersion, keys: list[str] | None, as_csv: bool
+) -> bytes:
     # Autocommit: a cache miss reads the entries in a statement after the version's; if a commit lands in
     # between, the entries are newer than the version they are cached under, never older.
-    with autocommit_connection(request.app.state.engine) as conn:
-        rendered = request.app.state.lut_cache.get(conn, version)
+    rendered = cache.get(conn, version)
     return rendered.csv_bytes(keys) if as_csv else rendered.json_bytes(keys)
 
 
@@ -68,7 +69,9 @@ async def get_lut(
         return not_modified(tag)
     body = request.app.state.lut_cache.rendered_bytes(version, as_csv) if key_filter is None else None
     if body is None:  # rendering (a database read, or serialising entries) happens off the event loop
-        body = await run_in_threadpool(_body, request, version, key_filter, as_csv)
+        database: Database = request.app.state.database
+        cache: lut.LutCache = request.app.state.lut_cache
+        body = await database.connection(lambda conn: _body(cache, conn, version, key_filter, as_csv))
     return Response(
         body,
         media_type="text/csv; charset=utf-8" if as_csv else "application/json",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from profiler_server.deps import ReaderPrincipal, ReadSession
+from fastapi import APIRouter, Query
+
+from profiler_server.deps import DatabaseDep, ReaderPrincipal
 from profiler_server.schemas import MeasurementPublic, ResultId
 from profiler_server.services import measurements
 
@@ -12,5 +14,12 @@ router = APIRouter(prefix="/measurements", tags=["measurements"])
 
 
 @router.get("/{result_id}", response_model=MeasurementPublic)
-def get_measurement(result_id: ResultId, _: ReaderPrincipal, session: ReadSession) -> MeasurementPublic:
-    return measurements.get_measurement(session, result_id)
+async def get_measurement(
+    result_id: ResultId,
+    _: ReaderPrincipal,
+    database: DatabaseDep,
+    device: Annotated[
+        str | None, Query(description="the device that posted it (result ids are per device)")
+    ] = None,
+) -> MeasurementPublic:
+    return await database.read(lambda session: measurements.get_measurement(session, result_id, device))

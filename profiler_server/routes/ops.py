@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from profiler_server.clock import utcnow
-from profiler_server.deps import AdminPrincipal, ReaderPrincipal, ReadSession, WriteSession
+from profiler_server.deps import AdminPrincipal, DatabaseDep, ReaderPrincipal
+from profiler_server.json_body import json_body, openapi_json_body
 from profiler_server.schemas import Key, OpPublic, OpsReceipt, OpsUpload
 from profiler_server.services import ops
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 
 
-@router.post("", response_model=OpsReceipt)
-def upload(body: OpsUpload, _: AdminPrincipal, session: WriteSession) -> OpsReceipt:
-    return ops.upload_ops(session, body.ops, utcnow())
+@router.post("", response_model=OpsReceipt, openapi_extra=openapi_json_body(OpsUpload))
+async def upload(
+    _: AdminPrincipal,
+    body: Annotated[OpsUpload, Depends(json_body(OpsUpload))],
+    request: Request,
+    database: DatabaseDep,
+) -> OpsReceipt:
+    decoded = await run_in_threadpool(ops.decode_uploads, body.ops)
+    known = await database.read(lambda session: ops.known_models(session, {d.sha256 for d in decoded}))
+    await run_in_threadpool(ops.store_new_models, decoded, known, request.app.state.blobs)
+    now = utcnow()
+    return await database.write(lambda session: ops.upload_ops(session, decoded, now))
 
 
 @router.get("/{key}", response_model=OpPublic)
-def get_op(key: Key, _: ReaderPrincipal, session: ReadSession) -> OpPublic:
-    return ops.get_op(session, key)
+async def get_op(key: Key, _: ReaderPrincipal, database: DatabaseDep) -> OpPublic:
+    return await database.read(lambda session: ops.get_op(session, key))
 
 
 @router.get("/{key}/model.onnx", response_class=Response)
-def get_model(key: Key, _: ReaderPrincipal, session: ReadSession) -> Response:
-    content, sha256 = ops.get_model(session, key)
+async def get_model(key: Key, _: ReaderPrincipal, request: Request, database: DatabaseDep) -> Response:
+    sha256 = await database.read(lambda session: ops.model_sha256(session, key))
+    # Read from disk in a worker thread, holding no database connection.
+    content = await run_in_threadpool(ops.read_model, request.app.state.blobs, key, sha256)
     return Response(
         content,
         media_type="application/octet-stream",

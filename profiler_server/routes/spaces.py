@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+from sqlalchemy.orm import Session
 
 from profiler_server.clock import utcnow
-from profiler_server.deps import AdminPrincipal, ReaderPrincipal, ReadSession, WriteSession
+from profiler_server.deps import AdminPrincipal, DatabaseDep, ReaderPrincipal
+from profiler_server.json_body import json_body, openapi_json_body
 from profiler_server.schemas_validation import (
     DeviceCoverage,
     SpaceName,
@@ -20,41 +22,54 @@ from profiler_server.services import devices, spaces
 router = APIRouter(tags=["spaces"])
 
 
-@router.put("/spaces/{name}", response_model=SpacePublic)
-def put_space(
+@router.put("/spaces/{name}", response_model=SpacePublic, openapi_extra=openapi_json_body(SpacePut))
+async def put_space(
     name: Annotated[SpaceName, Path()],
-    body: SpacePut,
-    response: Response,
     _: AdminPrincipal,
-    session: WriteSession,
+    body: Annotated[SpacePut, Depends(json_body(SpacePut))],
+    response: Response,
+    database: DatabaseDep,
 ) -> SpacePublic:
-    space, created = spaces.put_space(session, name, body, utcnow())
+    now = utcnow()
+    space, created = await database.write(lambda session: spaces.put_space(session, name, body, now))
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return spaces.space_public(space, len(spaces.space_keys(body)))
 
 
-@router.get("/spaces", response_model=SpacesPublic)
-def list_spaces(_: ReaderPrincipal, session: ReadSession) -> SpacesPublic:
+def _list_spaces(session: Session) -> SpacesPublic:
     counts = spaces.key_counts(session)
     data = [spaces.space_public(s, counts.get(s.id, 0)) for s in spaces.list_spaces(session)]
     return SpacesPublic(data=data, count=len(data))
 
 
-@router.get("/spaces/{name}", response_model=SpacePublic)
-def get_space(name: str, _: ReaderPrincipal, session: ReadSession) -> SpacePublic:
+@router.get("/spaces", response_model=SpacesPublic)
+async def list_spaces(_: ReaderPrincipal, database: DatabaseDep) -> SpacesPublic:
+    return await database.read(_list_spaces)
+
+
+def _get_space(session: Session, name: str) -> SpacePublic:
     space = spaces.space_by_name(session, name)
     return spaces.space_public(space, spaces.key_counts(session).get(space.id, 0))
 
 
-@router.get("/devices/{name}/coverage", response_model=DeviceCoverage)
-def device_coverage(
-    name: str,
-    _: ReaderPrincipal,
-    session: ReadSession,
-    space: Annotated[str | None, Query(description="only this search space")] = None,
-) -> DeviceCoverage:
+@router.get("/spaces/{name}", response_model=SpacePublic)
+async def get_space(name: str, _: ReaderPrincipal, database: DatabaseDep) -> SpacePublic:
+    return await database.read(lambda session: _get_space(session, name))
+
+
+def _coverage(session: Session, name: str, space: str | None) -> DeviceCoverage:
     device = devices.device_by_name(session, name)
     space_ids = [spaces.space_by_name(session, space, field="space").id] if space is not None else None
     by_pair = spaces.coverage(session, utcnow(), device_ids=[device.id], space_ids=space_ids)
     data = sorted(by_pair.values(), key=lambda c: c.space)
     return DeviceCoverage(device=device.name, data=data, count=len(data))
+
+
+@router.get("/devices/{name}/coverage", response_model=DeviceCoverage)
+async def device_coverage(
+    name: str,
+    _: ReaderPrincipal,
+    database: DatabaseDep,
+    space: Annotated[str | None, Query(description="only this search space")] = None,
+) -> DeviceCoverage:
+    return await database.read(lambda session: _coverage(session, name, space))

@@ -1,7 +1,13 @@
 """Ingest measurements: validate against tasks and ops, compute statistics, store once, update the LUT.
 
-Idempotency: every result carries an agent-made `result_id`, unique in the database; the insert skips ids that
-exist (`ON CONFLICT DO NOTHING`), so a retried or concurrent duplicate post never stores a measurement twice.
+Idempotency: every result carries an agent-made `result_id`, unique per device in the database; the insert skips
+ids that exist (`ON CONFLICT DO NOTHING`), so a retried or concurrent duplicate post never stores a measurement
+twice. A task is measured once: the first measurement to arrive completes it, and a later one for the same task
+(an agent whose lease expired, racing the agent that leased the task next) changes nothing.
+
+Order: the server's receive time decides which measurement of an op the LUT serves (the one received last; within
+one request, the later one); the agent's timestamps are kept as provenance only, so no agent clock can pin an
+entry or keep a new measurement out.
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ from sqlalchemy.orm import Session
 
 from db.models import Device, LutEntry, Measurement, Op, Task, TaskStatus
 from db.session import begin_write
+from fbnet_core.stats import SampleStats, batch_stats
 from profiler_server.errors import BadRequest, Conflict, Forbidden, NotFound
 from profiler_server.schemas import OfflineMeasurement, ResultsReceipt, RuntimeInfo, TaskResult
 from profiler_server.services.bulk_rows import insert_rows
 from profiler_server.services.ingest_postgres import OfflineRow, store_offline
 from profiler_server.services.jobs import chunks
 from profiler_server.services.lut_versions import notifying
-from profiler_server.stats import SampleStats, batch_stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +88,12 @@ _MEASUREMENT_COLUMNS = (
     "mean_us", "std_us", "iqr_us", "min_us", "max_us", "cv", "unstable", "runtime", "runtime_name",
     "runtime_version", "execution_provider", "threads", "agent_version", "measured_at", "received_at",
 )  # fmt: skip
-_SKIP_STORED = "ON CONFLICT (result_id) DO NOTHING"
-_LUT_COLUMNS = ("device_id", "op_id", "measurement_id", "measured_at")
-# An older measurement uploaded late (offline results) does not replace a newer one.
+_SKIP_STORED = "ON CONFLICT (device_id, result_id) DO NOTHING"
+_LUT_COLUMNS = ("device_id", "op_id", "measurement_id", "received_at")
+# A request that arrived earlier but commits later (PostgreSQL) does not replace what a later one stored.
 _KEEP_LATEST = (
     "ON CONFLICT (device_id, op_id) DO UPDATE SET measurement_id = excluded.measurement_id, "
-    "measured_at = excluded.measured_at WHERE lut_entries.measured_at <= excluded.measured_at"
+    "received_at = excluded.received_at WHERE lut_entries.received_at <= excluded.received_at"
 )
 
 
@@ -123,15 +129,12 @@ def _store(
             conn, Measurement.__table__, _MEASUREMENT_COLUMNS, rows, _SKIP_STORED, ("result_id", "id")
         )
     )
-    latest: dict[int, tuple[int, datetime]] = {}
+    latest: dict[int, int] = {}  # op_id -> measurement id: the request's last new one
     for sample in samples:
         measurement_id = inserted.get(sample.result_id)
-        measured_at = sample.runtime.finished_at or now
-        if measurement_id is not None and (
-            sample.op_id not in latest or measured_at >= latest[sample.op_id][1]
-        ):
-            latest[sample.op_id] = (measurement_id, measured_at)
-    lut_rows = [(device_id, op_id, mid, at) for op_id, (mid, at) in sorted(latest.items())]
+        if measurement_id is not None:
+            latest[sample.op_id] = measurement_id
+    lut_rows = [(device_id, op_id, mid, now) for op_id, mid in sorted(latest.items())]
     insert_rows(conn, LutEntry.__table__, _LUT_COLUMNS, lut_rows, _KEEP_LATEST)
     return len(inserted)
 
@@ -144,14 +147,33 @@ def _touch_device(session: Session, device_id: int, now: datetime, lut_changed: 
     session.execute(touch)
 
 
-def _new_result_ids(session: Session, result_ids: list[str]) -> set[str]:
-    """The ids not stored yet, as a measurement or as a task's failure report (one query)."""
+def _new_result_ids(session: Session, device_id: int, result_ids: list[str]) -> set[str]:
+    """The device's ids not stored yet, as a measurement or as a task's failure report (one query)."""
     known = (
         select(Measurement.result_id)
-        .where(Measurement.result_id.in_(result_ids))
-        .union_all(select(Task.failure_result_id).where(Task.failure_result_id.in_(result_ids)))
+        .where(Measurement.device_id == device_id, Measurement.result_id.in_(result_ids))
+        .union_all(
+            select(Task.failure_result_id).where(
+                Task.device_id == device_id, Task.failure_result_id.in_(result_ids)
+            )
+        )
     )
     return set(result_ids) - set(session.scalars(known))
+
+
+def _complete_tasks(session: Session, task_ids: set[int], now: datetime) -> set[int]:
+    """Mark the tasks done; returns those not done before. A measurement completes its task whatever happened to
+    the lease meanwhile (expired, re-queued, leased again, failed)."""
+    if not task_ids:
+        return set()
+    return set(
+        session.scalars(
+            update(Task)
+            .where(Task.id.in_(task_ids), Task.status != TaskStatus.done)
+            .values(status=TaskStatus.done, finished_at=now, lease_expires_at=None, failure_reason=None)
+            .returning(Task.id)
+        )
+    )
 
 
 def ingest_task_results(
@@ -185,10 +207,12 @@ def ingest_task_results(
         [(f"results[{i}]", op_keys[tasks[r.task_id].op_id], r.onnx_sha256) for i, r in enumerate(results)],
     )
 
-    fresh = _new_result_ids(session, [r.result_id for r in results])
+    fresh = _new_result_ids(session, device_id, [r.result_id for r in results])
+    measured = {r.task_id for r in results if r.error is None and r.result_id in fresh}
+    # Claimed first (PostgreSQL locks the rows: a concurrent request for the same task waits, then finds it done).
+    open_tasks = _complete_tasks(session, measured, now)
     samples: list[_Sample] = []
     failures = 0
-    done_task_ids: set[int] = set()
     for result in results:
         if result.result_id not in fresh:
             continue
@@ -210,17 +234,12 @@ def ingest_task_results(
             )
             continue
         assert result.samples_us is not None and result.runtime is not None  # guaranteed by TaskResult
+        if task.id not in open_tasks:
+            continue  # measured already: by an earlier request, or earlier in this one
+        open_tasks.discard(task.id)
         samples.append(_Sample(result.result_id, task.op_id, task.id, result.samples_us, result.runtime))
-        done_task_ids.add(task.id)
 
     accepted = _store(session, device_id, samples, limits, now)
-    if done_task_ids:
-        # A result completes its task, whatever happened to the lease meanwhile.
-        session.execute(
-            update(Task)
-            .where(Task.id.in_(done_task_ids))
-            .values(status=TaskStatus.done, finished_at=now, lease_expires_at=None, failure_reason=None)
-        )
     _touch_device(session, device_id, now, lut_changed=accepted > 0)
     session.commit()
     return ResultsReceipt(accepted=accepted, duplicates=len(results) - accepted - failures, failures=failures)
@@ -282,7 +301,7 @@ def _store_offline_in_transaction(
     session: Session, device_id: int, results: list[OfflineMeasurement], limits: IngestLimits, now: datetime
 ) -> int:
     ops = _resolve_ops(session, [(f"results[{i}]", r.key, r.onnx_sha256) for i, r in enumerate(results)])
-    fresh = _new_result_ids(session, [r.result_id for r in results])
+    fresh = _new_result_ids(session, device_id, [r.result_id for r in results])
     samples: list[_Sample] = []
     for result in results:
         if result.result_id in fresh:

@@ -5,9 +5,10 @@ device updates, COMMIT: 8 per batch, 0.5 to 2 ms each on a loaded machine), more
 Here data-modifying CTEs do all of it, atomically (a single statement is its own transaction):
 - `resolved`/`checked`: every key names an op with the claimed model, or nothing is written (`ok` false; the
   caller then looks the ops up to say which result is at fault);
-- `stored`: the measurements not stored yet (`ON CONFLICT (result_id) DO NOTHING`, and no task's failure report has
-  the result_id), inserted in result_id order so concurrent overlapping batches wait instead of deadlocking;
-- `lut`: per op, the latest new measurement (ties: the later in the request), unless the LUT has a newer one;
+- `stored`: the measurements not stored yet (`ON CONFLICT (device_id, result_id) DO NOTHING`, and no failure report
+  of the device has the result_id), inserted in result_id order so concurrent overlapping batches wait instead of
+  deadlocking;
+- `lut`: per op, the request's last new measurement, unless the LUT holds one received later;
 - `queued_done`: queued tasks for the measured ops are done; `touched`: the device was seen, and its LUT version
   moves when a measurement was stored, with the NOTIFY that empties every replica's cached version on commit.
 
@@ -32,9 +33,9 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql
 
 from db.models import Measurement
+from fbnet_core.stats import SampleStats
 from profiler_server.schemas import RuntimeInfo
 from profiler_server.services.lut_versions_postgres import LUT_CHANGED_CHANNEL
-from profiler_server.stats import SampleStats
 
 _SAMPLE_BYTES = 8  # float64
 
@@ -122,22 +123,24 @@ stored AS (
         {values}
     FROM resolved
     WHERE (SELECT ok FROM checked)
-      AND NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.failure_result_id = resolved.result_id)
+      AND NOT EXISTS (
+          SELECT 1 FROM tasks WHERE tasks.device_id = %(device_id)s AND tasks.failure_result_id = resolved.result_id
+      )
     ORDER BY resolved.result_id
-    ON CONFLICT (result_id) DO NOTHING
-    RETURNING id, result_id, op_id, measured_at
+    ON CONFLICT (device_id, result_id) DO NOTHING
+    RETURNING id, result_id, op_id
 ),
 latest AS (
-    SELECT DISTINCT ON (stored.op_id) stored.op_id, stored.id, stored.measured_at
+    SELECT DISTINCT ON (stored.op_id) stored.op_id, stored.id
     FROM stored JOIN batch ON batch.result_id = stored.result_id
-    ORDER BY stored.op_id, stored.measured_at DESC, batch.ordinal DESC
+    ORDER BY stored.op_id, batch.ordinal DESC
 ),
 lut AS (
-    INSERT INTO lut_entries (device_id, op_id, measurement_id, measured_at)
-    SELECT %(device_id)s, op_id, id, measured_at FROM latest ORDER BY op_id
+    INSERT INTO lut_entries (device_id, op_id, measurement_id, received_at)
+    SELECT %(device_id)s, op_id, id, %(now)s FROM latest ORDER BY op_id
     ON CONFLICT (device_id, op_id) DO UPDATE
-        SET measurement_id = excluded.measurement_id, measured_at = excluded.measured_at
-        WHERE lut_entries.measured_at <= excluded.measured_at
+        SET measurement_id = excluded.measurement_id, received_at = excluded.received_at
+        WHERE lut_entries.received_at <= excluded.received_at
 ),
 queued_done AS (
     UPDATE tasks SET status = 'done', finished_at = %(now)s

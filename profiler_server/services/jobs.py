@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from db.models import ACTIVE_TASK_STATUSES, LutEntry, Op, Task, TaskStatus
 from profiler_server.errors import NotFound
 from profiler_server.schemas import JobsReceipt
+from profiler_server.services.bulk_rows import insert_rows
 from profiler_server.services.devices import device_by_name
 
 # Keeps IN (...) lists under every backend's bound-parameter limit.
 IN_CHUNK = 5_000
+_TASK_COLUMNS = ("device_id", "op_id", "status", "attempts", "created_at")
+# The partial unique index `uq_tasks_active_device_op`: one queued-or-leased task per (device, op).
+_SKIP_ACTIVE = "ON CONFLICT (device_id, op_id) WHERE status IN ('queued', 'leased') DO NOTHING"
 
 
 def chunks(items: list[str] | list[int], size: int = IN_CHUNK) -> Iterator[list]:
@@ -59,27 +63,19 @@ def create_jobs(
         session, Task.op_id, ids.values(), Task.device_id == device.id, Task.status.in_(ACTIVE_TASK_STATUSES)
     )
     measured = _op_ids_where(session, LutEntry.op_id, ids.values(), LutEntry.device_id == device.id)
-    to_queue = [
+    to_queue = sorted(
         op_id for op_id in ids.values() if op_id not in active and (remeasure or op_id not in measured)
-    ]
-    if to_queue:
-        session.execute(
-            insert(Task),
-            [
-                {
-                    "device_id": device.id,
-                    "op_id": op_id,
-                    "status": TaskStatus.queued,
-                    "attempts": 0,
-                    "created_at": now,
-                }
-                for op_id in to_queue
-            ],
-        )
+    )
+    rows = [(device.id, op_id, TaskStatus.queued, 0, now) for op_id in to_queue]
+    # A concurrent request may queue the same ops between the reads above and this insert: the active-task index
+    # keeps one, and this request counts the others as already queued.
+    queued = len(
+        insert_rows(session.connection(), Task.__table__, _TASK_COLUMNS, rows, _SKIP_ACTIVE, ("id",))
+    )
     session.commit()
     return JobsReceipt(
         device=device.name,
-        queued=len(to_queue),
+        queued=queued,
         already_measured=0 if remeasure else len(measured - active),
-        already_queued=len(active),
+        already_queued=len(active) + len(to_queue) - queued,
     )

@@ -54,6 +54,8 @@ class LutVersion:
     version: int
 
 
+# Keys per IN (...) list: under every backend's bound-parameter limit.
+MEDIANS_CHUNK = 5_000
 # Built once: constructing a select costs more than running it on the 304 path.
 VERSION_QUERY = select(Device.id, Device.lut_version).where(Device.name == bindparam("device_name"))
 
@@ -152,6 +154,22 @@ def invocation_overhead(runtime: Any) -> dict[str, float] | None:
     return {field: float(overhead[field]) for field in fields}
 
 
+def medians_us(conn: Connection, device_id: int, keys: list[str]) -> dict[str, float]:
+    """`median_us` of the device's entries among `keys` (e.g. one search space's): a read bounded by the keys,
+    whatever the LUT's size."""
+    found: dict[str, float] = {}
+    for start in range(0, len(keys), MEDIANS_CHUNK):
+        rows = conn.execute(
+            select(Op.key, Measurement.median_us)
+            .select_from(LutEntry)
+            .join(Measurement, Measurement.id == LutEntry.measurement_id)
+            .join(Op, Op.id == LutEntry.op_id)
+            .where(LutEntry.device_id == device_id, Op.key.in_(keys[start : start + MEDIANS_CHUNK]))
+        )
+        found.update((key, median_us) for key, median_us in rows)
+    return found
+
+
 def _csv_value(value: Any) -> Any:
     # Lower-case booleans, as JSON and most CSV readers (pandas, R) spell them.
     return ("true" if value else "false") if isinstance(value, bool) else value
@@ -219,6 +237,12 @@ class LutCache:
         if cached is None or cached.version != version:
             return None
         return cached.full_csv if as_csv else cached.full_json  # None until first rendered
+
+    def cached(self, version: LutVersion) -> RenderedLut | None:
+        """The LUT rendered for exactly this version, if it is in memory (no database, nothing rendered)."""
+        with self._lock:
+            cached = self._items.get(version.device_id)
+        return cached if cached is not None and cached.version == version else None
 
     def get(self, conn: Connection, version: LutVersion) -> RenderedLut:
         with self._lock:

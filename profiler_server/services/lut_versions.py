@@ -17,6 +17,7 @@ from typing import Protocol
 from sqlalchemy import Engine, String, Update, cast, func
 
 from db.models import Device
+from profiler_server.database import Database
 from profiler_server.services.lut import LutVersion
 from profiler_server.services.lut_versions_postgres import LUT_CHANGED_CHANNEL, PostgresLutVersions
 from profiler_server.services.lut_versions_sqlite import SqliteLutVersions
@@ -36,9 +37,9 @@ class LutVersions(Protocol):
     def close(self) -> None: ...
 
 
-def make_lut_versions(engine: Engine) -> LutVersions:
+def make_lut_versions(engine: Engine, database: Database) -> LutVersions:
     if engine.dialect.name == "postgresql":
-        return PostgresLutVersions(engine)
+        return PostgresLutVersions(engine, database)
     return SqliteLutVersions(engine)
 
 

@@ -29,9 +29,8 @@ from typing import Any
 
 from psycopg import Connection
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
-from db.session import autocommit_connection
+from profiler_server.database import Database
 from profiler_server.services import lut
 from profiler_server.services.lut import LutVersion
 from profiler_server.services.lut_version_cache import LutVersionCache
@@ -46,8 +45,9 @@ log = logging.getLogger(__name__)
 
 
 class PostgresLutVersions:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, database: Database) -> None:
         self._engine = engine
+        self._database = database
         self._cache = LutVersionCache()
         self._stopping = threading.Event()
         self._start_lock = threading.Lock()
@@ -70,7 +70,7 @@ class PostgresLutVersions:
         if cached is not None:
             return cached
         epoch = self._cache.epoch()
-        version = await run_in_threadpool(self._read, device_name)
+        version = await self._database.connection(lambda conn: lut.lut_version(conn, device_name))
         self._cache.put(version, epoch)
         return version
 
@@ -82,10 +82,6 @@ class PostgresLutVersions:
         if self._listener is not None:
             self._listener.join(timeout=HEARTBEAT_S + 5)
         self._cache.reset()
-
-    def _read(self, device_name: str) -> LutVersion:
-        with autocommit_connection(self._engine) as conn:
-            return lut.lut_version(conn, device_name)
 
     def _ensure_listening(self) -> None:
         if self._listener is not None:

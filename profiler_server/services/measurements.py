@@ -7,20 +7,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Device, Measurement, Op
-from profiler_server.errors import NotFound
+from profiler_server.errors import Conflict, NotFound
 from profiler_server.schemas import MeasurementPublic
 
 
-def get_measurement(session: Session, result_id: str) -> MeasurementPublic:
-    row = session.execute(
+def get_measurement(session: Session, result_id: str, device_name: str | None) -> MeasurementPublic:
+    """The measurement `result_id` of `device_name`, or of the one device that posted that id."""
+    query = (
         select(Measurement, Device.name, Op.key)
         .join(Device, Device.id == Measurement.device_id)
         .join(Op, Op.id == Measurement.op_id)
         .where(Measurement.result_id == result_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"unknown result_id {result_id!r}", field="result_id")
-    m, device_name, key = row
+    )
+    if device_name is not None:
+        query = query.where(Device.name == device_name)
+    rows = session.execute(query.limit(2)).all()
+    if not rows:
+        where = f" of device {device_name!r}" if device_name is not None else ""
+        raise NotFound(f"unknown result_id {result_id!r}{where}", field="result_id")
+    if len(rows) > 1:  # result ids are unique per device only
+        raise Conflict(
+            f"several devices posted result_id {result_id!r}: name one with ?device=", field="device"
+        )
+    m, device_name, key = rows[0]
     return MeasurementPublic(
         result_id=m.result_id,
         device=device_name,

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from db.models import Device
 from db.models_validation import ValidationPoint, ValidationRun
+from fbnet_core.fidelity import summarise_by_split
 from profiler_server.schemas_validation import ValidationCreate, ValidationPointPublic, ValidationRunPublic
 from profiler_server.services.spaces import space_by_name
-from profiler_server.services.validation_summary import summarise_by_split
 
 
 def create_run(session: Session, device: Device, body: ValidationCreate, now: datetime) -> int:

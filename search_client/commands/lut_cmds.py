@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -11,8 +10,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from profiler_server.client import ProfilerClient, ProfilerError
-from profiler_server.dev_tokens import read_dev_tokens
+from fbnet_core.client import ProfilerClient, ProfilerError
+from fbnet_core.dev_tokens import read_dev_tokens
+from fbnet_core.errors import FbnetLutError
+from fbnet_core.formats.lut_file import write_lut_file
+from fbnet_core.keys import ops_for_space
+from fbnet_core.space_manifest import space_manifest
+from fbnet_core.space_manifest import space_name as server_space_name
 from search_client.commands.space_cmds import (
     HeadChannels,
     NumClasses,
@@ -22,11 +26,7 @@ from search_client.commands.space_cmds import (
     Width,
     _space,
 )
-from search_client.errors import SearchClientError
-from search_client.keys import ops_for_space
-from search_client.lut_client import LutCache, pull_lut, request_lut, wait_for_entries
-from search_client.space_manifest import space_manifest
-from search_client.space_manifest import space_name as server_space_name
+from search_client.lut.client import LutCache, pull_lut, request_lut, wait_for_entries
 
 Server = Annotated[
     str | None,
@@ -101,7 +101,7 @@ def request(
             if not wait or not report.missing:
                 return
             still_missing = wait_with_progress(client, device, [op.key for op in ops], timeout_s, poll_s)
-    except (ProfilerError, SearchClientError) as exc:
+    except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     if still_missing:
         raise fail(f"timed out; {len(still_missing)} entries still missing: {', '.join(still_missing)}")
@@ -139,9 +139,9 @@ def pull(
     try:
         with connect(server, token) as client:
             result = pull_lut(client, device, LutCache(cache_dir))
-    except (ProfilerError, SearchClientError) as exc:
+    except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
-    output.write_text(json.dumps(result.lut.to_json(), indent=1))
+    write_lut_file(output, result.lut.to_json())
     if result.from_cache:
         source = f"the cache (server unreachable: {result.offline_reason})"
     else:

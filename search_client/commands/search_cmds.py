@@ -12,19 +12,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from profiler_server.client import ProfilerError
-from search_client.arch import load_architecture
+from fbnet_core.client import ProfilerError
+from fbnet_core.errors import FbnetLutError
+from fbnet_core.formats.architecture_file import load_architecture
+from fbnet_core.formats.lut_file import read_lut_file
+from fbnet_core.lut_costs import LutCosts
+from fbnet_core.space import build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
-from search_client.distributed import DistContext, init_from_environment
-from search_client.errors import SearchClientError
-from search_client.export import export_module, export_onnx
-from search_client.latency import lut_costs_from_body
-from search_client.loss import LOSS_FORMS, LossConfig
-from search_client.lut_client import LutCache, pull_lut, read_lut_file
-from search_client.lut_costs import LutCosts
-from search_client.model import build_model
-from search_client.plots import PLOT_NAME, plot_probabilities, read_history
-from search_client.search import (
+from search_client.lut.client import LutCache, pull_lut
+from search_client.search.distributed import DistContext, init_from_environment
+from search_client.search.loop import (
     ARGMAX_NAME,
     TARGET_NAME,
     EpochRecord,
@@ -33,10 +30,13 @@ from search_client.search import (
     SearchConfig,
     run_search,
 )
-from search_client.space import build_space
-from search_client.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
-from search_client.train import TrainConfig, TrainEpoch, train_architecture
-from search_client.zoo import get_model
+from search_client.search.loss import LOSS_FORMS, LossConfig
+from search_client.search.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
+from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
+from search_client.space.export import export_module, export_onnx
+from search_client.space.model import build_model
+from search_client.space.zoo import get_model
+from search_client.validation.plots import PLOT_NAME, plot_probabilities, read_history
 
 DataSpec = Annotated[str, typer.Option("--data", help="digits | fake | cifar10:PATH | imagefolder:PATH")]
 TorchDevice = Annotated[str, typer.Option("--torch-device", help="Where to train: cpu, cuda, cuda:1 ...")]
@@ -53,14 +53,14 @@ def _lut_costs(
     if (lut is None) == (device is None):
         raise fail("give exactly one of --lut PATH and --device NAME")
     if lut is not None:
-        return lut_costs_from_body(read_lut_file(lut))
+        return LutCosts.from_body(read_lut_file(lut))
     with connect(server, token) as client:
         result = pull_lut(client, device, LutCache(cache))
     if result.from_cache:
         typer.secho(
             f"server unreachable, using the cached LUT ({result.offline_reason})", err=True, fg="yellow"
         )
-    return lut_costs_from_body(result.lut.to_json())
+    return LutCosts.from_body(result.lut.to_json())
 
 
 def _compute_device(name: str, context: DistContext) -> torch.device:
@@ -292,19 +292,20 @@ def search(
         finally:
             if display is not None:
                 display.progress.stop()
-    except (ProfilerError, SearchClientError) as exc:
+    except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     if context.is_main:
         typer.echo(describe_schedule(config, result.schedule))
-        argmax = json.loads((out / ARGMAX_NAME).read_text())
-        typer.echo(f"argmax architecture: {argmax['arch']}")
-        typer.echo(f"predicted latency: {argmax['predicted_latency_ms']:.3f} ms")
+        argmax = load_architecture(out / ARGMAX_NAME)
+        typer.echo(f"argmax architecture: {argmax.arch}")
+        typer.echo(f"predicted latency: {argmax.predicted_latency_ms:.3f} ms")
         if target_ms is not None:
-            chosen = json.loads((out / TARGET_NAME).read_text())
-            typer.echo(f"within the budget: {chosen['arch']}")
+            chosen = load_architecture(out / TARGET_NAME)
+            assert chosen.budget is not None  # written with the budget it was chosen for
+            typer.echo(f"within the budget: {chosen.arch}")
             typer.echo(
-                f"predicted latency: {chosen['predicted_latency_ms']:.3f} ms, target {target_ms:g} ms "
-                f"({chosen['landed_pct']:+.1f} %); train it with --arch {out / TARGET_NAME}"
+                f"predicted latency: {chosen.predicted_latency_ms:.3f} ms, target {target_ms:g} ms "
+                f"({chosen.budget['landed_pct']:+.1f} %); train it with --arch {out / TARGET_NAME}"
             )
         typer.echo(
             f"wrote {', '.join(str(path) for path in result.outputs[:2])} ... ({len(result.outputs)} files)"
@@ -352,11 +353,11 @@ def train(
         )
 
     try:
-        architecture, params = load_architecture(arch)
+        loaded = load_architecture(arch)
         result = train_architecture(
-            architecture, params, config, torch.device(torch_device), on_epoch_end=show
+            loaded.arch, loaded.params, config, torch.device(torch_device), on_epoch_end=show
         )
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"top-1: {result.top1:.2%}")
     if out is not None:
@@ -390,14 +391,14 @@ def export(
             output.write_bytes(export_onnx(spec))
             input_shape = list(spec["input_shape"])
         else:
-            architecture, params = load_architecture(arch)
-            space = build_space(params)
-            model = build_model(architecture, space)
+            loaded = load_architecture(arch)
+            space = build_space(loaded.params)
+            model = build_model(loaded.arch, space)
             if weights is not None:
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             output.write_bytes(export_module(model.eval(), space.input_shape))
             input_shape = list(space.input_shape)
-    except (SearchClientError, OSError, RuntimeError) as exc:
+    except (FbnetLutError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {input_shape})")
 
@@ -409,7 +410,7 @@ def show(
     """The searched architecture as a table (per layer: argmax block and its probability) and a PNG."""
     try:
         history = read_history(search_dir)
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     final = history.final
     table = Table(title=f"{search_dir}: after epoch {history.epochs[-1] + 1}")

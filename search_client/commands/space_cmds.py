@@ -12,17 +12,16 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from device_agents.manifest import manifest_line
-from search_client.blocks import CANDIDATES
-from search_client.counting import ModelCount, count_model
-from search_client.errors import SearchClientError
-from search_client.export import export_onnx, sha256_hex
-from search_client.keys import Op, candidate_ops, make_op, ops_for_space
-from search_client.space import SearchSpace, SpaceParams, build_space
-from search_client.zoo import ZOO, ZooEntry, get_model, input_shape
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.errors import FbnetLutError
+from fbnet_core.formats.ops_manifest import OPS_MANIFEST_NAME, ManifestEntry, write_manifest
+from fbnet_core.keys import Op, candidate_ops, make_op, ops_for_space
+from fbnet_core.space import SearchSpace, SpaceParams, build_space
+from search_client.space.counting import ModelCount, count_model
+from search_client.space.export import export_onnx, sha256_hex
+from search_client.space.zoo import ZOO, ZooEntry, get_model, input_shape
 
 SPACES = ("fbnet",)
-MANIFEST_NAME = "ops.jsonl"
 
 SpaceName = Annotated[str, typer.Option("--space", help=f"Search space: {', '.join(SPACES)}.")]
 Resolution = Annotated[int, typer.Option("--resolution", help="Input resolution (pixels, square).")]
@@ -47,7 +46,7 @@ def _space(
         raise _fail(f"--space: unknown space {name!r}; valid: {', '.join(SPACES)}")
     try:
         return build_space(SpaceParams(resolution, width, num_classes, head_channels, small_input))
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise _fail(str(exc)) from exc
 
 
@@ -64,7 +63,7 @@ def _model_json(entry: ZooEntry, counts: ModelCount) -> dict[str, object]:
 def _per_layer(name: str, as_json: bool) -> None:
     try:
         entry = get_model(name)
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise _fail(f"--model: {exc}") from exc
     counts = count_model(entry.build(), input_shape(entry))
     if as_json:
@@ -176,22 +175,22 @@ def export_ops(
     searched = _space(space_name, resolution, width, num_classes, head_channels, small_input)
     try:
         ops = ops_for_space(searched) + [make_op(get_model(name).spec()) for name in model or []]
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise _fail(f"--model: {exc}") from exc
     try:
         out.mkdir(parents=True, exist_ok=True)
-        lines = []
+        entries = []
         for op in track(ops, description="exporting ops", transient=True):
             data = export_onnx(op.spec)
             file_name = f"{op.key}.onnx"
             _write_if_changed(out / file_name, data)
-            lines.append(manifest_line(op.key, op.spec, file_name, sha256_hex(data)))
-        (out / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
+            entries.append(ManifestEntry(op.key, op.spec, file_name, sha256_hex(data)))
+        write_manifest(out / OPS_MANIFEST_NAME, entries)
     except OSError as exc:
         raise _fail(f"--out: cannot write to {out}: {exc}") from exc
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"wrote {len(ops)} ONNX files and {out / MANIFEST_NAME}")
+    typer.echo(f"wrote {len(ops)} ONNX files and {out / OPS_MANIFEST_NAME}")
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -13,17 +12,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from profiler_server.client import ProfilerError
-from search_client.arch import load_architecture
-from search_client.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
-from search_client.calibration_choice import CalibrationChoice
+from fbnet_core.client import ProfilerError
+from fbnet_core.errors import FbnetLutError
+from fbnet_core.fidelity import FidelitySummary
+from fbnet_core.formats.architecture_file import load_architecture
+from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, write_validation_file
+from fbnet_core.space import SpaceParams
 from search_client.commands.lut_cmds import Server, Token, connect, fail, wait_with_progress
-from search_client.errors import SearchClientError
-from search_client.fidelity import FidelitySummary
-from search_client.fidelity_plot import plot_validation_scatter
-from search_client.space import SpaceParams
-from search_client.tradeoff import plot_architecture, plot_tradeoff, read_points
-from search_client.validate import (
+from search_client.validation.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
+from search_client.validation.calibration_choice import CalibrationChoice
+from search_client.validation.fidelity_plot import plot_validation_scatter
+from search_client.validation.tradeoff import plot_architecture, plot_tradeoff, read_points
+from search_client.validation.validate import (
     LATENCY_FIELD,
     ValidationPoint,
     ValidationReport,
@@ -38,7 +38,6 @@ from search_client.validate import (
 )
 
 SPACE_NAME = "fbnet"
-RESULT_NAME = "validation.json"
 SCATTER_NAME = "scatter.png"
 
 
@@ -209,7 +208,7 @@ def validate(
                 if post
                 else None
             )
-    except (ProfilerError, SearchClientError) as exc:
+    except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     _print_points(Console(), points)
     if rounds > 1:
@@ -222,14 +221,14 @@ def validate(
     document = validation_document(device, run_label, params, seed, rounds, points, report)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / RESULT_NAME).write_text(json.dumps(document, indent=1) + "\n")
+        write_validation_file(out / VALIDATION_FILE_NAME, document)
         title = f"{device}: LUT sum vs whole network, {resolution}x{resolution}, {report.raw.count} networks"
         held_out = [p for p in points if p.split == HOLDOUT and p.predicted_us is not None]
         calibrated = calibrated_us(report.calibration, held_out) if report.calibration else None
         plot_validation_scatter(points, out / SCATTER_NAME, title, calibrated)
     except OSError as exc:
         raise fail(f"--out: cannot write to {out}: {exc}") from exc
-    typer.echo(f"wrote {out / RESULT_NAME} and {out / SCATTER_NAME}")
+    typer.echo(f"wrote {out / VALIDATION_FILE_NAME} and {out / SCATTER_NAME}")
 
 
 plot_app = typer.Typer(
@@ -248,7 +247,7 @@ def plot_tradeoff_command(
     """Top-1 against measured latency, one panel per device, zoo and searched networks (the paper's Fig. 1)."""
     try:
         plot_tradeoff(read_points(points), output, title)
-    except SearchClientError as exc:
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"-o: cannot write {output}: {exc}") from exc
@@ -265,9 +264,8 @@ def plot_arch_command(
 ) -> None:
     """The architecture drawn as blocks, layer 1 to 22."""
     try:
-        chosen, _params = load_architecture(arch)
-        plot_architecture(chosen, output, title or arch.name)
-    except SearchClientError as exc:
+        plot_architecture(load_architecture(arch).arch, output, title or arch.name)
+    except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"-o: cannot write {output}: {exc}") from exc

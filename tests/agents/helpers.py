@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
+
+from fbnet_core.formats import ops_manifest
 
 
 def write_conv_onnx(path: Path, channels: int = 8, size: int = 16, seed: int = 0) -> str:
@@ -32,12 +33,12 @@ def write_conv_onnx(path: Path, channels: int = 8, size: int = 16, seed: int = 0
 
 def write_manifest(folder: Path, entries: list[tuple[str, Path, str]]) -> Path:
     """ops.jsonl as `dnas export-ops` writes it (docs/contracts.md)."""
-    manifest = folder / "ops.jsonl"
-    with manifest.open("w") as handle:
-        for key, onnx_path, sha256 in entries:
-            spec = {"kind": "test_conv", "batch": 1, "dtype": "float32", "key": key}
-            record = {"key": key, "spec": spec, "file": onnx_path.name, "sha256": sha256}
-            handle.write(json.dumps(record) + "\n")
+    manifest = folder / ops_manifest.OPS_MANIFEST_NAME
+    spec = {"kind": "test_conv", "batch": 1, "dtype": "float32"}
+    ops_manifest.write_manifest(
+        manifest,
+        [ops_manifest.ManifestEntry(key, {**spec, "key": key}, onnx_path.name, sha256) for key, onnx_path, sha256 in entries],
+    )
     return manifest
 
 
@@ -61,7 +62,7 @@ def write_runtime_broken_onnx(path: Path) -> str:
 
 def queue_ops(server, device: str, ops: list[tuple[str, Path]]) -> None:
     """Upload ops (admin token) and queue them for `device`, as `dnas` does."""
-    from profiler_server.client import OpUpload
+    from fbnet_core.client import OpUpload
 
     admin = server.client(server.admin_token)
     uploads = [OpUpload(key, {"kind": "test_conv", "batch": 1, "dtype": "float32"}, p.read_bytes()) for key, p in ops]

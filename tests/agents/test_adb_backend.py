@@ -16,7 +16,7 @@ from device_agents.backends.adb import AdbBackend, cpu_mask, parse_sensor_lines
 from device_agents.backends.base import OpInput
 from device_agents.backends.tool_output import parse_ort_perf_test, parse_tflite_benchmark_model
 from device_agents.errors import BackendUnavailableError, OpFailedError
-from device_agents.measure import is_failure, measure_op
+from device_agents.measure import measure_op
 from device_agents.timing import TimingPolicy
 
 DATA = Path(__file__).parent / "data"
@@ -86,9 +86,9 @@ def test_mock_adb_pushes_once_pins_with_taskset_and_reports_the_tool_mean_in_us(
                          runs_per_invocation=10, adb=str(adb))
     op = _op(tmp_path)
     record = measure_op(backend, op, ADB_POLICY)
-    assert not is_failure(record), record
-    assert set(record["samples_us"]) == {144871.0}  # 144.871 ms per the captured output
-    runtime = record["runtime"]
+    assert not record.is_failure, record
+    assert set(record.samples_us) == {144871.0}  # 144.871 ms per the captured output
+    runtime = record.runtime
     assert runtime["cpu_affinity"] == [4, 5, 6, 7] and runtime["threads"] == 1
     assert runtime["runtime_version"].startswith("binary-sha256:")
     assert runtime["temperatures_c"] == {"battery": 31.0, "cpu-0-0-us": 45.2}  # the phone's, not the host's
@@ -109,17 +109,17 @@ def test_mock_adb_benchmark_model_runs_the_tflite_twin(mock_adb, tmp_path, monke
     monkeypatch.setenv("MOCK_ADB_TOOL_OUTPUT", str(DATA / "tflite_benchmark_model_android.txt"))
     backend = AdbBackend("benchmark_model", binary, cpus=[0], threads=4, adb=str(adb))
     record = measure_op(backend, _op(tmp_path, ".tflite"), ADB_POLICY)
-    assert set(record["samples_us"]) == {33209.4}
+    assert set(record.samples_us) == {33209.4}
     command = next(call[1] for call in calls() if call[0] == "shell" and call[1].startswith("taskset"))
     assert "--graph=/data/local/tmp/fbnet-lut/" in command and "--num_threads=4" in command
-    assert record["runtime"]["runtime"] == "tflite"
+    assert record.runtime["runtime"] == "tflite"
 
 
 def test_mock_adb_benchmark_model_without_a_tflite_is_a_failed_task(mock_adb, tmp_path):
     adb, binary, _ = mock_adb
     backend = AdbBackend("benchmark_model", binary, cpus=[0], adb=str(adb))
     record = measure_op(backend, _op(tmp_path), ADB_POLICY)
-    assert is_failure(record) and "needs blk.tflite" in record["error"]
+    assert record.is_failure and "needs blk.tflite" in record.error
 
 
 def test_mock_adb_unparsable_output_is_a_failed_task_carrying_the_output(mock_adb, tmp_path, monkeypatch):
@@ -127,10 +127,10 @@ def test_mock_adb_unparsable_output_is_a_failed_task_carrying_the_output(mock_ad
     monkeypatch.setenv("MOCK_ADB_TOOL_OUTPUT", str(DATA / "tflite_benchmark_model_failed.txt"))
     backend = AdbBackend("benchmark_model", binary, cpus=[0], adb=str(adb))
     record = measure_op(backend, _op(tmp_path, ".tflite"), ADB_POLICY)
-    assert is_failure(record)
-    assert "expected one 'Inference timings in us' line" in record["error"]
-    assert "Benchmarking failed." in record["error"]  # the tool's own words reach the server
-    assert "samples_us" not in record
+    assert record.is_failure
+    assert "expected one 'Inference timings in us' line" in record.error
+    assert "Benchmarking failed." in record.error  # the tool's own words reach the server
+    assert record.samples_us is None
 
 
 def test_mock_adb_tool_exit_status_is_a_failed_task(mock_adb, tmp_path, monkeypatch):
@@ -138,7 +138,7 @@ def test_mock_adb_tool_exit_status_is_a_failed_task(mock_adb, tmp_path, monkeypa
     monkeypatch.setenv("MOCK_ADB_TOOL_EXIT", "139")
     backend = AdbBackend("onnxruntime_perf_test", binary, cpus=[0], adb=str(adb))
     record = measure_op(backend, _op(tmp_path), ADB_POLICY)
-    assert is_failure(record) and "exited with 139" in record["error"]
+    assert record.is_failure and "exited with 139" in record.error
 
 
 def test_mock_adb_offline_phone_is_refused_at_start(mock_adb, monkeypatch):

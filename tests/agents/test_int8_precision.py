@@ -18,11 +18,11 @@ from device_agents.backends import BackendOptions, load_backend
 from device_agents.backends.base import OpInput
 from device_agents.backends.onnxruntime import OnnxRuntimeBackend
 from device_agents.errors import BackendUnavailableError
-from device_agents.measure import is_failure, measure_op
+from device_agents.measure import measure_op
 from device_agents.quantize import INT8_RECIPE, Int8Quantizer
-from search_client.export import export_onnx
-from search_client.keys import candidate_ops
-from search_client.space import SpaceParams, build_space
+from fbnet_core.keys import candidate_ops
+from fbnet_core.space import SpaceParams, build_space
+from search_client.space.export import export_onnx
 
 
 @pytest.fixture
@@ -56,17 +56,17 @@ def test_the_quantised_block_is_integer_and_computes_what_the_fp32_block_does(gr
 def test_int8_precision_measures_the_block_and_records_the_recipe(grouped_block: OpInput, fast_policy):
     backend = load_backend("onnxruntime", BackendOptions(precision="int8"))
     record = measure_op(backend, grouped_block, fast_policy)
-    assert not is_failure(record), record
-    assert record["runtime"]["extra"]["precision"] == "int8"
-    assert record["runtime"]["extra"]["quantization"] == INT8_RECIPE
+    assert not record.is_failure, record
+    assert record.runtime["extra"]["precision"] == "int8"
+    assert record.runtime["extra"]["quantization"] == INT8_RECIPE
     fp32 = measure_op(OnnxRuntimeBackend(), grouped_block, fast_policy)
-    assert fp32["runtime"]["extra"]["precision"] == "fp32" and "quantization" not in fp32["runtime"]["extra"]
+    assert fp32.runtime["extra"]["precision"] == "fp32" and "quantization" not in fp32.runtime["extra"]
 
 
 def test_a_model_that_cannot_be_quantised_is_a_failure_with_a_reason(corrupt_onnx, fast_policy):
     path, sha256 = corrupt_onnx
     record = measure_op(OnnxRuntimeBackend(precision="int8"), OpInput("bad", path, sha256, {}), fast_policy)
-    assert is_failure(record) and "could not quantise corrupt.onnx to int8" in record["error"]
+    assert record.is_failure and "could not quantise corrupt.onnx to int8" in record.error
 
 
 def test_unknown_precisions_and_int8_outside_onnxruntime_are_refused():

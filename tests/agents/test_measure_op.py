@@ -52,7 +52,7 @@ def test_an_unstable_op_is_measured_again_and_the_steadier_result_kept(conv_onnx
     backend = ScriptedBackend([_measurement(NOISY), _measurement(STEADY)])
     record = measure_op(backend, OpInput("k", path, sha256, {}), TimingPolicy(remeasure_unstable=1))
     assert backend.measured == 2
-    assert record["samples_us"] == STEADY and record["runtime"]["extra"]["measure_attempts"] == 2
+    assert record.samples_us == STEADY and record.runtime["extra"]["measure_attempts"] == 2
 
 
 def test_a_stable_op_is_measured_once_and_retries_are_bounded(conv_onnx):
@@ -60,7 +60,7 @@ def test_a_stable_op_is_measured_once_and_retries_are_bounded(conv_onnx):
 
     path, sha256 = conv_onnx
     steady = ScriptedBackend([_measurement(STEADY)])
-    assert measure_op(steady, OpInput("k", path, sha256, {}), TimingPolicy())["runtime"]["extra"]["measure_attempts"] == 1
+    assert measure_op(steady, OpInput("k", path, sha256, {}), TimingPolicy()).runtime["extra"]["measure_attempts"] == 1
     noisy = ScriptedBackend([_measurement(NOISY)] * 5)
     record = measure_op(noisy, OpInput("k", path, sha256, {}), TimingPolicy(remeasure_unstable=2))
-    assert noisy.measured == 3 and record["samples_us"] == NOISY  # still unstable: reported as such, not hidden
+    assert noisy.measured == 3 and record.samples_us == NOISY  # still unstable: reported as such, not hidden

@@ -17,7 +17,7 @@ from device_agents.online import Agent, AgentSettings, ensure_registered
 from device_agents.retry import RetryPolicy
 from device_agents.state import AgentPaths, load_credentials
 from device_agents.timing import TimingPolicy
-from profiler_server.client import ProfilerClient
+from fbnet_core.client import ProfilerClient
 from tests.agents.helpers import queue_ops, write_conv_onnx, write_runtime_broken_onnx
 
 FAST = TimingPolicy(warmup_min_s=0.0, warmup_max_s=0.02, min_runs=10, min_s=0.0, max_s=0.05)
@@ -190,7 +190,7 @@ def test_upload_sends_offline_results_once(live_server, unique_name, tmp_path):
     from device_agents.manifest import sha256_of
 
     admin = live_server.client(live_server.admin_token)
-    from profiler_server.client import OpUpload
+    from fbnet_core.client import OpUpload
 
     admin.upload_ops([OpUpload(key, {"kind": "test_conv"}, path.read_bytes()) for key, path in ops])
     manifest = tmp_path / "ops.jsonl"
@@ -246,7 +246,7 @@ def test_results_the_server_refuses_are_set_aside_with_the_reason_and_the_rest_p
 
 
 def test_the_enroll_token_defaults_to_the_dev_tokens_file(live_server, unique_name, tmp_path, monkeypatch):
-    from profiler_server.dev_tokens import write_dev_tokens
+    from fbnet_core.dev_tokens import write_dev_tokens
 
     monkeypatch.setenv("PROFILER_STATE_DIR", str(tmp_path))
     write_dev_tokens(live_server.url, live_server.admin_token, live_server.enroll_token)  # as `serve --dev` does

@@ -78,8 +78,8 @@ def test_the_overhead_of_an_op_whose_costs_are_known_is_what_a_network_pays_once
     runtime = KnownCostRuntime()
     backend = OverheadMeasuringBackend(runtime)
     record = measure_op(backend, OpInput("conv", path, sha256, {}), TimingPolicy())
-    op_us = statistics.median(record["samples_us"])
-    overhead = record["runtime"]["extra"]["invocation_overhead"]
+    op_us = statistics.median(record.samples_us)
+    overhead = record.runtime["extra"]["invocation_overhead"]
     side_us = FIXED_US + 2 * BOUNDARY_US_PER_CHANNEL * 8  # a probe of the 8-channel shape: fixed + both sides
     assert overhead["input_us"] == pytest.approx(side_us)
     assert overhead["output_us"] == pytest.approx(side_us)
@@ -87,7 +87,7 @@ def test_the_overhead_of_an_op_whose_costs_are_known_is_what_a_network_pays_once
     assert overhead["fixed_us"] == pytest.approx(FIXED_US)  # the invocation alone, no conversion
     # The op less its overhead is its work alone: what it adds to a network.
     assert op_us - overhead["us"] == pytest.approx(2 * NODE_US)
-    assert record["samples_us"] == [op_us] * 20  # raw samples untouched
+    assert record.samples_us == [op_us] * 20  # raw samples untouched
     assert "2 t(P) - t(P.P)" in overhead["method"]
     assert [probe["shape"] for probe in overhead["probes"]] == [[1, 8, 16, 16], [1, 8, 16, 16], [1]]
     # Each shape probed once (single and double) however many ops use it.
@@ -126,7 +126,7 @@ def test_the_op_side_shares_follow_its_input_and_output_shapes(tmp_path: Path) -
         OpInput("widen", path, hashlib.sha256(path.read_bytes()).hexdigest(), {}),
         TimingPolicy(),
     )
-    overhead = record["runtime"]["extra"]["invocation_overhead"]
+    overhead = record.runtime["extra"]["invocation_overhead"]
     assert overhead["input_us"] == pytest.approx(FIXED_US + 2 * BOUNDARY_US_PER_CHANNEL * 8)
     assert overhead["output_us"] == pytest.approx(FIXED_US + 2 * BOUNDARY_US_PER_CHANNEL * 16)
     assert overhead["us"] == pytest.approx((overhead["input_us"] + overhead["output_us"]) / 2)
@@ -142,8 +142,8 @@ def test_onnxruntime_measures_a_positive_overhead_below_the_op(
         record = measure_op(backend, OpInput("conv", path, sha256, {}), fast_policy)
     finally:
         backend.close()
-    overhead = record["runtime"]["extra"]["invocation_overhead"]
-    assert 0.0 < overhead["us"] < statistics.median(record["samples_us"])
+    overhead = record.runtime["extra"]["invocation_overhead"]
+    assert 0.0 < overhead["us"] < statistics.median(record.samples_us)
     for probe in overhead["probes"]:
         # Two probes run more work than one: the overhead is the part of one run that the second does not repeat.
         assert probe["double_us"] > 0 and probe["single_us"] > 0
@@ -174,4 +174,4 @@ def test_a_backend_that_cannot_run_the_probe_reports_no_overhead(tmp_path: Path)
     record = measure_op(
         OverheadMeasuringBackend(NoProbes()), OpInput("conv", path, sha256, {}), TimingPolicy()
     )
-    assert "samples_us" in record and "invocation_overhead" not in record["runtime"]["extra"]
+    assert not record.is_failure and "invocation_overhead" not in record.runtime["extra"]

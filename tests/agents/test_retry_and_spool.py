@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from device_agents.jsonl import append_records, read_records
 from device_agents.online import is_retryable
 from device_agents.retry import RetryPolicy, StopRequestedError, call_with_retry
 from device_agents.spool import Spool
-from profiler_server.client import BadRequestError, ServerUnavailable
+from fbnet_core.client import BadRequestError, ServerUnavailable
+from fbnet_core.formats.jsonl import append_records, read_records
 
 
 class Flaky:

@@ -152,14 +152,14 @@ def test_a_measurement_records_what_the_reference_did(
     path, sha256 = conv_onnx
     policy = TimingPolicy(warmup_min_s=0.0, warmup_max_s=0.05, min_runs=10, min_s=0.0, max_s=0.2)
     record = measure_op(backend, OpInput("conv", path, sha256, {}), policy)
-    assert "error" not in record, record
-    recorded = record["runtime"]["extra"]["speed_reference"]
+    assert not record.is_failure, record
+    recorded = record.runtime["extra"]["speed_reference"]
     assert recorded["nominal_us"] == backend.runtime_info().extra["speed_reference"]["nominal_us"]
     assert recorded["repeats"] >= 1
     assert recorded["reference_median_us"] > 0 and recorded["uncorrected_median_us"] > 0
     # Each sample is the op's time at the reference's nominal speed: the median moves by their ratio at most.
     ratio = recorded["nominal_us"] / recorded["reference_median_us"]
-    assert statistics.median(record["samples_us"]) == pytest.approx(
+    assert statistics.median(record.samples_us) == pytest.approx(
         recorded["uncorrected_median_us"] * ratio, rel=0.5
     )
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from device_agents.errors import OpFailedError
-from device_agents.timing import TimingPolicy, measure, median_ci_rel, summarize
+from device_agents.timing import TimingPolicy, measure, median_ci_rel
+from fbnet_core.stats import sample_stats
 
 
 class FakeClock:
@@ -49,7 +50,7 @@ def test_warmup_waits_for_a_slow_start_to_settle_and_keeps_it_out_of_the_samples
     # Windows of 5 agree within 2% only once the decay term is below ~0.045 ms: about run 37.
     assert 30 <= result.warmup_runs <= 50
     assert result.samples_us[0] < 1060  # the cold runs stayed out of the timed samples
-    assert summarize(result.samples_us).median_us == pytest.approx(1000, rel=0.02)
+    assert sample_stats(result.samples_us).median_us == pytest.approx(1000, rel=0.02)
     assert result.stop_reason == "ci"
     assert result.ci_rel <= 0.01
 
@@ -117,9 +118,9 @@ def test_median_ci_uses_the_binomial_rank_interval():
     assert math.isinf(median_ci_rel([1.0] * 5))  # too few samples for any interval
 
 
-def test_summarize_reports_units_and_flags_unstable_ops():
+def test_sample_stats_report_units_and_flag_unstable_ops():
     samples = [100.0] * 50 + [130.0] * 50
-    stats = summarize(samples)
+    stats = sample_stats(samples)
     assert stats.n == 100
     assert stats.median_us == pytest.approx(115.0)
     assert stats.iqr_us == pytest.approx(30.0)
@@ -128,7 +129,8 @@ def test_summarize_reports_units_and_flags_unstable_ops():
     assert stats.std_us == pytest.approx(float(np.std(samples, ddof=1)))
     assert stats.cv == pytest.approx(stats.std_us / 115.0)
     assert stats.unstable  # IQR/median = 26% > 10%
-    assert not summarize([100.0, 101.0, 102.0, 100.5]).unstable
+    assert not sample_stats([100.0, 101.0, 102.0, 100.5, 101.5]).unstable
+    assert sample_stats([100.0, 101.0, 102.0, 100.5]).unstable  # too few samples to judge: the server's rule
 
 
 def test_policy_rejects_settings_that_cannot_give_a_ci():

@@ -11,8 +11,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from profiler_server.client import ProfilerClient
-from tests.server.helpers import RUNTIME, op_upload
+from fbnet_core.client import ProfilerClient
+from profiler_server.example_ops import RUNTIME, op_upload
 
 CANDIDATES = ["k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip"]
 LAYERS = 22

@@ -1,6 +1,6 @@
 """The dashboard in real headless Chromium: DOM content and a screenshot of a populated server.
 
-State is built through the real protocol: the FBNet space's manifest (`search_client.space_manifest`), its ops
+State is built through the real protocol: the FBNet space's manifest (`fbnet_core.space_manifest`), its ops
 uploaded, jobs queued, a stand-in agent answering most tasks (two failures, some left queued), and a validation
 run. Chromium is Debian's package (`.ci/run` installs it).
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PIL import Image, ImageStat
 
-from search_client.space import fbnet_space
-from search_client.space_manifest import space_manifest, space_name
+from fbnet_core.space import fbnet_space
+from fbnet_core.space_manifest import space_manifest, space_name
 from tests.dashboard.helpers import StandInAgent, upload_ops
 
 CHROMIUM = "/usr/bin/chromium"

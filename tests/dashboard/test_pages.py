@@ -12,8 +12,8 @@ from sqlalchemy import event
 from db.migrate import upgrade
 from profiler_server.app import create_app
 from profiler_server.config import Settings
+from profiler_server.example_ops import op_upload
 from tests.dashboard.helpers import StandInAgent, api, point, space_body, upload_ops
-from tests.server.helpers import op_upload
 
 HOSTILE = '<script>alert("x")</script>'
 
@@ -132,3 +132,37 @@ def test_device_page_shows_the_most_measured_space_unless_one_is_asked_for(live_
     chosen = httpx.get(f"{live_server.url}/dashboard/devices/{device}", params={"space": other_space}).text
     assert f'<span class="space-title">{other_space}</span>' in chosen
     assert f'data-state="missing" data-key="{other_key}"' in chosen
+
+
+def test_the_device_page_reads_only_its_spaces_entries_never_a_whole_lut(fresh_database_url, monkeypatch):
+    """A tokenless page whose cost is bounded by the space, whatever the LUT's size and however often its version
+    changes: the heat map never loads (and so never renders) the device's whole LUT."""
+    from profiler_server.services import lut as lut_service
+
+    settings = Settings(database_url=fresh_database_url, admin_token="a" * 32, enroll_token="e" * 32)
+    with TestClient(create_app(settings)) as client:
+        admin = {"Authorization": f"Bearer {'a' * 32}"}
+        keys = [f"op-{i}" for i in range(6)]  # the space holds keys[0]; the LUT all six
+        ops = [op_upload(key, i) for i, key in enumerate(keys)]
+        body = {"ops": [{"key": o.key, "spec": o.spec, "onnx_b64": base64.b64encode(o.onnx_bytes).decode()}
+                        for o in ops]}  # fmt: skip
+        assert client.post("/ops", json=body, headers=admin).status_code == 200
+        assert client.put("/spaces/s", json=space_body({(0, 0): keys[0]}), headers=admin).status_code == 201
+        token = client.post("/devices/register", json={"name": "d", "platform": "x"},
+                            headers={"Authorization": f"Bearer {'e' * 32}"}).json()["token"]  # fmt: skip
+        device = {"Authorization": f"Bearer {token}"}
+        client.post("/jobs", json={"device": "d", "keys": keys}, headers=admin)
+        tasks = client.post("/agent/lease", json={"max_tasks": 6}, headers=device).json()["tasks"]
+        results = [{"task_id": t["task_id"], "result_id": f"r{t['task_id']}", "samples_us": [5.0, 5.0, 5.0],
+                    "runtime": {"runtime": "stand-in", "runtime_version": "1"}} for t in tasks]  # fmt: skip
+        assert (
+            client.post("/agent/results", json={"results": results}, headers=device).json()["accepted"] == 6
+        )
+
+        def whole_lut(*_args: object) -> None:
+            raise AssertionError("the dashboard loaded a whole LUT")
+
+        monkeypatch.setattr(lut_service, "load_entries", whole_lut)
+        page = client.get("/dashboard/devices/d")
+        assert page.status_code == 200
+        assert f'data-state="measured" data-key="{keys[0]}"' in page.text

@@ -1,11 +1,11 @@
-"""search_client.space_manifest: the body of PUT /spaces/{name} built from the search space's own keys."""
+"""fbnet_core.space_manifest: the body of PUT /spaces/{name} built from the search space's own keys."""
 
 from __future__ import annotations
 
-from search_client.blocks import CANDIDATES, is_identity
-from search_client.keys import fixed_ops, ops_for_space
-from search_client.space import fbnet_space
-from search_client.space_manifest import space_manifest, space_name
+from fbnet_core.blocks import CANDIDATES, is_identity
+from fbnet_core.keys import fixed_ops, ops_for_space
+from fbnet_core.space import fbnet_space
+from fbnet_core.space_manifest import space_manifest, space_name
 
 
 def test_manifest_has_a_key_per_candidate_and_null_for_identity_skips():

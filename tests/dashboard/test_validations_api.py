@@ -27,7 +27,7 @@ def test_post_then_get_runs_newest_first_with_points_and_summary(live_server, un
     first = admin.post_validation(device, {"space": space, "label": "raw LUT sum", "points": points,
                                            "calibration": None})  # fmt: skip
     summary = first["summary"]["all"]
-    # Hand values: errors +10%, -5%, 0%, -20% (see test_validation_summary.py).
+    # Hand values: errors +10%, -5%, 0%, -20% (see tests/core/test_fidelity.py).
     assert summary["n"] == 4 and summary["mape_pct"] == pytest.approx(8.75)
     assert (summary["within_5_pct"], summary["within_10_pct"]) == (50.0, 75.0)
     assert summary["kendall_tau"] == 1.0 and summary["mean_signed_error_pct"] == pytest.approx(-3.75)

@@ -9,16 +9,17 @@ import math
 import pytest
 import torch
 
-from search_client.budget import WINDOW, check_target, most_probable_within
+from fbnet_core.blocks import CANDIDATES as BLOCK_NAMES
 from search_client.errors import InvalidSearchConfigError
-from search_client.latency import LatencyTable
+from search_client.lut.latency import LatencyTable
+from search_client.search.budget import WINDOW, check_target, most_probable_within, table_ms
 
-CANDIDATES = ("a", "b", "c")
+CANDIDATES = BLOCK_NAMES[:3]  # a small table: the first three candidates, in every layer
 
 
 def small_table() -> LatencyTable:
     block_ms = torch.tensor([[0.10, 0.25, 0.40], [0.05, 0.20, 0.35], [0.00, 0.15, 0.30], [0.12, 0.22, 0.31]])
-    return LatencyTable(block_ms=block_ms, fixed_ms=0.2, candidates=CANDIDATES)
+    return LatencyTable(block_ms=block_ms, fixed_ms=0.2)
 
 
 def brute_force(table: LatencyTable, theta: torch.Tensor, low_ms: float, high_ms: float) -> tuple[float, list[str]]:
@@ -26,7 +27,7 @@ def brute_force(table: LatencyTable, theta: torch.Tensor, low_ms: float, high_ms
     best: tuple[float, list[str]] = (-math.inf, [])
     for columns in itertools.product(range(3), repeat=table.block_ms.shape[0]):
         blocks = [CANDIDATES[c] for c in columns]
-        latency_ms = table.architecture_ms(blocks)
+        latency_ms = table_ms(table, blocks)
         score = float(sum(log_p[layer, c] for layer, c in enumerate(columns)))
         if low_ms <= latency_ms <= high_ms and score > best[0]:
             best = (score, blocks)
@@ -61,5 +62,5 @@ def test_a_target_below_the_fastest_architecture_is_refused_naming_it() -> None:
         check_target(table, 0.3)
     message = str(error.value)
     assert "\n" not in message
-    assert "--target-ms 0.3 is below the fastest architecture of this LUT, 0.470 ms (a-a-a-a)" == message
+    assert "--target-ms 0.3 is below the fastest architecture of this LUT, 0.470 ms (k3_e1-k3_e1-k3_e1-k3_e1)" == message
     check_target(table, table.min_ms())  # the fastest itself is a valid budget

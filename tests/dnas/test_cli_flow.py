@@ -17,11 +17,12 @@ import onnxruntime
 import pytest
 from typer.testing import CliRunner
 
-from search_client.cli import app
-from search_client.keys import ops_for_space
-from search_client.latency import latency_table_for_space, median_us_by_key
-from search_client.space import fbnet_space
-from search_client.space_manifest import space_name
+from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
+from fbnet_core.keys import ops_for_space
+from fbnet_core.space import fbnet_space
+from fbnet_core.space_manifest import space_name
+from search_client.commands.cli import app
+from search_client.lut.latency import latency_table_for_space
 
 SPACE_ARGS = [
     "--resolution",
@@ -122,7 +123,7 @@ def test_request_measure_pull_search_show_train_export(
     )  # fmt: skip
     assert "argmax architecture:" in searched
     argmax = json.loads((out / "arch_argmax.json").read_text())
-    table = latency_table_for_space(SPACE, median_us_by_key(json.loads(lut_path.read_text())))
+    table = latency_table_for_space(SPACE, median_us_by_key(read_lut_file(lut_path)))
     uniform_ms = float(table.block_ms.mean(dim=1).sum()) + table.fixed_ms  # where theta = 0 starts
     assert argmax["predicted_latency_ms"] < uniform_ms  # the latency term pulled theta to faster blocks
     assert sorted(p.name for p in (out / "samples").iterdir()) == ["arch_00.json", "arch_01.json"]

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from search_client.data import global_batches, iterate_batches, load_data
 from search_client.errors import DataSpecError
+from search_client.search.data import global_batches, iterate_batches, load_data
 
 
 def test_digits_are_resized_to_three_channels_with_a_seeded_split() -> None:

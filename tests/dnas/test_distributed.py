@@ -16,11 +16,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
-from search_client.data import global_batches, load_data
-from search_client.distributed import DistContext
-from search_client.keys import ops_for_space
-from search_client.latency import latency_table_for_space
-from search_client.search import PhaseRunner, SearchConfig, build_state
+from fbnet_core.keys import ops_for_space
+from search_client.lut.latency import latency_table_for_space
+from search_client.search.data import global_batches, load_data
+from search_client.search.distributed import DistContext
+from search_client.search.loop import PhaseRunner, SearchConfig, build_state
 
 WORLD_SIZE = 2
 MODES = ("weighted", "single_path")

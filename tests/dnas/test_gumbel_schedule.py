@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from search_client.gumbel import gumbel_softmax_weights, sample_gumbel_noise
-from search_client.schedule import split_for_search, temperature, warmup_epochs
+from search_client.search.gumbel import gumbel_softmax_weights, sample_gumbel_noise
+from search_client.search.schedule import split_for_search, temperature, warmup_epochs
 
 
 def test_gumbel_noise_differs_per_sample_and_is_reproducible() -> None:
@@ -72,8 +72,8 @@ def test_search_split_is_80_20_disjoint_complete_and_seeded() -> None:
 
 @pytest.mark.parametrize("epochs", [2, 6, 12, 90])
 def test_the_default_temperature_reaches_the_papers_end_value_at_the_last_epoch(epochs: int) -> None:
-    from search_client.schedule import PAPER_FINAL_TEMPERATURE
-    from search_client.search import SearchConfig
+    from search_client.search.loop import SearchConfig
+    from search_client.search.schedule import PAPER_FINAL_TEMPERATURE
 
     schedule = SearchConfig(epochs=epochs).schedule(theta_batches_per_pass=9, fastest_ms=0.06)
     assert PAPER_FINAL_TEMPERATURE == pytest.approx(5.0 * math.exp(-0.045 * 90))
@@ -83,7 +83,7 @@ def test_the_default_temperature_reaches_the_papers_end_value_at_the_last_epoch(
 
 
 def test_a_given_decay_and_the_papers_schedule_keep_their_own_trajectory() -> None:
-    from search_client.search import SearchConfig
+    from search_client.search.loop import SearchConfig
 
     given = SearchConfig(epochs=12, temperature_decay=0.1).schedule(9, 0.06)
     assert given.temperature_decay == 0.1
@@ -94,8 +94,8 @@ def test_a_given_decay_and_the_papers_schedule_keep_their_own_trajectory() -> No
 
 
 def test_theta_gets_several_passes_and_a_learning_rate_that_lets_it_travel_on_a_small_split() -> None:
-    from search_client.schedule import MIN_THETA_STEPS_PER_EPOCH, THETA_TRAVEL, theta_passes_per_epoch
-    from search_client.search import SearchConfig
+    from search_client.search.loop import SearchConfig
+    from search_client.search.schedule import MIN_THETA_STEPS_PER_EPOCH, THETA_TRAVEL, theta_passes_per_epoch
 
     # digits: 9 theta batches of 32 per pass, 11 theta epochs of 12
     small = SearchConfig(epochs=12, batch_size=32).schedule(theta_batches_per_pass=9, fastest_ms=0.06)
@@ -119,7 +119,7 @@ def test_theta_gets_several_passes_and_a_learning_rate_that_lets_it_travel_on_a_
 )
 def test_settings_that_cannot_work_together_are_refused(kwargs: dict, message: str) -> None:
     from search_client.errors import InvalidSearchConfigError
-    from search_client.search import SearchConfig
+    from search_client.search.loop import SearchConfig
 
     with pytest.raises(InvalidSearchConfigError, match=message):
         SearchConfig(**kwargs)

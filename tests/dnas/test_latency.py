@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_client.blocks import CANDIDATES
-from search_client.errors import LutFormatError, MissingLutEntries
-from search_client.keys import candidate_ops, fixed_ops, ops_for_space
-from search_client.latency import build_latency_table, latency_table_for_space, median_us_by_key
-from search_client.space import fbnet_space
+from fbnet_core.arch import Architecture
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.errors import MissingLutEntries
+from fbnet_core.keys import candidate_ops, fixed_ops, ops_for_space
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import fbnet_space
+from search_client.lut.latency import build_latency_table, latency_table_for_space
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +63,17 @@ def test_expected_latency_equals_hand_computed_sum(space) -> None:
     assert table.expected_ms(weights).tolist() == pytest.approx(by_hand, rel=1e-5)
 
 
-def test_one_hot_weights_give_the_architecture_latency(space) -> None:
-    table = latency_table_for_space(space, distinct_lut_us(space))
+def test_one_hot_weights_give_the_architecture_latency_the_lut_sum_predicts(space) -> None:
+    lut_us = distinct_lut_us(space)
+    table = latency_table_for_space(space, lut_us)
     blocks = [CANDIDATES[(3 * layer) % len(CANDIDATES)] for layer in range(22)]
     one_hot = torch.zeros(1, 22, len(CANDIDATES))
     for layer, name in enumerate(blocks):
         one_hot[0, layer, CANDIDATES.index(name)] = 1.0
-    assert table.expected_ms(one_hot).item() == pytest.approx(table.architecture_ms(blocks), rel=1e-6)
-    fastest = [CANDIDATES[int(i)] for i in table.block_ms.argmin(dim=1)]
-    assert table.min_ms() == pytest.approx(table.architecture_ms(fastest), rel=1e-6)
+    predicted_ms = predict_latency_us(lut_us, Architecture(tuple(blocks)), space) / 1000.0
+    assert table.expected_ms(one_hot).item() == pytest.approx(predicted_ms, rel=1e-6)
+    fastest = Architecture(tuple(CANDIDATES[int(i)] for i in table.block_ms.argmin(dim=1)))
+    assert table.min_ms() == pytest.approx(predict_latency_us(lut_us, fastest, space) / 1000.0, rel=1e-6)
 
 
 def test_missing_entries_are_reported_by_key(space) -> None:
@@ -83,16 +87,7 @@ def test_missing_entries_are_reported_by_key(space) -> None:
     assert removed[0] in str(caught.value)
 
 
-def test_lut_body_medians_and_malformed_bodies() -> None:
-    body = {"device": "d", "entries": {"a": {"median_us": 12.5, "n": 3}, "b": {"median_us": 4}}}
-    assert median_us_by_key(body) == {"a": 12.5, "b": 4.0}
-    with pytest.raises(LutFormatError, match="entries"):
-        median_us_by_key({"device": "d"})
-    with pytest.raises(LutFormatError, match="median_us"):
-        median_us_by_key({"entries": {"a": {"p10_us": 1.0}}})
-
-
 def test_build_table_rejects_nothing_it_does_not_need() -> None:
-    table = build_latency_table({"x": 2000.0, "f": 500.0, "unused": 1.0}, [["x", None]], ["f"], ("a", "skip"))
+    table = build_latency_table({"x": 2000.0, "f": 500.0, "unused": 1.0}, [["x", None]], ["f"])
     assert table.block_ms.tolist() == [[2.0, 0.0]]
     assert table.fixed_ms == 0.5

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from search_client.errors import InvalidSearchConfigError, LatencyLossUndefinedError
-from search_client.gumbel import gumbel_softmax_weights, sample_gumbel_noise
-from search_client.latency import build_latency_table
-from search_client.loss import (
+from search_client.lut.latency import build_latency_table
+from search_client.search.gumbel import gumbel_softmax_weights, sample_gumbel_noise
+from search_client.search.loss import (
     DEFAULT_LABEL_SMOOTHING,
     FASTEST_ARCHITECTURE_UNITS,
     LossConfig,
@@ -117,7 +117,7 @@ def test_a_target_that_cannot_work_is_refused(kwargs: dict) -> None:
 
 
 def test_gradients_reach_theta_from_both_cross_entropy_and_latency_factor() -> None:
-    table = build_latency_table({"a": 3000.0, "b": 9000.0}, [["a", "b"], ["b", "a"]], [], ("a", "b"))
+    table = build_latency_table({"a": 3000.0, "b": 9000.0}, [["a", "b"], ["b", "a"]], [])
     generator = torch.Generator().manual_seed(0)
     theta = torch.zeros(2, 2, requires_grad=True)
     noise = sample_gumbel_noise(8, theta, generator)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from search_client.arch import Architecture
-from search_client.keys import ops_for_architecture, ops_for_space
-from search_client.latency import latency_table_for_space, lut_costs_from_body
-from search_client.lut_costs import LutCosts
-from search_client.predict import predict_latency_us
-from search_client.space import fbnet_space
+from fbnet_core.arch import Architecture
+from fbnet_core.keys import ops_for_architecture, ops_for_space
+from fbnet_core.lut_costs import LutCosts
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import fbnet_space
+from search_client.lut.latency import latency_table_for_space
+from search_client.search.budget import table_ms
 
 SPACE = fbnet_space(resolution=16, width=0.5, num_classes=10, head_channels=128, small_input=True)
 ARCH = Architecture(("k3_e1", "skip", "k5_e6", "k3_e3") * 5 + ("k5_e1_g2", "skip"))
@@ -31,7 +32,7 @@ def lut_body(with_overhead: bool = True) -> dict:
 def test_the_fixed_invocation_cost_is_counted_once_per_network() -> None:
     body = lut_body()
     entries = body["entries"]
-    costs = lut_costs_from_body(body)
+    costs = LutCosts.from_body(body)
     keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
     raw_us = sum(entries[key]["median_us"] for key in keys)
     assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(raw_us - 2.5 * len(keys) + 2.5)
@@ -47,17 +48,17 @@ def test_an_op_cheaper_than_the_fixed_cost_adds_nothing_rather_than_a_negative_t
     body = lut_body()
     first_key = next(iter(body["entries"]))
     body["entries"][first_key]["median_us"] = 1.0  # noise put the fixed cost above it
-    assert lut_costs_from_body(body).in_network_us(first_key) == 0.0
+    assert LutCosts.from_body(body).in_network_us(first_key) == 0.0
 
 
 def test_the_search_table_predicts_what_the_predictor_does() -> None:
-    costs = lut_costs_from_body(lut_body())
+    costs = LutCosts.from_body(lut_body())
     table = latency_table_for_space(SPACE, costs)
-    assert table.architecture_ms(list(ARCH.blocks)) * 1000.0 == pytest.approx(
+    assert table_ms(table, list(ARCH.blocks)) * 1000.0 == pytest.approx(
         predict_latency_us(costs, ARCH, SPACE)
     )
     all_skips = Architecture(("skip",) * 22)
-    assert table.architecture_ms(list(all_skips.blocks)) * 1000.0 == pytest.approx(
+    assert table_ms(table, list(all_skips.blocks)) * 1000.0 == pytest.approx(
         predict_latency_us(costs, all_skips, SPACE)
     )
 
@@ -66,12 +67,12 @@ def test_one_entry_without_an_overhead_figure_makes_every_prediction_a_raw_sum()
     body = lut_body()
     first_key = next(iter(body["entries"]))
     body["entries"][first_key]["invocation_overhead"] = None  # e.g. measured by an agent that does not probe
-    costs = lut_costs_from_body(body)
+    costs = LutCosts.from_body(body)
     assert not costs.overhead_once and "1 of 105 entries have no fixed invocation cost" in costs.raw_reason
     expected = sum(body["entries"][op.key]["median_us"] for op in ops_for_architecture(ARCH, SPACE))
     assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(expected)
     assert predict_latency_us(
-        lut_costs_from_body(lut_body(with_overhead=False)), ARCH, SPACE
+        LutCosts.from_body(lut_body(with_overhead=False)), ARCH, SPACE
     ) == pytest.approx(expected)
 
 
@@ -83,10 +84,10 @@ def test_a_plain_mapping_is_a_lut_without_overhead_figures() -> None:
 
 
 def test_a_malformed_overhead_figure_is_a_lut_format_error() -> None:
-    from search_client.errors import LutFormatError
+    from fbnet_core.errors import LutFormatError
 
     body = lut_body()
     first_key = next(iter(body["entries"]))
     body["entries"][first_key]["invocation_overhead"] = {"us": "fast"}
     with pytest.raises(LutFormatError, match="invocation_overhead"):
-        lut_costs_from_body(body)
+        LutCosts.from_body(body)

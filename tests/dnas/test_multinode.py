@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from search_client.search import ARGMAX_NAME, CHECKPOINT_NAME, HISTORY_NAME, SAMPLES_DIR
+from search_client.search.loop import ARGMAX_NAME, CHECKPOINT_NAME, HISTORY_NAME, SAMPLES_DIR
 from tests.dnas.test_distributed import free_port
 from tests.dnas.test_search_resume import CONFIG, lut_us
 

@@ -9,12 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from search_client.arch import load_architecture
-from search_client.distributed import DistContext
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.formats.architecture_file import load_architecture
+from fbnet_core.keys import ops_for_space
+from fbnet_core.predict import predict_latency_us
 from search_client.errors import CheckpointError, InvalidSearchConfigError
-from search_client.keys import ops_for_space
-from search_client.loss import LossConfig
-from search_client.search import (
+from search_client.search.distributed import DistContext
+from search_client.search.loop import (
     ARGMAX_NAME,
     CHECKPOINT_NAME,
     HISTORY_NAME,
@@ -23,6 +24,7 @@ from search_client.search import (
     SearchConfig,
     run_search,
 )
+from search_client.search.loss import LossConfig
 
 CONFIG = SearchConfig(
     data="fake", resolution=8, width=0.25, head_channels=16, epochs=2, batch_size=16, max_train_samples=80
@@ -84,15 +86,19 @@ def test_outputs_are_loadable_architectures_with_predicted_latency(tmp_path: Pat
     ]
     summary = json.loads(result.outputs[-1].read_text())
     assert summary["schedule"] == result.schedule.to_json() and summary["target"] is None
-    assert summary["argmax"] == json.loads(result.outputs[0].read_text())
+    assert summary["argmax"]["predicted_latency_ms"] == load_architecture(result.outputs[0]).predicted_latency_ms
     for path in result.outputs[:-1]:
-        record = json.loads(path.read_text())
-        arch, params = load_architecture(path)
-        assert params == result.space.params
-        # The tensor the search optimises and the key-by-key predictor (predict.py) agree.
-        assert record["predicted_latency_ms"] == pytest.approx(
-            result.table.architecture_ms(list(arch.blocks)), rel=1e-5
+        loaded = load_architecture(path)
+        assert loaded.params == result.space.params
+        # The file's prediction is the LUT's for its architecture (the search's latency table holds the
+        # same entries: a one-hot weight on these blocks gives the same latency).
+        assert loaded.predicted_latency_ms == pytest.approx(
+            predict_latency_us(lut_us(CONFIG), loaded.arch, result.space) / 1000.0
         )
+        one_hot = torch.zeros(1, len(loaded.arch.blocks), len(CANDIDATES))
+        for layer, name in enumerate(loaded.arch.blocks):
+            one_hot[0, layer, CANDIDATES.index(name)] = 1.0
+        assert result.table.expected_ms(one_hot).item() == pytest.approx(loaded.predicted_latency_ms, rel=1e-5)
     history = json.loads((tmp_path / HISTORY_NAME).read_text())
     assert [record["trained_theta"] for record in history["epochs"]] == [False, True]
 
@@ -180,15 +186,11 @@ def test_a_search_with_a_budget_writes_the_most_probable_architecture_within_it(
     target_ms = round((table.min_ms() + uniform_ms) / 2, 3)
     config = SearchConfig(**{**CONFIG.__dict__, "loss": LossConfig(target_ms=target_ms)})
     result = run_search(config, lut, tmp_path / "budget", sample_count=0)
-    chosen = json.loads((tmp_path / "budget" / "arch_target.json").read_text())
-    arch, _ = load_architecture(tmp_path / "budget" / "arch_target.json")  # a loadable architecture file
-    assert chosen["predicted_latency_ms"] == pytest.approx(
-        result.table.architecture_ms(list(arch.blocks)), rel=1e-5
-    )
-    assert 0.95 * target_ms <= chosen["predicted_latency_ms"] <= target_ms and chosen["in_budget_window"]
-    assert chosen["target_ms"] == target_ms
-    assert chosen["landed_pct"] == pytest.approx(
-        100 * (chosen["predicted_latency_ms"] - target_ms) / target_ms
-    )
+    chosen = load_architecture(tmp_path / "budget" / "arch_target.json")  # a loadable architecture file
+    assert chosen.predicted_latency_ms == pytest.approx(predict_latency_us(lut, chosen.arch, result.space) / 1000.0)
+    assert chosen.budget is not None and chosen.budget["in_budget_window"]
+    assert chosen.predicted_latency_ms is not None and 0.95 * target_ms <= chosen.predicted_latency_ms <= target_ms
+    assert chosen.budget["target_ms"] == target_ms
+    assert chosen.budget["landed_pct"] == pytest.approx(100 * (chosen.predicted_latency_ms - target_ms) / target_ms)
     summary = json.loads((tmp_path / "budget" / "search_summary.json").read_text())
-    assert summary["target"] == chosen and summary["config"]["loss"]["target_ms"] == target_ms
+    assert summary["target"]["budget"] == chosen.budget and summary["config"]["loss"]["target_ms"] == target_ms

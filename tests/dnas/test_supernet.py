@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_client.blocks import CANDIDATES
-from search_client.gumbel import path_group_count, sample_gumbel_noise, share_within_groups
-from search_client.space import fbnet_space
-from search_client.supernet import Supernet
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.space import fbnet_space
+from search_client.search.gumbel import path_group_count, sample_gumbel_noise, share_within_groups
+from search_client.search.supernet import Supernet
 
 SPACE = fbnet_space(resolution=16, width=0.25, num_classes=10, head_channels=32, small_input=True)
 

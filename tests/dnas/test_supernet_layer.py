@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from search_client.blocks import CANDIDATES, make_block
-from search_client.depthwise import DepthwiseConv2d
-from search_client.space import LayerSpec
-from search_client.supernet_layer import SupernetLayer
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.space import LayerSpec
+from search_client.search.supernet_layer import SupernetLayer
+from search_client.space.blocks import make_block
+from search_client.space.depthwise import DepthwiseConv2d
 
 # Residual layers, stride-2 layers with a projection skip, maps where the 5x5 and 3x3 kernels are cropped
 # (to 3x3 on 2x2 maps, to the centre on 1x1, to 5x1 on a 3x1 map) and a map where they are not.

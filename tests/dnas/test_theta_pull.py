@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_client.keys import ops_for_space
-from search_client.latency import latency_table_for_space
-from search_client.loss import LossConfig, cross_entropy, search_loss
-from search_client.space import fbnet_space
-from search_client.supernet import Supernet
-from search_client.theta_pull import measure_theta_pull, theta_gradient_parts
+from fbnet_core.keys import ops_for_space
+from fbnet_core.space import fbnet_space
+from search_client.lut.latency import latency_table_for_space
+from search_client.search.loss import LossConfig, cross_entropy, search_loss
+from search_client.search.supernet import Supernet
+from search_client.validation.theta_pull import measure_theta_pull, theta_gradient_parts
 
 SPACE = fbnet_space(resolution=16, width=0.25, num_classes=10, head_channels=32, small_input=True)
 TEMPERATURE = 2.0

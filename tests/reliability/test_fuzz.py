@@ -15,7 +15,7 @@ from schemathesis import GenerationMode
 
 from profiler_server.app import create_app
 from profiler_server.config import Settings
-from tests.conftest import LiveServer
+from profiler_server.local_server import LiveServer
 from tests.reliability.test_auth_matrix import RULES
 from tests.server.helpers import Setup, unique
 

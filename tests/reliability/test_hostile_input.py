@@ -14,10 +14,12 @@ import uuid
 
 import httpx
 import numpy as np
+import onnx
 import pytest
 from onnx import AttributeProto, TensorProto, helper, numpy_helper
 
-from tests.server.helpers import RUNTIME, Setup, task_result, unique
+from profiler_server.example_ops import RUNTIME
+from tests.server.helpers import Setup, task_result, unique
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +76,53 @@ def _huge_without_data() -> TensorProto:
     return tensor
 
 
+def _constant_of_shape(dims: list[int]) -> bytes:
+    """A model of the contract's I/O that computes a tensor of `dims` from a 32-byte constant (a few hundred bytes
+    in all): only shape inference with data propagation sees what it allocates."""
+    shape = numpy_helper.from_array(np.array(dims, np.int64), "shape")
+    nodes = [
+        helper.make_node("Constant", [], ["s"], value=shape),
+        helper.make_node("ConstantOfShape", ["s"], ["big"]),
+        helper.make_node("ReduceMean", ["big"], ["m"], keepdims=1),
+        helper.make_node("Add", ["input", "m"], ["output"]),
+    ]
+    return _model([], nodes)
+
+
+def _negative_input_dim() -> bytes:
+    return _model(
+        [numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")], input_shape=(1, 4, -8, 8)
+    )
+
+
+def _external_in_training_info() -> bytes:
+    model = onnx.load_model_from_string(
+        _model([numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")])
+    )
+    training = model.training_info.add()
+    training.initialization.name = "init"
+    training.initialization.initializer.append(_external("../../etc/passwd"))
+    return model.SerializeToString()
+
+
+def _negative_dim_in_training_info() -> bytes:
+    model = onnx.load_model_from_string(
+        _model([numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w")])
+    )
+    training = model.training_info.add()
+    training.initialization.name = "init"
+    training.initialization.initializer.append(
+        TensorProto(name="t", data_type=TensorProto.FLOAT, dims=[-1, 4])
+    )
+    return model.SerializeToString()
+
+
 MALICIOUS_ONNX = {
+    "constant-of-shape-1-gib": (_constant_of_shape([1, 256, 1024, 1024]), "the limit is"),
+    "constant-of-shape-4-tb": (_constant_of_shape([1024, 1024, 1024, 1024]), "the limit is"),
+    "negative-input-dim": (_negative_input_dim(), "negative dimension"),
+    "external-data-in-training-info": (_external_in_training_info(), "external file ('../../etc/passwd')"),
+    "negative-dim-in-training-info": (_negative_dim_in_training_info(), "negative dimension"),
     "external-data-traversal": (
         _model([_external("../../etc/passwd")]),
         "external file ('../../etc/passwd')",
@@ -245,9 +293,10 @@ def test_deeply_nested_and_huge_number_bodies_are_4xx(world):
     nested = '{"results": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = _request(server, "POST", "/agent/results", s.device_token, content=nested)
     assert 400 <= response.status_code < 500, response.text
-    huge_number = '{"max_tasks": ' + "9" * 10_000 + "}"  # past Python's 4,300-digit limit on int parsing
+    huge_number = '{"max_tasks": ' + "9" * 10_000 + "}"  # past the JSON parser's range for numbers
     response = _request(server, "POST", "/agent/lease", s.device_token, content=huge_number)
-    assert response.status_code == 400 and response.json()["field"] == "body", response.text
+    assert response.status_code == 422 and response.json()["field"] == "body", response.text
+    assert "number out of range" in response.json()["detail"]
 
 
 def test_request_count_limits_name_the_field(live_server_factory, unique_name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_client.space import SearchSpace, fbnet_space
+from fbnet_core.space import SearchSpace, fbnet_space
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from search_client.arch import Architecture, load_architecture, save_architecture
-from search_client.errors import InvalidArchitectureError, UnknownBlockError
-from search_client.space import SpaceParams
+from fbnet_core.arch import Architecture
+from fbnet_core.errors import InvalidArchitectureError, UnknownBlockError
+from fbnet_core.formats.architecture_file import ArchitectureFile, load_architecture, save_architecture
+from fbnet_core.space import SpaceParams
 
 FBNET_A = (
     "skip-k3_e3-k3_e1-skip-skip-k5_e6-k3_e3-k5_e1-k3_e3-k5_e6-k5_e3-k5_e1_g2-k5_e6"
@@ -27,13 +28,15 @@ def test_json_round_trip(tmp_path: Path) -> None:
     params = SpaceParams(resolution=96, width=0.35, head_channels=1504)
     path = tmp_path / "arch.json"
     save_architecture(path, arch, params)
-    assert load_architecture(path) == (arch, params)
+    assert load_architecture(path) == ArchitectureFile(arch, params)
+    save_architecture(path, arch, params, predicted_latency_ms=12.5)
+    assert load_architecture(path) == ArchitectureFile(arch, params, 12.5)
 
 
 def test_json_without_space_uses_the_imagenet_space(tmp_path: Path) -> None:
     path = tmp_path / "arch.json"
     path.write_text(json.dumps({"blocks": FBNET_A.split("-")}))
-    assert load_architecture(path)[1] == SpaceParams()
+    assert load_architecture(path).params == SpaceParams()
 
 
 def test_wrong_length_is_a_typed_error() -> None:

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from search_client.blocks import BLOCKS, CANDIDATES, InvertedResidual, get_block_spec, make_block
-from search_client.errors import InvalidOpSpecError, UnknownBlockError
+from fbnet_core.blocks import BLOCKS, CANDIDATES, get_block_spec
+from fbnet_core.errors import InvalidOpSpecError, UnknownBlockError
+from search_client.space.blocks import InvertedResidual, make_block
 
 # (in_channels, out_channels, stride): same shape, stride 2, channel change at stride 1.
 GEOMETRIES = [(16, 16, 1), (16, 24, 2), (64, 112, 1)]

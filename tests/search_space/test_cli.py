@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from device_agents.manifest import read_ops, verify_onnx
-from search_client.cli import app
-from search_client.keys import op_key
+from fbnet_core.keys import op_key
+from search_client.commands.cli import app
 
 runner = CliRunner()
 SMALL = ["--resolution", "32", "--small-input", "--num-classes", "10"]

@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from search_client.arch import Architecture
-from search_client.blocks import make_block
-from search_client.counting import count_model
-from search_client.model import build_model
-from search_client.space import fbnet_space
+from fbnet_core.arch import Architecture
+from fbnet_core.space import fbnet_space
+from search_client.space.blocks import make_block
+from search_client.space.counting import count_model
+from search_client.space.model import build_model
 
 
 def test_counts_a_conv_and_a_linear_by_formula() -> None:

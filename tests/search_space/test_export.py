@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from search_client.export import OPSET_VERSION, export_onnx, seeded_eval_op, sha256_hex
-from search_client.keys import Op, ops_for_space
-from search_client.space import fbnet_space
+from fbnet_core.keys import Op, ops_for_space
+from fbnet_core.space import fbnet_space
+from search_client.space.export import OPSET_VERSION, export_onnx, seeded_eval_op, sha256_hex
 
 # A small space exercises every op kind and every candidate at full speed; one 224 layer checks real shapes.
 OPS = ops_for_space(fbnet_space(resolution=32, small_input=True, num_classes=10))
@@ -62,7 +62,7 @@ def test_export_is_byte_identical_across_processes() -> None:
     sample = OPS[:: max(1, len(OPS) // 12)]
     code = (
         "import sys, json\n"
-        "from search_client.export import export_onnx, sha256_hex\n"
+        "from search_client.space.export import export_onnx, sha256_hex\n"
         "specs = json.load(sys.stdin)\n"
         "print('\\n'.join(sha256_hex(export_onnx(spec)) for spec in specs))\n"
     )

@@ -6,19 +6,21 @@ import sys
 
 import pytest
 
-from search_client.arch import Architecture
-from search_client.blocks import CANDIDATES
-from search_client.errors import InvalidOpSpecError, UnknownBlockError
-from search_client.keys import (
+from fbnet_core.arch import Architecture
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.errors import InvalidOpSpecError, UnknownBlockError
+from fbnet_core.keys import (
     KEY_PATTERN,
+    BlockKey,
     block_spec,
     candidate_ops,
     network_spec,
     op_key,
     ops_for_architecture,
     ops_for_space,
+    parse_block_key,
 )
-from search_client.space import SearchSpace, SpaceParams, fbnet_space
+from fbnet_core.space import SearchSpace, SpaceParams, fbnet_space
 
 ALL_K3_E6 = Architecture(("k3_e6",) * 22)
 
@@ -57,10 +59,10 @@ def test_space_needs_12_signatures_times_9_candidates(space224: SearchSpace) -> 
     ids=["224", "96x0.35", "32small"],
 )
 def test_keys_are_unique_url_safe_and_identify_the_spec(params: SpaceParams) -> None:
-    from search_client.space import build_space
+    from fbnet_core.space import build_space
 
     ops = ops_for_space(build_space(params))
-    assert all(KEY_PATTERN.match(op.key) for op in ops)
+    assert all(KEY_PATTERN.fullmatch(op.key) for op in ops)
     assert len({op.key for op in ops}) == len(ops)
     assert len({json.dumps(op.spec, sort_keys=True) for op in ops}) == len(ops)
 
@@ -76,9 +78,9 @@ def test_layers_and_spaces_share_keys(space224: SearchSpace) -> None:
 
 def test_keys_are_stable_across_processes(space224: SearchSpace) -> None:
     code = (
-        "from search_client.keys import ops_for_space, op_key, network_spec\n"
-        "from search_client.space import fbnet_space, SpaceParams\n"
-        "from search_client.arch import Architecture\n"
+        "from fbnet_core.keys import ops_for_space, op_key, network_spec\n"
+        "from fbnet_core.space import fbnet_space, SpaceParams\n"
+        "from fbnet_core.arch import Architecture\n"
         "print('\\n'.join(op.key for op in ops_for_space(fbnet_space())))\n"
         "print(op_key(network_spec(Architecture(('k3_e6',) * 22), SpaceParams())))\n"
     )
@@ -147,3 +149,16 @@ def test_bad_network_spec_is_a_typed_error() -> None:
         op_key({**spec, "input_shape": [1, 3, 96, 96]})
     with pytest.raises(InvalidOpSpecError, match="22 blocks"):
         op_key({**spec, "blocks": "k3_e6"})
+
+
+def test_every_block_key_parses_back_to_its_spec_and_no_other_key_does(space224: SearchSpace) -> None:
+    ops = ops_for_space(space224)
+    blocks = [op for op in ops if op.spec["kind"] == "block"]
+    assert blocks and len(blocks) < len(ops)
+    for op in blocks:
+        _, channels, height, width = op.spec["input_shape"]
+        assert parse_block_key(op.key) == BlockKey(
+            op.spec["block"], channels, op.spec["out_channels"], op.spec["stride"], (height, width)
+        )
+    assert all(parse_block_key(op.key) is None for op in ops if op.spec["kind"] != "block")
+    assert parse_block_key("blk.k3_e6.c16.o24.s2.h112w112.extra") is None

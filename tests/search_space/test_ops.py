@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search_client.errors import InvalidOpSpecError
-from search_client.keys import Op, ops_for_space
-from search_client.ops import build_op, op_input_shape
-from search_client.space import fbnet_space
+from fbnet_core.errors import InvalidOpSpecError
+from fbnet_core.keys import Op, op_input_shape, ops_for_space
+from fbnet_core.space import fbnet_space
+from search_client.space.ops import build_op
 
 OPS_224 = ops_for_space(fbnet_space())
 # Output shape of every fixed op and of a block, from the op's spec alone.

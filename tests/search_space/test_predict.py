@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from search_client.arch import Architecture
-from search_client.errors import MissingLutEntries
-from search_client.keys import ops_for_space
-from search_client.predict import latency_breakdown_us, predict_latency_us
-from search_client.space import SearchSpace, fbnet_space
+from fbnet_core.arch import Architecture
+from fbnet_core.errors import MissingLutEntries
+from fbnet_core.keys import ops_for_space
+from fbnet_core.predict import latency_breakdown_us, predict_latency_us
+from fbnet_core.space import SearchSpace, fbnet_space
 
 ALL_SKIP = Architecture(("skip",) * 22)
 ALL_K5_E6 = Architecture(("k5_e6",) * 22)

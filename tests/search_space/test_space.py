@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from search_client.errors import InvalidSpaceError
-from search_client.space import SearchSpace, SpaceParams, fbnet_space, make_divisible, space_params_from_dict
+from fbnet_core.errors import InvalidSpaceError
+from fbnet_core.space import SearchSpace, SpaceParams, fbnet_space, make_divisible, space_params_from_dict
 
 
 def test_imagenet_space_matches_the_papers_table(space224: SearchSpace) -> None:

@@ -5,12 +5,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from search_client.arch import Architecture
-from search_client.counting import count_model
+from fbnet_core.arch import Architecture
+from fbnet_core.keys import op_key
 from search_client.errors import UnknownModelError
-from search_client.export import export_onnx, seeded_eval_op
-from search_client.keys import op_key
-from search_client.zoo import ZOO, FBNetEntry, ZooEntry, get_model, input_shape
+from search_client.space.counting import count_model
+from search_client.space.export import export_onnx, seeded_eval_op
+from search_client.space.zoo import ZOO, FBNetEntry, ZooEntry, get_model, input_shape
 
 
 def test_zoo_has_the_papers_models() -> None:

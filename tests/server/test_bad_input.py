@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from profiler_server.app import create_app
 from profiler_server.config import Settings
-from tests.server.helpers import RUNTIME, Setup, offline_result, task_result, tiny_onnx, unique
+from profiler_server.example_ops import RUNTIME, tiny_onnx
+from tests.server.helpers import Setup, offline_result, task_result, unique
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,21 @@ def _result_with(task, **changes):
         ("[1e308, 1e308]", "results[0].samples_us[0]"),
         ("[]", "results[0].samples_us"),
         ('["fast"]', "results[0].samples_us[0]"),
+        ('[10.0, "1"]', "results[0].samples_us[1]"),
+        ("[true]", "results[0].samples_us[0]"),
     ],
-    ids=["nan", "inf", "minus-inf", "zero", "negative", "absurdly-large", "empty", "not-a-number"],
+    ids=[
+        "nan",
+        "inf",
+        "minus-inf",
+        "zero",
+        "negative",
+        "absurdly-large",
+        "empty",
+        "not-a-number",
+        "numeric-string",
+        "boolean",
+    ],  # fmt: skip
 )
 def test_bad_samples_are_422_naming_the_sample(world, samples_literal, field):
     server, s, tasks = world
@@ -238,16 +252,27 @@ def test_duplicate_device_name_is_409(world):
 
 
 @pytest.mark.parametrize("path", ["/agent/measurements", "/agent/results"])
-def test_timestamp_without_timezone_is_422(world, path):
+@pytest.mark.parametrize("field", ["finished_at", "started_at"])
+@pytest.mark.parametrize(
+    ("at", "message"),
+    [
+        ("2026-11-28T12:00:00", "timezone"),
+        ("9999-12-31T23:59:59-14:00", "out of range"),
+        ("0001-01-01T00:00:00+14:00", "out of range"),
+    ],
+    ids=["no-timezone", "past-9999", "before-1"],
+)
+def test_timestamps_without_timezone_or_past_what_utc_can_hold_are_422(world, path, field, at, message):
     server, s, tasks = world
-    runtime = {**RUNTIME, "finished_at": "2026-11-28T12:00:00"}
+    runtime = {**RUNTIME, field: at}
     if path == "/agent/measurements":
         result = {**offline_result(s.keys[0], s.sha[s.keys[0]], [1.0, 2.0]), "runtime": runtime}
     else:
         result = _result_with(tasks[0], runtime=runtime)
     response = _post(server, path, s.device_token, {"results": [result]})
     assert response.status_code == 422, response.text
-    assert response.json()["field"] == "results[0].runtime.finished_at"
+    assert response.json()["field"] == f"results[0].runtime.{field}"
+    assert message in response.json()["detail"]
 
 
 def test_lease_limits_and_malformed_json(world):

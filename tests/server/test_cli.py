@@ -12,7 +12,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from profiler_server import dev_tokens
+from fbnet_core import dev_tokens
 from profiler_server.cli import app
 
 
@@ -85,7 +85,7 @@ def test_dev_tokens_round_trip_keyed_by_url(clean_env):
 
 
 def test_serve_dev_generates_tokens_the_other_clis_can_read(clean_env):
-    from conftest import free_port
+    from profiler_server.local_server import free_port
 
     port = free_port()
     env = {**os.environ, "PROFILER_DATABASE_URL": f"sqlite:///{clean_env / 'dev.sqlite3'}"}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
-from profiler_server.client import NotFoundError
+from fbnet_core.client import NotFoundError
 from tests.server.helpers import Setup, offline_result, task_result
 
 
@@ -37,6 +39,44 @@ def test_retried_post_is_counted_as_duplicate_and_stored_once(live_server, uniqu
     assert _measurement_count(live_server.database_url, [r["result_id"] for r in results]) == 2
 
 
+def test_result_ids_are_per_device_another_devices_id_is_no_duplicate(live_server, unique_name):
+    first, second = (Setup(live_server, unique_name, n_ops=1) for _ in range(2))
+    shared_id = unique_name("result")
+    for s in (first, second):
+        task = s.agent.lease()[0]
+        result = {**task_result(task.task_id, task.key, [5.0, 5.1, 5.2]), "result_id": shared_id}
+        assert s.agent.post_results([result]).accepted == 1
+        assert s.agent.post_results([result]).duplicates == 1  # its own retry still is one
+    ambiguous = httpx.get(
+        f"{live_server.url}/measurements/{shared_id}",
+        headers={"Authorization": f"Bearer {live_server.admin_token}"},
+    )
+    assert ambiguous.status_code == 409 and ambiguous.json()["field"] == "device"
+    for s in (first, second):
+        found = httpx.get(
+            f"{live_server.url}/measurements/{shared_id}",
+            params={"device": s.device_name},
+            headers={"Authorization": f"Bearer {live_server.admin_token}"},
+        )
+        assert found.status_code == 200 and found.json()["device"] == s.device_name
+
+
+def test_concurrent_identical_jobs_queue_each_op_once(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=5, queue=False)
+    admins = [live_server.client(live_server.admin_token) for _ in range(40)]
+    start = threading.Barrier(len(admins))
+
+    def create(admin):
+        start.wait()
+        return admin.create_jobs(s.device_name, s.keys)
+
+    with ThreadPoolExecutor(len(admins)) as pool:
+        receipts = list(pool.map(create, admins))
+    assert sum(r.queued for r in receipts) == len(s.keys)
+    assert all(r.queued + r.already_queued == len(s.keys) for r in receipts)
+    assert s.admin.get_device(s.device_name).coverage.queued == len(s.keys)
+
+
 def test_same_result_twice_in_one_request(live_server, unique_name):
     s = Setup(live_server, unique_name, n_ops=1)
     task = s.agent.lease()[0]
@@ -56,16 +96,34 @@ def test_concurrent_identical_posts_store_one_measurement(live_server, unique_na
     assert _measurement_count(live_server.database_url, [result["result_id"]]) == 1
 
 
-def test_newer_measurement_replaces_the_lut_entry_and_older_upload_does_not(live_server, unique_name):
+def test_the_measurement_received_last_is_served_whatever_the_agents_clocks_say(live_server, unique_name):
     s = Setup(live_server, unique_name, n_ops=1, queue=False)
     key = s.keys[0]
-    newer = offline_result(key, s.sha[key], [50.0, 50.0, 50.0])
-    newer["runtime"] = {**newer["runtime"], "finished_at": "2026-11-28T12:00:00Z"}
-    older = offline_result(key, s.sha[key], [90.0, 90.0, 90.0])
-    older["runtime"] = {**older["runtime"], "finished_at": "2026-11-27T12:00:00Z"}
-    s.agent.post_measurements([newer])
-    s.agent.post_measurements([older])
-    assert s.admin.get_lut(s.device_name).entries[key]["median_us"] == 50.0
+    far_future = offline_result(key, s.sha[key], [50.0, 50.0, 50.0])
+    far_future["runtime"] = {**far_future["runtime"], "finished_at": "9000-01-01T00:00:00Z"}
+    from_1970 = offline_result(key, s.sha[key], [90.0, 90.0, 90.0])
+    from_1970["runtime"] = {**from_1970["runtime"], "finished_at": "1970-01-01T00:00:00Z"}
+    s.agent.post_measurements([far_future])
+    s.agent.post_measurements([from_1970])
+    entry = s.admin.get_lut(s.device_name).entries[key]
+    assert entry["median_us"] == 90.0  # received last: served, although its clock says 1970
+    assert entry["measured_at"] == "1970-01-01T00:00:00Z"  # the agent's timestamp, kept as provenance
+    # A remeasure task measured by an agent whose clock says 1970 replaces the entry too.
+    s.admin.create_jobs(s.device_name, [key], remeasure=True)
+    task = s.agent.lease()[0]
+    result = task_result(task.task_id, key, [30.0, 30.0, 30.0])
+    result["runtime"] = {**result["runtime"], "finished_at": "1970-01-01T00:00:00Z"}
+    assert s.agent.post_results([result]).accepted == 1
+    assert s.admin.get_lut(s.device_name).entries[key]["median_us"] == 30.0
+
+
+def test_in_one_request_the_later_measurement_of_an_op_is_served(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1, queue=False)
+    key = s.keys[0]
+    first, second = (offline_result(key, s.sha[key], [v, v, v]) for v in (70.0, 40.0))
+    first["runtime"] = {**first["runtime"], "finished_at": "2030-01-01T00:00:00Z"}
+    assert s.agent.post_measurements([first, second]).accepted == 2
+    assert s.admin.get_lut(s.device_name).entries[key]["median_us"] == 40.0
 
 
 def test_concurrent_overlapping_batches_store_each_measurement_once(live_server, unique_name):

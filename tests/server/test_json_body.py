@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from profiler_server.app import create_app
 from profiler_server.config import Settings
-from tests.server.helpers import RUNTIME
+from profiler_server.example_ops import RUNTIME
 
 ADMIN, ENROLL = "a" * 20, "e" * 20
 

@@ -58,10 +58,33 @@ def test_late_result_after_expiry_still_completes_the_task(live_server_factory, 
     assert s.admin.get_device(s.device_name).coverage.measured == 1
 
 
+def test_a_late_result_and_the_next_agents_result_store_one_measurement(
+    backend, live_server_factory, unique_name
+):
+    """The agent whose lease expired posts after another agent leased the task again: the first measurement to
+    arrive completes the task; the other agent's result for it is answered as a duplicate and not stored."""
+    from tests.reliability.helpers import measurements_by_task
+
+    lease_s = 0.5
+    server = live_server_factory(backend, lease_seconds=lease_s)
+    s = Setup(server, unique_name, n_ops=1)
+    late_agent, next_agent = s.agent, server.client(s.device_token)
+    task = late_agent.lease()[0]
+    time.sleep(lease_s + 0.2)
+    again = next_agent.lease()
+    assert [(t.task_id, t.attempt) for t in again] == [(task.task_id, 2)]
+    late = late_agent.post_results([task_result(task.task_id, task.key, [4.0, 4.1, 4.2])])
+    assert (late.accepted, late.duplicates) == (1, 0)
+    second = next_agent.post_results([task_result(task.task_id, task.key, [7.0, 7.1, 7.2])])
+    assert (second.accepted, second.duplicates) == (0, 1)
+    assert measurements_by_task(server.database_url, s.device_name) == {task.task_id: 1}
+    assert s.admin.get_lut(s.device_name).entries[task.key]["median_us"] == 4.1
+
+
 def test_two_replicas_on_one_database_never_lease_a_task_twice(
     backend, live_server_factory, unique_name, tmp_path
 ):
-    from conftest import LiveServer
+    from profiler_server.local_server import LiveServer
 
     first = live_server_factory(backend)
     second = LiveServer(backend, first.database_url, tmp_path)

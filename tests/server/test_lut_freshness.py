@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import LiveServer
+from profiler_server.local_server import LiveServer
 from tests.server.helpers import Setup, offline_result
 
 ROUNDS = 10

@@ -8,9 +8,10 @@ import io
 import numpy as np
 import pytest
 
+from fbnet_core.client import NotFoundError
 from profiler_server import __version__
-from profiler_server.client import NotFoundError
-from tests.server.helpers import Setup, offline_result, op_upload, sha256, task_result
+from profiler_server.example_ops import op_upload
+from tests.server.helpers import Setup, offline_result, sha256, task_result
 
 
 def test_full_cycle_register_upload_queue_lease_report_read_lut(live_server, unique_name):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from search_client.calibration import CalibrationError, fit_linear, split_names
+from search_client.validation.calibration import CalibrationError, fit_linear, split_names
 
 NAMES = [f"random_{index:03d}" for index in range(30)]
 

@@ -6,12 +6,18 @@ import random
 
 import pytest
 
-from search_client.calibration import CalibrationError
-from search_client.calibration_choice import LINEAR, PER_BLOCK_KIND, FitNetwork, choose_calibration
-from search_client.calibration_kinds import FIXED, fit_kinds, latency_by_kind_us, min_fit_points, op_kind
-from search_client.keys import ops_for_architecture
-from search_client.space import SpaceParams, build_space
-from search_client.zoo import get_model
+from fbnet_core.keys import ops_for_architecture
+from fbnet_core.space import SpaceParams, build_space
+from search_client.space.zoo import get_model
+from search_client.validation.calibration import CalibrationError
+from search_client.validation.calibration_choice import LINEAR, PER_BLOCK_KIND, FitNetwork, choose_calibration
+from search_client.validation.calibration_kinds import (
+    FIXED,
+    fit_kinds,
+    latency_by_kind_us,
+    min_fit_points,
+    op_kind,
+)
 
 # A device where e1 blocks run at 0.8x their LUT value inside a network, e6 blocks at 1.25x, e3 at 1.0x, and the
 # fixed ops cost 300 us more: errors of opposite sign that a single line cannot undo.

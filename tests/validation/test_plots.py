@@ -7,10 +7,16 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from search_client.arch import save_architecture
-from search_client.cli import app
-from search_client.tradeoff import TradeoffInputError, TradeoffPoint, plot_tradeoff, read_points, write_points
-from search_client.zoo import get_model
+from fbnet_core.formats.architecture_file import save_architecture
+from search_client.commands.cli import app
+from search_client.space.zoo import get_model
+from search_client.validation.tradeoff import (
+    TradeoffInputError,
+    TradeoffPoint,
+    plot_tradeoff,
+    read_points,
+    write_points,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -16,10 +16,10 @@ import time
 
 import pytest
 
-from search_client.lut_costs import LutCosts
-from search_client.predict import predict_latency_us
-from search_client.space import build_space
-from search_client.validate import validation_models
+from fbnet_core.lut_costs import LutCosts
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import build_space
+from search_client.validation.validate import validation_models
 
 RESOLUTION = 32
 RANDOM_NETWORKS = 4
@@ -27,7 +27,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _dnas(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from search_client.cli import main; main()", *args]
+    command = [sys.executable, "-c", "from search_client.commands.cli import main; main()", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
 
 
@@ -173,7 +173,7 @@ def test_bad_input_is_a_one_line_error(live_server_factory):
     # In-process (Typer's runner): the same CLI without paying a torch import per case.
     from typer.testing import CliRunner
 
-    from search_client.cli import app
+    from search_client.commands.cli import app
 
     server = live_server_factory("sqlite")
     for args, message in BAD_INPUTS:

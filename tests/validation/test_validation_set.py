@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 
-from search_client.blocks import CANDIDATES
-from search_client.calibration import FIT, HOLDOUT
-from search_client.keys import ops_for_architecture, validate_spec
-from search_client.space import NUM_LAYERS, SpaceParams, build_space
-from search_client.validate import (
+from fbnet_core.blocks import CANDIDATES
+from fbnet_core.keys import ops_for_architecture, validate_spec
+from fbnet_core.space import NUM_LAYERS, SpaceParams, build_space
+from search_client.validation.calibration import FIT, HOLDOUT
+from search_client.validation.validate import (
     DEFAULT_ZOO,
     ValidationPoint,
     ValidationTimeout,

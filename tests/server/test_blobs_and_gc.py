@@ -1,0 +1,122 @@
+"""Op models live in the blob store's files, not in database rows; `profiler-server gc` removes one-off ops'
+files (whole networks of a validation) past the retention period, and files no model row names."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import inspect
+
+from db.session import make_engine
+from fbnet_core.client import OpUpload
+from profiler_server.blobs import BlobStore
+from profiler_server.example_ops import tiny_onnx
+from tests.server.helpers import Setup, sha256, task_result
+
+
+def _gc(server, *args: str) -> str:
+    env = {**os.environ, "PROFILER_DATABASE_URL": server.database_url,
+           "PROFILER_BLOB_DIR": str(server.log_path.parent / "blobs")}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "profiler_server.cli", "gc", *args], env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return done.stdout
+
+
+def _model(server, key: str) -> httpx.Response:
+    return httpx.get(
+        f"{server.url}/ops/{key}/model.onnx", headers={"Authorization": f"Bearer {server.admin_token}"}
+    )
+
+
+def test_models_are_files_of_the_blob_store_not_database_rows(live_server, unique_name):
+    s = Setup(live_server, unique_name, n_ops=1, queue=False)
+    key = s.keys[0]
+    blobs = BlobStore(live_server.log_path.parent / "blobs")
+    assert blobs.get(s.sha[key]) == s.onnx[key]
+    assert _model(live_server, key).content == s.onnx[key]
+    engine = make_engine(live_server.database_url)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("onnx_models")}
+    finally:
+        engine.dispose()
+    assert "content" not in columns
+
+
+def test_gc_removes_one_off_models_past_retention_keeps_the_rest_and_an_upload_brings_one_back(
+    backend, live_server_factory, unique_name
+):
+    server = live_server_factory(backend)
+    s = Setup(server, unique_name, n_ops=1, queue=False)  # a block op: never one-off
+    block = s.keys[0]
+    networks = {unique_name("net"): tiny_onnx(seed) for seed in (101, 102, 103)}
+    measured, busy, idle = networks
+    s.admin.upload_ops([OpUpload(key, {"kind": "network"}, content) for key, content in networks.items()])
+    s.admin.create_jobs(s.device_name, [measured])
+    task = s.agent.lease()[0]
+    assert s.agent.post_results([task_result(task.task_id, measured, [9.0, 9.1, 9.2])]).accepted == 1
+    s.admin.create_jobs(s.device_name, [busy])  # queued: an agent may still download it
+    blobs = BlobStore(server.log_path.parent / "blobs")
+    orphan = "ab" * 32
+    blobs.put(orphan, b"an upload that never committed")
+    an_hour_and_more_ago = time.time() - 3700
+    os.utime(blobs.path(orphan), (an_hour_and_more_ago, an_hour_and_more_ago))
+
+    assert "would remove 2 one-off model files" in _gc(server, "--older-than-days", "0", "--dry-run")
+    assert _model(server, measured).status_code == 200  # a dry run removes nothing
+    assert "removed 2 one-off model files" in (report := _gc(server, "--older-than-days", "0"))
+    assert "and 1 unreferenced files" in report
+    for key in (measured, idle):
+        gone = _model(server, key)
+        assert gone.status_code == 410 and gone.json()["field"] == "key", gone.text
+        assert not blobs.path(sha256(networks[key])).exists()
+    assert _model(server, busy).status_code == 200 and _model(server, block).status_code == 200
+    assert not blobs.path(orphan).exists()
+    assert s.admin.get_lut(s.device_name).entries[measured]["median_us"] == 9.1  # measurements stay
+    again = s.admin.upload_ops([OpUpload(measured, {"kind": "network"}, networks[measured])])
+    assert again.existing == [measured] and _model(server, measured).content == networks[measured]
+
+
+def test_gc_keeps_one_off_models_younger_than_the_retention_period(backend, live_server_factory, unique_name):
+    server = live_server_factory(backend)
+    s = Setup(server, unique_name, n_ops=1, queue=False)
+    key = unique_name("net")
+    s.admin.upload_ops([OpUpload(key, {"kind": "network"}, tiny_onnx(7))])
+    assert "removed 0 one-off model files" in _gc(server)  # default: 7 days
+    assert _model(server, key).status_code == 200
+
+
+def test_the_migration_moves_stored_models_into_files_and_back(fresh_database_url, tmp_path: Path):
+    from alembic import command
+    from sqlalchemy import text
+
+    from db.migrate import alembic_config, upgrade
+
+    def downgrade(url: str, revision: str, blobs: Path) -> None:
+        command.downgrade(alembic_config(url, blobs), revision)
+
+    blob_dir = tmp_path / "blobs"
+    content = tiny_onnx(11)
+    engine = make_engine(fresh_database_url)
+    try:
+        downgrade(fresh_database_url, "0003", blob_dir)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO onnx_models (sha256, content, size_bytes, created_at) VALUES (:s, :c, :n, :t)"
+                ),
+                {"s": sha256(content), "c": content, "n": len(content), "t": "2026-12-01 00:00:00"},
+            )
+        upgrade(fresh_database_url, blob_dir=blob_dir)
+        assert BlobStore(blob_dir).get(sha256(content)) == content
+        assert "content" not in {c["name"] for c in inspect(engine).get_columns("onnx_models")}
+        downgrade(fresh_database_url, "0003", blob_dir)
+        with engine.connect() as conn:
+            assert bytes(conn.execute(text("SELECT content FROM onnx_models")).scalar()) == content
+    finally:
+        engine.dispose()
+    upgrade(fresh_database_url, blob_dir=blob_dir)
