@@ -2,16 +2,16 @@
 
 1. LUT: every op of the search space is exported (search_client.space.export) and measured here with the device agent's
    own timing engine and onnxruntime backend (CPU, 1 thread, in-process; no server in the loop).
-2. Two searches on digits, identical but for the loss: latency-unaware (CE only - the paper's alpha = 0) and the
-   paper's CE * 0.2 * log(LAT)^0.6 (LAT in --latency-unit-ms). --label-smoothing smooths both searches' CE: on
-   digits the CE falls to ~0.1 and the multiplicative loss, which trades relative CE against relative latency,
-   then barely pulls toward latency (docs/search.md, RQ2).
+2. Two searches on digits, identical but for the loss: latency-unaware (the paper's alpha = 0: cross-entropy
+   alone) and the paper's CE * 0.2 * log(LAT)^0.6, both with `dnas search`'s defaults (temperature 5 -> 0.087 over
+   the search, theta's steps and lr, LAT's unit from the LUT, label smoothing; docs/search.md) unless a flag
+   below overrides one.
 3. Each argmax architecture is trained from scratch with the same recipe and seed.
 4. Each trained network is exported whole and measured with the same engine: predicted (LUT sum) vs measured.
    The two networks are measured in --network-rounds alternating rounds (median of the rounds' medians): a slow
    phase of a shared machine then slows both, not whichever network it happens to fall on.
 
-    .venv/bin/python bench/bench_rq2.py [--resolution 16] [--width 1.0] [--search-epochs 8] [--train-epochs 8]
+    .venv/bin/python bench/bench_rq2.py [--resolution 16] [--width 0.5] [--search-epochs 12] [--train-epochs 12]
 
 Prints, for both searches, the architecture, predicted and measured latency, top-1, and the ratios against the
 latency-unaware run (goal: >= 25% faster predicted and measured, top-1 within 2 points); writes rq2.json.
@@ -40,12 +40,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shared_machine import low_priority, timing_lock  # noqa: E402  (bench/ is not a package)
 
-from device_agents.backends.base import OpInput
+from device_agents.backends.base import Backend, OpInput
 from device_agents.backends.onnxruntime import OnnxRuntimeBackend
 from device_agents.measure import measure_op
+from device_agents.overhead import OverheadMeasuringBackend
 from device_agents.timing import TimingPolicy
 from fbnet_core.arch import Architecture
 from fbnet_core.keys import ops_for_space
+from fbnet_core.lut_costs import LutCosts
+from fbnet_core.measurement import MeasurementRecord
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import SearchSpace
 from search_client.errors import InvalidSearchConfigError
@@ -64,38 +67,56 @@ LUT_NAME = "lut.json"
 RUN_NAMES = ("latency_unaware", "latency_aware")
 
 
-def measure_median_us(backend: OnnxRuntimeBackend, key: str, onnx: bytes, spec: dict, folder: Path) -> float:
+def measure_record(backend: Backend, key: str, onnx: bytes, spec: dict, folder: Path) -> MeasurementRecord:
     path = folder / f"{key}.onnx"
     path.write_bytes(onnx)
     record = measure_op(backend, OpInput(key, path, sha256_hex(onnx), spec), POLICY)
     if record.is_failure:
         raise RuntimeError(f"{key}: {record.error}")
-    return statistics.median(record.samples_us)
+    return record
 
 
-def measured_lut(
-    space: SearchSpace, backend: OnnxRuntimeBackend, folder: Path, lock: Path | None
-) -> dict[str, float]:
+def measure_median_us(backend: Backend, key: str, onnx: bytes, spec: dict, folder: Path) -> float:
+    samples_us = measure_record(backend, key, onnx, spec, folder).samples_us
+    assert samples_us is not None  # measure_record raised for a failure
+    return statistics.median(samples_us)
+
+
+def measured_lut(space: SearchSpace, backend: Backend, folder: Path, lock: Path | None) -> LutCosts:
     """The LUT kept in `folder`, or a fresh measurement saved there: a resumed or split run uses one LUT."""
     saved = folder / LUT_NAME
     if saved.is_file():
-        lut = json.loads(saved.read_text())
-        print(f"LUT: {len(lut)} ops from {saved}")
+        body = json.loads(saved.read_text())
+        # A LUT saved as plain key -> median (no overhead figures) is read as such.
+        lut = LutCosts.from_body(body) if "entries" in body else LutCosts(body)
+        print(f"LUT: {len(lut.median_us)} ops from {saved} ({lut.describe()['prediction']})")
         return lut
     with timing_lock(lock):
-        lut = measure_lut(space, backend, folder)
-    saved.write_text(json.dumps(lut, indent=1, sort_keys=True))
-    return lut
+        body = measure_lut(space, backend, folder)
+    saved.write_text(json.dumps(body, indent=1, sort_keys=True))
+    return LutCosts.from_body(body)
 
 
-def measure_lut(space: SearchSpace, backend: OnnxRuntimeBackend, folder: Path) -> dict[str, float]:
+def measure_lut(space: SearchSpace, backend: Backend, folder: Path) -> dict:
+    """A `GET /lut/{device}`-shaped body: each op's median and the invocation overhead the agent measured."""
     ops = ops_for_space(space)
-    lut: dict[str, float] = {}
+    entries = {}
     started = time.perf_counter()
-    for op in ops:
-        lut[op.key] = measure_median_us(backend, op.key, export_onnx(op.spec), op.spec, folder)
+    probing = OverheadMeasuringBackend(backend)
+    try:
+        for op in ops:
+            record = measure_record(probing, op.key, export_onnx(op.spec), op.spec, folder)
+            assert record.runtime is not None and record.samples_us is not None
+            overhead = record.runtime["extra"].get("invocation_overhead")
+            entries[op.key] = {
+                "median_us": statistics.median(record.samples_us),
+                "invocation_overhead": overhead
+                and {k: overhead[k] for k in ("us", "input_us", "output_us", "fixed_us")},
+            }
+    finally:
+        probing.close()
     print(f"LUT: {len(ops)} ops measured in {time.perf_counter() - started:.0f} s")
-    return lut
+    return {"device": "bench-rq2-onnxruntime-cpu-1t", "entries": entries}
 
 
 def search_config(loss: LossConfig, args: argparse.Namespace) -> SearchConfig:
@@ -111,13 +132,14 @@ def search_config(loss: LossConfig, args: argparse.Namespace) -> SearchConfig:
         seed=args.seed,
         loss=loss,
         theta_lr=args.theta_lr,
+        theta_passes=args.theta_passes,
         temperature_decay=args.temperature_decay,
+        paper_schedule=args.paper_schedule,
+        lut_overhead_once=not args.raw_lut,
     )
 
 
-def search(
-    name: str, config: SearchConfig, lut: dict[str, float], folder: Path
-) -> tuple[SearchResult, float]:
+def search(name: str, config: SearchConfig, lut: LutCosts, folder: Path) -> tuple[SearchResult, float]:
     started = time.perf_counter()
     # A finished or interrupted search in --out is resumed rather than redone.
     resume = (folder / name / CHECKPOINT_NAME).is_file()
@@ -131,14 +153,14 @@ def run_one(
     loss: LossConfig,
     aware_loss: LossConfig,
     args: argparse.Namespace,
-    lut: dict[str, float],
+    lut: LutCosts,
     folder: Path,
 ) -> tuple[dict, bytes]:
     """Search (or resume), report the pull on theta, train the argmax from scratch; the run and its ONNX."""
     config = search_config(loss, args)
     result, search_s = search(name, config, lut, folder)
-    pull, samples_per_epoch = final_theta_pull(config, result, aware_loss)
-    theta_samples = samples_per_epoch * sum(epoch.trained_theta for epoch in result.state.history)
+    pull = final_theta_pull(config, result, aware_loss)
+    theta_samples = result.schedule.theta_steps * config.batch_size
     print(f"{name}: {pull.describe()}; this search gave theta {theta_samples:,} samples")
     arch = Architecture(tuple(result.state.model.argmax_blocks()))
     with low_priority():
@@ -153,9 +175,11 @@ def run_one(
         "loss": dataclasses.asdict(loss),
         "arch": arch.to_string(),
         "skips": arch.blocks.count("skip"),
-        "predicted_ms": predict_latency_us(lut, arch, result.space) / 1000.0,
+        "predicted_ms": predict_latency_us(lut if config.lut_overhead_once else lut.raw(), arch, result.space)
+        / 1000.0,
         "top1": trained.top1,
         "search_s": search_s,
+        "schedule": result.schedule.to_json(),
         "final_expected_latency_ms": result.state.history[-1].expected_latency_ms,
         "theta_pull_latency_over_ce": pull.latency_over_cross_entropy,
         "theta_samples_needed": pull.theta_samples_needed,
@@ -177,12 +201,9 @@ def measure_networks(
     return round_us
 
 
-def final_theta_pull(
-    config: SearchConfig, result: SearchResult, aware_loss: LossConfig
-) -> tuple[ThetaPull, int]:
+def final_theta_pull(config: SearchConfig, result: SearchResult, aware_loss: LossConfig) -> ThetaPull:
     """How hard the *aware* loss pulls on theta at the end of this search, CE part vs latency part, over the
-    theta split at the last temperature (for the unaware search: what the aware loss would have done there);
-    and the samples one epoch's theta steps see."""
+    theta split at the last temperature (for the unaware search: what the aware loss would have done there)."""
     data = load_data(config.data, config.resolution, config.seed)
     split = split_for_search(len(data.train), config.weight_fraction, config.seed)
     images, labels = data.train.tensors
@@ -190,8 +211,8 @@ def final_theta_pull(
         (images[rows], labels[rows]) for rows in global_batches(split.theta_indices, config.batch_size, 0)
     ]
     tau = result.state.history[-1].temperature
-    pull = measure_theta_pull(result.state.model, result.table, aware_loss, batches, tau)
-    return pull, len(batches) * config.batch_size
+    resolved = aware_loss.resolved(result.table.min_ms(), paper=config.paper_schedule)
+    return measure_theta_pull(result.state.model, result.table, resolved, batches, tau)
 
 
 def main() -> None:
@@ -199,11 +220,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--resolution", type=int, default=16)
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--head-channels", type=int, default=256)
-    parser.add_argument("--search-epochs", type=int, default=8)
-    parser.add_argument("--train-epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--head-channels", type=int, default=128)
+    parser.add_argument("--search-epochs", type=int, default=12)
+    parser.add_argument("--train-epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
         "--aware-loss",
         choices=("multiplicative", "additive"),
@@ -211,23 +232,22 @@ def main() -> None:
         help="the aware run's loss",
     )
     parser.add_argument("--lambda-per-ms", type=float, default=1.0, help="additive loss weight (1/ms)")
+    # Search settings: left out, each takes `dnas search`'s default (SearchConfig / LossConfig).
+    parser.add_argument("--theta-lr", type=float, default=None, help="Adam lr for theta")
     parser.add_argument(
-        "--theta-lr", type=float, default=0.01, help="Adam lr for theta (the paper's 0.01 over ~10k steps)"
+        "--theta-passes", type=int, default=None, help="passes over the theta split per epoch"
     )
-    parser.add_argument(
-        "--temperature-decay",
-        type=float,
-        default=0.045,
-        help="tau = 5 exp(-d epoch); 0.045 x 90 / E fits the paper's 5 -> 0.09 into E search epochs",
-    )
-    parser.add_argument(
-        "--latency-unit-ms", type=float, default=0.01, help="LAT's unit in the paper's loss (0.01 ms: 10 us)"
-    )
+    parser.add_argument("--temperature-decay", type=float, default=None, help="tau = 5 exp(-d epoch)")
+    parser.add_argument("--latency-unit-ms", type=float, default=None, help="LAT's unit in the paper's loss")
     parser.add_argument(
         "--label-smoothing",
         type=float,
-        default=0.0,
-        help="smooth both searches' CE (keeps it off 0 on digits; the final networks train without it)",
+        default=None,
+        help="smooth both searches' CE (final networks: plain CE)",
+    )
+    parser.add_argument("--paper-schedule", action="store_true", help="the paper's exact settings")
+    parser.add_argument(
+        "--raw-lut", action="store_true", help="search and predict with raw sums of medians (overhead per op)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for search and training")
     parser.add_argument("--seed", type=int, default=0)
@@ -251,7 +271,7 @@ def main() -> None:
     if args.network_rounds < 1:
         parser.error("--network-rounds must be at least 1")
     try:  # SearchConfig owns the schedule's rules; here they become usage errors
-        search_config(LossConfig(form="none", label_smoothing=args.label_smoothing), args)
+        search_config(LossConfig(alpha=0.0, label_smoothing=args.label_smoothing), args)
     except InvalidSearchConfigError as exc:
         parser.error(str(exc))
     if args.only and args.out is None:
@@ -270,7 +290,8 @@ def main() -> None:
         latency_unit_ms=args.latency_unit_ms,
         label_smoothing=args.label_smoothing,
     )
-    unaware_loss = LossConfig(form="none", label_smoothing=args.label_smoothing)
+    # The paper's latency-unaware baseline: alpha 0, cross-entropy alone (smoothed as the aware run's is).
+    unaware_loss = dataclasses.replace(aware_loss, form="multiplicative", alpha=0.0)
     losses = dict(zip(RUN_NAMES, (unaware_loss, aware_loss), strict=True))
     if args.only:
         _, search_s = search(args.only, search_config(losses[args.only], args), lut, folder)
@@ -292,7 +313,8 @@ def main() -> None:
     for run in runs:
         print(
             f"{run['name']:>16}: predicted {run['predicted_ms']:.3f} ms, measured {run['measured_ms']:.3f} ms "
-            f"(median of {len(run['round_ms'])} rounds), "
+            f"(median of {len(run['round_ms'])} rounds; LUT error "
+            f"{100 * (run['predicted_ms'] - run['measured_ms']) / run['measured_ms']:+.1f} %), "
             f"top-1 {run['top1']:.1%}, {run['skips']} skips, search {run['search_s']:.0f} s\n"
             f"{'':>18}{run['arch']}"
         )
@@ -311,7 +333,8 @@ def main() -> None:
         "faster_measured": faster_measured,
         "top1_points": top1_points,
         "aware_faster_rounds": aware_won,
-        "lut_entries": len(lut),
+        "lut_entries": len(lut.median_us),
+        "lut_prediction": lut.describe(),
     }
     (folder / "rq2.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {folder / 'rq2.json'}")

@@ -51,6 +51,12 @@ SpeedReferenceOnnx = Annotated[
     typer.Option("--speed-reference", help="onnxruntime: time every run against this ONNX model run right after "
                  "it, so the machine's speed phases cancel (e.g. `dnas export --model fbnet_a`; docs/agents.md)."),
 ]
+InvocationOverhead = Annotated[
+    bool,
+    typer.Option("--invocation-overhead/--no-invocation-overhead",
+                 help="Also measure the runtime's per-invocation overhead at each op's input and output shapes "
+                      "(a network pays it once; the LUT serves it with the entry; docs/agents.md)."),
+]
 MaxModelMib = Annotated[
     int,
     typer.Option(min=1, help="onnxruntime: refuse (fail the op) a model whose tensors add up to more than this "
@@ -96,6 +102,15 @@ def _with_speed_reference(backend: Backend, reference: Path | None, state_dir: P
     from device_agents.state import default_state_dir
 
     return SpeedReferencedBackend(backend, reference, state_dir or default_state_dir())
+
+
+def _with_overhead(backend: Backend, enabled: bool) -> Backend:
+    """The backend, its measurements carrying the invocation overhead of each op's shapes (overhead.py)."""
+    if not enabled:
+        return backend
+    from device_agents.overhead import OverheadMeasuringBackend
+
+    return OverheadMeasuringBackend(backend)
 
 
 def _apply_realtime_priority(priority: int) -> None:
@@ -164,6 +179,7 @@ def profile(
     op_timeout_s: OpTimeoutS = 120.0,
     realtime_priority: RealtimePriority = 0,
     speed_reference: SpeedReferenceOnnx = None,
+    invocation_overhead: InvocationOverhead = True,
     state_dir: StateDir = None,
 ) -> None:
     """Measure every op of a manifest without a server; keys already measured in --out are skipped."""
@@ -177,7 +193,8 @@ def profile(
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         op_inputs = read_ops(ops)
         _apply_realtime_priority(realtime_priority)
-        chosen = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
+        referenced = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
+        chosen = _with_overhead(referenced, invocation_overhead)
         summary = run_profile(op_inputs, out, chosen, policy)
     except (AgentError, ValueError) as exc:
         raise _fail(str(exc)) from exc
@@ -259,6 +276,7 @@ def run(
     op_timeout_s: OpTimeoutS = 120.0,
     realtime_priority: RealtimePriority = 0,
     speed_reference: SpeedReferenceOnnx = None,
+    invocation_overhead: InvocationOverhead = True,
     post_batch: Annotated[int, typer.Option(min=1, help="Post results in batches of this many.")] = 16,
     idle_poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls of an empty queue.")] = 5.0,
     onnx_cache_mib: Annotated[
@@ -292,7 +310,8 @@ def run(
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         _apply_realtime_priority(realtime_priority)
-        chosen = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
+        referenced = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
+        chosen = _with_overhead(referenced, invocation_overhead)
         device = {**chosen.describe_device(), "runtime": chosen.runtime_info().__dict__}
         credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, stop)
         with ProfilerClient(server, credentials.device_token) as client:

@@ -57,6 +57,8 @@ def measure_op(
     extra = dict(info.extra)
     if measurement.speed is not None:  # the reference's settings (from the backend) and what it did to this op
         extra["speed_reference"] = {**extra.get("speed_reference", {}), **measurement.speed.as_dict()}
+    if measurement.overhead is not None:  # what a whole network pays once of this op's time (overhead.py)
+        extra["invocation_overhead"] = measurement.overhead
     runtime = {
         "runtime": info.runtime,
         "runtime_version": info.runtime_version,

@@ -20,6 +20,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from device_agents.errors import OpFailedError
 
@@ -98,6 +99,7 @@ class Measurement:
     preempted_runs_discarded: int = 0
     preempted_runs_kept: int = 0  # > 0 only when clean runs were too few at the cap
     speed: SpeedCorrection | None = None
+    overhead: dict[str, Any] | None = None  # the runtime's per-invocation overhead for the op (overhead.py)
 
     @property
     def timed_runs(self) -> int:

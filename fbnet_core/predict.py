@@ -1,9 +1,11 @@
-"""Latency prediction from a LUT: a network's latency as the sum of its ops' entries.
+"""Latency prediction from a LUT: a network's latency from its ops' entries.
 
-The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). Summing is
-exactly what the paper's latency term assumes; how well it holds on a device is measured, not assumed (see
-docs/models.md and docs/validation.md). The search's latency tensor (search_client/lut/latency.py) holds the same
-entries for its differentiable term; every latency reported for one architecture is this sum.
+The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). With the entries'
+fixed invocation cost (lut_costs.py) each op counts its median less that cost and the network pays it once;
+without it the prediction is the plain sum the paper's latency term assumes. How well either holds on a device is
+measured, not assumed (docs/models.md and docs/validation.md). The search's latency tensor
+(search_client/lut/latency.py) holds the same entries for its differentiable term; every latency reported for one
+architecture is this prediction.
 """
 
 from __future__ import annotations
@@ -11,21 +13,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fbnet_core.arch import Architecture
-from fbnet_core.errors import MissingLutEntries
 from fbnet_core.keys import ops_for_architecture
+from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.space import SearchSpace
 
 
 def latency_breakdown_us(
-    lut: Mapping[str, float], arch: Architecture, space: SearchSpace
+    lut: Mapping[str, float] | LutCosts, arch: Architecture, space: SearchSpace
 ) -> list[tuple[str, float]]:
-    """(key, latency in us) of each op the network runs, in order; every missing key is reported at once."""
+    """(key, latency in us inside the network) of each op it runs, in order; every missing key reported at once."""
+    costs = as_lut_costs(lut)
     keys = [op.key for op in ops_for_architecture(arch, space)]
-    missing = sorted({key for key in keys if key not in lut})
-    if missing:
-        raise MissingLutEntries(missing)
-    return [(key, float(lut[key])) for key in keys]
+    costs.check_has(keys)
+    return [(key, costs.in_network_us(key)) for key in keys]
 
 
-def predict_latency_us(lut: Mapping[str, float], arch: Architecture, space: SearchSpace) -> float:
-    return sum(latency_us for _, latency_us in latency_breakdown_us(lut, arch, space))
+def predict_latency_us(lut: Mapping[str, float] | LutCosts, arch: Architecture, space: SearchSpace) -> float:
+    costs = as_lut_costs(lut)
+    breakdown = latency_breakdown_us(costs, arch, space)
+    return sum(latency_us for _, latency_us in breakdown) + costs.network_once_us(breakdown[0][0])

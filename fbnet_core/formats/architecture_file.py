@@ -1,15 +1,18 @@
 """Architecture files: one network of the space, as `dnas search` writes them and `dnas train/export --arch` read them.
 
 {"format_version": 1, "blocks": [22 block names], "space": {SpaceParams fields}}, plus, from a search, "arch" (the
-compact string form) and "predicted_latency_ms" (the LUT's sum). Without "space" the file means the ImageNet
-FBNet space's defaults.
+compact string form) and "predicted_latency_ms" (the LUT's prediction), and from a search with a latency budget
+"budget": {"target_ms", "landed_pct", "in_budget_window", "log_probability"}. Without "space" the file means the
+ImageNet FBNet space's defaults.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fbnet_core.arch import Architecture
 from fbnet_core.errors import InvalidArchitectureError, InvalidSpaceError
@@ -24,14 +27,21 @@ class ArchitectureFile:
     arch: Architecture
     params: SpaceParams
     predicted_latency_ms: float | None = None
+    budget: dict[str, Any] | None = None
 
 
 def save_architecture(
-    path: Path, arch: Architecture, params: SpaceParams, predicted_latency_ms: float | None = None
+    path: Path,
+    arch: Architecture,
+    params: SpaceParams,
+    predicted_latency_ms: float | None = None,
+    budget: Mapping[str, Any] | None = None,
 ) -> None:
     body = arch.to_dict(params)
     if predicted_latency_ms is not None:
         body.update(arch=arch.to_string(), predicted_latency_ms=predicted_latency_ms)
+    if budget is not None:
+        body["budget"] = dict(budget)
     path.write_text(json.dumps(versioned(body, ARCHITECTURE_FILE_VERSION), indent=2) + "\n")
 
 
@@ -49,4 +59,10 @@ def load_architecture(path: Path) -> ArchitectureFile:
     except InvalidSpaceError as exc:
         raise InvalidArchitectureError(f"{path}: {exc}") from exc
     predicted = data.get("predicted_latency_ms")
-    return ArchitectureFile(arch, params, float(predicted) if isinstance(predicted, int | float) else None)
+    budget = data.get("budget")
+    return ArchitectureFile(
+        arch,
+        params,
+        float(predicted) if isinstance(predicted, int | float) else None,
+        budget if isinstance(budget, dict) else None,
+    )

@@ -1,8 +1,10 @@
 """validation.json: one `dnas validate` run - its settings, every network measured and the fidelity figures.
 
-{"format_version": 1, "device", "space", "label", "resolution", "seed", "rounds", "statistic", "points": [...],
-"summary": {"raw", "calibration", "raw_holdout", "calibrated_holdout"}}; a point is a network with its predicted
-and measured latency (docs/validation.md), each summary a `FidelitySummary.to_json()`.
+{"format_version": 1, "device", "space", "space_params", "label", "resolution", "seed", "rounds", "statistic",
+"points": [...], "summary": {"raw", "calibration", "raw_holdout", "calibrated_holdout", "raw_by_kind", "plain_sum",
+"plain_sum_by_kind"}}; a point is a network with its predicted latency (and the plain sum of medians,
+`predicted_raw_us`) and its measured latency (docs/validation.md), each summary a `FidelitySummary.to_json()`.
+Fields a file lacks (written before they existed) are read as absent.
 """
 
 from __future__ import annotations

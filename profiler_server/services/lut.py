@@ -43,6 +43,7 @@ CSV_COLUMNS = (
     "execution_provider",
     "threads",
     "agent_version",
+    "overhead_us",
 )
 
 
@@ -97,6 +98,7 @@ def load_entries(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
             m.execution_provider,
             m.threads,
             m.agent_version,
+            m.runtime,
         )  # fmt: skip
         .select_from(LutEntry)
         .join(m, m.id == LutEntry.measurement_id)
@@ -127,8 +129,29 @@ def load_entries(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
                 "threads": r[17],
                 "agent_version": r[18],
             },
+            "invocation_overhead": invocation_overhead(r[19]),
         }
     return entries
+
+
+OVERHEAD_FIELDS = ("us", "input_us", "output_us")
+OPTIONAL_OVERHEAD_FIELDS = ("fixed_us",)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def invocation_overhead(runtime: Any) -> dict[str, float] | None:
+    """The per-invocation overhead the agent measured with the op (`runtime.extra.invocation_overhead`), as the
+    LUT serves it: the op's share, each side's and the fixed part, in us; None where the agent measured none. Its
+    method and probes stay in the measurement's provenance (GET /measurements/{result_id})."""
+    extra = runtime.get("extra") if isinstance(runtime, dict) else None
+    overhead = extra.get("invocation_overhead") if isinstance(extra, dict) else None
+    if not isinstance(overhead, dict) or not all(_number(overhead.get(field)) for field in OVERHEAD_FIELDS):
+        return None  # an agent's malformed figure is not served as a cost
+    fields = [*OVERHEAD_FIELDS, *(field for field in OPTIONAL_OVERHEAD_FIELDS if _number(overhead.get(field)))]
+    return {field: float(overhead[field]) for field in fields}
 
 
 def medians_us(conn: Connection, device_id: int, keys: list[str]) -> dict[str, float]:
@@ -194,6 +217,7 @@ class RenderedLut:
             writer.writerow(
                 [key] + [_csv_value(e[c]) for c in CSV_COLUMNS[1:14]]
                 + [p["runtime"], p["runtime_version"], p["execution_provider"], p["threads"], p["agent_version"]]
+                + [(e["invocation_overhead"] or {}).get("us")]
             )  # fmt: skip
         return out.getvalue().encode()
 

@@ -15,12 +15,21 @@ from rich.table import Table
 from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.architecture_file import load_architecture
-from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
+from fbnet_core.formats.lut_file import read_lut_file
+from fbnet_core.lut_costs import LutCosts
 from fbnet_core.space import build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
 from search_client.lut.client import LutCache, pull_lut
 from search_client.search.distributed import DistContext, init_from_environment
-from search_client.search.loop import ARGMAX_NAME, EpochRecord, PhaseStats, SearchConfig, run_search
+from search_client.search.loop import (
+    ARGMAX_NAME,
+    TARGET_NAME,
+    EpochRecord,
+    PhaseStats,
+    ResolvedSchedule,
+    SearchConfig,
+    run_search,
+)
 from search_client.search.loss import LOSS_FORMS, LossConfig
 from search_client.search.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
 from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
@@ -37,21 +46,21 @@ Threads = Annotated[
 Seed = Annotated[int, typer.Option("--seed", help="Seeds data order, initialisation and Gumbel draws.")]
 
 
-def _median_us(
+def _lut_costs(
     lut: Path | None, device: str | None, server: str | None, token: str | None, cache: Path | None
-) -> dict[str, float]:
-    """The LUT's medians (key -> us), from a file or pulled from the server (cached; offline from the cache)."""
+) -> LutCosts:
+    """The LUT (medians and overheads), from a file or pulled from the server (cached; offline from the cache)."""
     if (lut is None) == (device is None):
         raise fail("give exactly one of --lut PATH and --device NAME")
     if lut is not None:
-        return median_us_by_key(read_lut_file(lut))
+        return LutCosts.from_body(read_lut_file(lut))
     with connect(server, token) as client:
         result = pull_lut(client, device, LutCache(cache))
     if result.from_cache:
         typer.secho(
             f"server unreachable, using the cached LUT ({result.offline_reason})", err=True, fg="yellow"
         )
-    return median_us_by_key(result.lut.to_json())
+    return LutCosts.from_body(result.lut.to_json())
 
 
 def _compute_device(name: str, context: DistContext) -> torch.device:
@@ -138,25 +147,70 @@ def search(
     latency_loss: Annotated[
         str, typer.Option("--latency-loss", help=f"{' | '.join(LOSS_FORMS)}")
     ] = "multiplicative",
-    alpha: Annotated[float, typer.Option("--alpha")] = 0.2,
+    alpha: Annotated[
+        float,
+        typer.Option("--alpha", help="Paper's alpha; 0 = cross-entropy alone (latency-unaware baseline)."),
+    ] = 0.2,
     beta: Annotated[float, typer.Option("--beta")] = 0.6,
     lambda_per_ms: Annotated[float, typer.Option("--lambda-per-ms", help="Additive loss weight.")] = 0.1,
     latency_unit_ms: Annotated[
-        float, typer.Option("--latency-unit-ms", min=1e-6, help="LAT's unit in the multiplicative loss (ms).")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            "--latency-unit-ms",
+            help="LAT's unit in the multiplicative loss (ms); default: the LUT's fastest architecture is e^2 units.",
+        ),
+    ] = None,
     label_smoothing: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--label-smoothing",
-            min=0.0,
-            max=0.99,
-            help="Smooth the search's CE (keeps it off 0 on easy data, where the multiplicative loss fades).",
+            help="Smooth the search's CE (keeps the multiplicative loss's pull alive on easy data); default 0.3.",
         ),
-    ] = 0.0,
+    ] = None,
+    target_ms: Annotated[
+        float | None,
+        typer.Option(
+            "--target-ms",
+            help="Latency budget (ms): the most accurate architecture whose predicted latency is at most this.",
+        ),
+    ] = None,
+    target_weight: Annotated[
+        float, typer.Option("--target-weight", help="Weight of |LAT / target - 1| in the budget's loss.")
+    ] = 1.0,
     temperature: Annotated[float, typer.Option("--temperature", help="Initial Gumbel temperature.")] = 5.0,
     temperature_decay: Annotated[
-        float, typer.Option("--temperature-decay", help="tau *= exp(-d) per epoch.")
-    ] = 0.045,
+        float | None,
+        typer.Option(
+            "--temperature-decay",
+            help="tau *= exp(-d) per epoch; default: the paper's 5 -> 0.087 over the epochs given.",
+        ),
+    ] = None,
+    theta_lr: Annotated[
+        float | None,
+        typer.Option(
+            "--theta-lr", help="Adam lr for theta; default 0.01, raised where theta gets few steps."
+        ),
+    ] = None,
+    theta_passes: Annotated[
+        int | None,
+        typer.Option(
+            "--theta-passes",
+            help="Passes over the theta split per epoch; default: at least 27 steps an epoch.",
+        ),
+    ] = None,
+    paper_schedule: Annotated[
+        bool,
+        typer.Option(
+            "--paper-schedule",
+            help="The paper's exact settings: decay 0.045, theta lr 0.01, one pass, plain CE, LAT in ms.",
+        ),
+    ] = False,
+    raw_lut: Annotated[
+        bool,
+        typer.Option(
+            "--raw-lut", help="Predict with raw sums of LUT medians (the runtime's overhead counted per op)."
+        ),
+    ] = False,
     warmup_fraction: Annotated[float, typer.Option("--warmup-fraction", help="Weights-only epochs.")] = 0.1,
     samples: Annotated[
         int, typer.Option("--samples", min=0, help="Architectures to sample from P_theta.")
@@ -181,8 +235,6 @@ def search(
     """Search an architecture for a device (FBNet DNAS). Run under torchrun for several processes."""
     if mode not in SUPERNET_MODES:
         raise fail(f"--mode: expected one of {', '.join(SUPERNET_MODES)}, got {mode!r}")
-    if latency_loss not in LOSS_FORMS:
-        raise fail(f"--latency-loss: expected one of {', '.join(LOSS_FORMS)}, got {latency_loss!r}")
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -198,15 +250,28 @@ def search(
             mode=mode,  # type: ignore[arg-type]  # checked above
             path_groups=path_groups,
             seed=seed,
-            loss=LossConfig(latency_loss, alpha, beta, lambda_per_ms, latency_unit_ms, label_smoothing),  # type: ignore[arg-type]
+            loss=LossConfig(
+                latency_loss,  # type: ignore[arg-type]  # LossConfig refuses an unknown form
+                alpha,
+                beta,
+                lambda_per_ms,
+                latency_unit_ms,
+                label_smoothing,
+                target_ms,
+                target_weight,
+            ),
             initial_temperature=temperature,
             temperature_decay=temperature_decay,
+            theta_lr=theta_lr,
+            theta_passes=theta_passes,
+            paper_schedule=paper_schedule,
+            lut_overhead_once=not raw_lut,
             warmup_fraction=warmup_fraction,
             max_train_samples=max_train_samples,
             workers=workers,
             sync_bn=sync_bn,
         )
-        median_us = _median_us(lut, device, server, token, cache_dir)
+        costs = _lut_costs(lut, device, server, token, cache_dir)
         context = init_from_environment(torch.device(torch_device))
         compute_device = _compute_device(torch_device, context)
         display = SearchProgress(epochs) if context.is_main else None
@@ -215,7 +280,7 @@ def search(
         try:
             result = run_search(
                 config,
-                median_us,
+                costs,
                 out,
                 resume=resume,
                 context=context,
@@ -230,12 +295,36 @@ def search(
     except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     if context.is_main:
+        typer.echo(describe_schedule(config, result.schedule))
         argmax = load_architecture(out / ARGMAX_NAME)
         typer.echo(f"argmax architecture: {argmax.arch}")
         typer.echo(f"predicted latency: {argmax.predicted_latency_ms:.3f} ms")
+        if target_ms is not None:
+            chosen = load_architecture(out / TARGET_NAME)
+            assert chosen.budget is not None  # written with the budget it was chosen for
+            typer.echo(f"within the budget: {chosen.arch}")
+            typer.echo(
+                f"predicted latency: {chosen.predicted_latency_ms:.3f} ms, target {target_ms:g} ms "
+                f"({chosen.budget['landed_pct']:+.1f} %); train it with --arch {out / TARGET_NAME}"
+            )
         typer.echo(
             f"wrote {', '.join(str(path) for path in result.outputs[:2])} ... ({len(result.outputs)} files)"
         )
+
+
+def describe_schedule(config: SearchConfig, schedule: ResolvedSchedule) -> str:
+    """One line: what this search ran with, its defaults filled in."""
+    loss = schedule.loss
+    unit = (
+        f", LAT unit {loss.latency_unit_ms:.4g} ms"
+        if loss.form == "multiplicative" and loss.latency_aware
+        else ""
+    )
+    return (
+        f"settings: tau {config.initial_temperature:g} -> {schedule.final_temperature:.3f} over {config.epochs} "
+        f"epochs, theta {schedule.theta_steps} steps ({schedule.theta_passes} pass(es) of its split an epoch) at "
+        f"lr {schedule.theta_lr:.3g}, label smoothing {loss.label_smoothing:g}{unit}"
+    )
 
 
 def train(

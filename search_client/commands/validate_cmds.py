@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -91,18 +92,24 @@ def _rounds_line(rounds: int, spread_pct: list[float]) -> str:
 
 
 def _print_report(report: ValidationReport) -> None:
-    typer.echo(_summary_line("raw LUT sum, all", report.raw))
+    typer.echo(_summary_line("LUT prediction, all", report.raw))
+    for kind, summary in report.raw_by_kind.items():
+        typer.echo(_summary_line(f"LUT prediction, {kind}", summary))
+    if report.plain_sum is not None:
+        typer.echo(_summary_line("raw sum of medians (overhead counted per op), all", report.plain_sum))
+        for kind, summary in report.plain_sum_by_kind.items():
+            typer.echo(_summary_line(f"raw sum of medians, {kind}", summary))
     if report.calibration is None or report.raw_holdout is None or report.calibrated_holdout is None:
         return
     typer.echo(_calibration_line(report.calibration))
-    typer.echo(_summary_line("raw LUT sum, held out", report.raw_holdout))
+    typer.echo(_summary_line("LUT prediction, held out", report.raw_holdout))
     typer.echo(_summary_line("calibrated, held out", report.calibrated_holdout))
 
 
 def validation_document(
     device: str,
     label: str,
-    resolution: int,
+    params: SpaceParams,
     seed: int,
     rounds: int,
     points: list[ValidationPoint],
@@ -112,8 +119,9 @@ def validation_document(
     return {
         "device": device,
         "space": SPACE_NAME,
+        "space_params": dataclasses.asdict(params),
         "label": label,
-        "resolution": resolution,
+        "resolution": params.resolution,
         "seed": seed,
         "rounds": rounds,
         "statistic": LATENCY_FIELD,
@@ -126,6 +134,22 @@ def validate(
     device: Annotated[str, typer.Option("--device", help="Device name, as its agent registered it.")],
     n: Annotated[int, typer.Option("--n", min=0, help="Random architectures besides the zoo.")] = 30,
     resolution: Annotated[int, typer.Option("--resolution", help="Input resolution (pixels, square).")] = 224,
+    width: Annotated[float, typer.Option("--width", help="Channel multiplier of the space.")] = 1.0,
+    head_channels: Annotated[int, typer.Option("--head-channels")] = 1984,
+    num_classes: Annotated[int, typer.Option("--num-classes")] = 1000,
+    small_input: Annotated[
+        bool | None,
+        typer.Option(
+            "--small-input/--imagenet-strides",
+            help="Stride schedule; default: small below 100 px (no zoo networks then).",
+        ),
+    ] = None,
+    skewed: Annotated[
+        int,
+        typer.Option(
+            "--skewed", min=0, help="Networks skewed toward cheap blocks, and as many toward expensive ones."
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random architectures and the split.")] = 0,
     rounds: Annotated[
         int,
@@ -158,8 +182,15 @@ def validate(
     run_label = label or f"{SPACE_NAME}-r{resolution}-n{n}-seed{seed}" + (
         f"-rounds{rounds}" if rounds > 1 else ""
     )
+    params = SpaceParams(
+        resolution,
+        width,
+        num_classes,
+        head_channels,
+        resolution < 100 if small_input is None else small_input,
+    )
     try:
-        models = validation_models(n, seed, resolution)
+        models = validation_models(n, seed, params=params, skewed=skewed)
         if calibrate:  # refuse a split that cannot work before minutes of measuring, not after
             split_names([model.name for model in models if model.kind == "random"], fit_fraction, seed)
         with connect(server, token) as client:
@@ -173,7 +204,7 @@ def validate(
                 points = with_splits(points, fit_fraction, seed)
             report = build_report(points, calibrate)
             stored = (
-                post_run(client, device, SpaceParams(resolution), run_label, points, calibration_json(report))
+                post_run(client, device, params, run_label, points, calibration_json(report))
                 if post
                 else None
             )
@@ -187,7 +218,7 @@ def validate(
         typer.echo(
             f"stored on the server as validation run {stored['id']} of {device} (space {stored['space']})"
         )
-    document = validation_document(device, run_label, resolution, seed, rounds, points, report)
+    document = validation_document(device, run_label, params, seed, rounds, points, report)
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_validation_file(out / VALIDATION_FILE_NAME, document)

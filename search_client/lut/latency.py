@@ -2,6 +2,8 @@
 
 The expected latency of a batch is one tensor contraction of the per-sample Gumbel weights with that tensor,
 using the very weights of the forward pass (FBNet eq. 4), so no Python loop over candidates runs in a step.
+Each entry is what the op costs inside a network (fbnet_core/lut_costs.py: its median less the runtime's fixed
+invocation cost, when the LUT has it), and the fixed part includes the invocation cost the network pays once.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from fbnet_core.errors import MissingLutEntries
 from fbnet_core.keys import candidate_ops, fixed_ops
+from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.space import SearchSpace
 
 US_PER_MS = 1000.0
@@ -36,28 +38,29 @@ class LatencyTable:
 
 
 def build_latency_table(
-    median_us: Mapping[str, float],
+    lut: Mapping[str, float] | LutCosts,
     block_keys: Sequence[Sequence[str | None]],
     fixed_keys: Sequence[str],
 ) -> LatencyTable:
-    """Assemble the table; `block_keys[l][k]` is None for an identity skip, which costs nothing.
+    """Assemble the table; `block_keys[l][k]` is None for an identity skip, which costs nothing. `fixed_keys`
+    are the ops every network runs, first to last (stem, head, pool + classifier).
 
     Every missing key is reported at once, so one `dnas lut request` can fill them all.
     """
-    needed = [key for row in block_keys for key in row if key is not None] + list(fixed_keys)
-    missing = sorted({key for key in needed if key not in median_us})
-    if missing:
-        raise MissingLutEntries(missing)
+    costs = as_lut_costs(lut)
+    costs.check_has([key for row in block_keys for key in row if key is not None] + list(fixed_keys))
     block_ms = torch.tensor(
-        [[0.0 if key is None else median_us[key] / US_PER_MS for key in row] for row in block_keys],
+        [[0.0 if key is None else costs.in_network_us(key) / US_PER_MS for key in row] for row in block_keys],
         dtype=torch.float32,
     )
-    fixed_ms = sum(median_us[key] for key in fixed_keys) / US_PER_MS
-    return LatencyTable(block_ms=block_ms, fixed_ms=fixed_ms)
+    fixed_us = sum(costs.in_network_us(key) for key in fixed_keys)
+    if fixed_keys:
+        fixed_us += costs.network_once_us(fixed_keys[0])
+    return LatencyTable(block_ms=block_ms, fixed_ms=fixed_us / US_PER_MS)
 
 
-def latency_table_for_space(space: SearchSpace, median_us: Mapping[str, float]) -> LatencyTable:
-    """The table of `space` (its layer x candidate op keys, see fbnet_core/keys.py) filled from a LUT's medians."""
+def latency_table_for_space(space: SearchSpace, lut: Mapping[str, float] | LutCosts) -> LatencyTable:
+    """The table of `space` (its layer x candidate op keys, see fbnet_core/keys.py) filled from a LUT."""
     block_keys = [[None if op is None else op.key for op in row] for row in candidate_ops(space)]
     fixed_keys = [op.key for op in fixed_ops(space)]
-    return build_latency_table(median_us, block_keys, fixed_keys)
+    return build_latency_table(lut, block_keys, fixed_keys)

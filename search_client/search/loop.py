@@ -24,19 +24,34 @@ from torch.utils.data import Dataset
 from fbnet_core.arch import Architecture
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.formats.architecture_file import save_architecture
+from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import SearchSpace, fbnet_space
 from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.lut.latency import US_PER_MS, LatencyTable, latency_table_for_space
+from search_client.search.budget import BudgetChoice, check_target, most_probable_within
 from search_client.search.data import global_batches, iterate_batches, load_data
 from search_client.search.distributed import DistContext, global_sum, shard_batch
 from search_client.search.gumbel import sample_gumbel_noise
 from search_client.search.loss import LossConfig, cross_entropy, search_loss
-from search_client.search.schedule import split_for_search, temperature, warmup_epochs
+from search_client.search.schedule import (
+    PAPER_TEMPERATURE_DECAY,
+    PAPER_THETA_LR,
+    fitted_temperature_decay,
+    split_for_search,
+    temperature,
+    theta_learning_rate,
+    theta_passes_per_epoch,
+    warmup_epochs,
+)
 from search_client.search.supernet import DEFAULT_PATH_GROUPS, Supernet, SupernetMode
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "theta_history.json"
+SUMMARY_NAME = "search_summary.json"
+# What a field missing from an older checkpoint's configuration meant when that checkpoint was written.
+LEGACY_DEFAULTS: dict[str, Any] = {"theta_passes": 1, "paper_schedule": False, "lut_overhead_once": False}
+LEGACY_LOSS_DEFAULTS: dict[str, Any] = {"label_smoothing": 0.0, "target_ms": None, "target_weight": 1.0}
 
 
 @dataclass(frozen=True)
@@ -55,14 +70,19 @@ class SearchConfig:
     seed: int = 0
     loss: LossConfig = field(default_factory=LossConfig)
     initial_temperature: float = 5.0
-    temperature_decay: float = 0.045
+    temperature_decay: float | None = None  # None: the paper's 5 -> 0.087 over these epochs (schedule.py)
     warmup_fraction: float = 0.1
     weight_fraction: float = 0.8
     weight_lr: float = 0.1
     weight_momentum: float = 0.9
     weight_decay: float = 1e-4
-    theta_lr: float = 0.01
+    theta_lr: float | None = None  # None: 0.01, raised on a small data set (schedule.theta_learning_rate)
+    theta_passes: int | None = None  # None: enough passes over the theta split for MIN_THETA_STEPS_PER_EPOCH
     theta_weight_decay: float = 5e-4
+    paper_schedule: bool = False  # the paper's exact settings (decay 0.045, theta lr 0.01, one pass, CE, ms)
+    lut_overhead_once: bool = (
+        True  # count the runtime's per-invocation overhead once per network (lut_costs.py)
+    )
     max_train_samples: int | None = None
     workers: int = 0
     sync_bn: bool = False
@@ -73,8 +93,28 @@ class SearchConfig:
         # weights nothing to train on.
         if self.initial_temperature <= 0.0:
             raise InvalidSearchConfigError(f"--temperature must be > 0, got {self.initial_temperature}")
-        if self.temperature_decay < 0.0:
+        if self.temperature_decay is not None and self.temperature_decay < 0.0:
             raise InvalidSearchConfigError(f"--temperature-decay must be >= 0, got {self.temperature_decay}")
+        if self.theta_lr is not None and not self.theta_lr > 0.0:
+            raise InvalidSearchConfigError(f"--theta-lr must be > 0, got {self.theta_lr}")
+        if self.theta_passes is not None and self.theta_passes < 1:
+            raise InvalidSearchConfigError(f"--theta-passes must be >= 1, got {self.theta_passes}")
+        if self.paper_schedule:
+            given = [
+                flag
+                for flag, value in (
+                    ("--temperature-decay", self.temperature_decay),
+                    ("--theta-lr", self.theta_lr),
+                    ("--theta-passes", self.theta_passes),
+                    ("--label-smoothing", self.loss.label_smoothing),
+                    ("--latency-unit-ms", self.loss.latency_unit_ms),
+                )
+                if value is not None
+            ]
+            if given:
+                raise InvalidSearchConfigError(
+                    f"--paper-schedule sets {', '.join(given)} to the paper's values: give one or the other"
+                )
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise InvalidSearchConfigError(f"--warmup-fraction must be in [0, 1), got {self.warmup_fraction}")
         if not 0.0 < self.weight_fraction < 1.0:
@@ -89,8 +129,43 @@ class SearchConfig:
     def from_json(cls, payload: dict[str, Any]) -> SearchConfig:
         return cls(**{**payload, "loss": LossConfig(**payload["loss"])})
 
+    def schedule(self, theta_batches_per_pass: int, fastest_ms: float) -> ResolvedSchedule:
+        """The settings this search runs with, its defaults filled in for this data set and LUT."""
+        theta_epochs = self.epochs - warmup_epochs(self.epochs, self.warmup_fraction)
+        if self.paper_schedule:
+            decay, passes, lr = PAPER_TEMPERATURE_DECAY, 1, PAPER_THETA_LR
+        else:
+            decay = self.temperature_decay
+            if decay is None:
+                decay = fitted_temperature_decay(self.epochs, self.initial_temperature)
+            passes = self.theta_passes or theta_passes_per_epoch(theta_batches_per_pass)
+            lr = self.theta_lr or theta_learning_rate(theta_epochs * passes * theta_batches_per_pass)
+        return ResolvedSchedule(
+            temperature_decay=decay,
+            final_temperature=temperature(self.epochs - 1, self.initial_temperature, decay),
+            theta_lr=lr,
+            theta_passes=passes,
+            theta_steps=theta_epochs * passes * theta_batches_per_pass,
+            loss=self.loss.resolved(fastest_ms, paper=self.paper_schedule),
+        )
+
     def space(self, num_classes: int) -> SearchSpace:
         return fbnet_space(self.resolution, self.width, num_classes, self.head_channels, self.small_input)
+
+
+@dataclass(frozen=True)
+class ResolvedSchedule:
+    """What a search runs with once its defaults are filled in (written to search_summary.json)."""
+
+    temperature_decay: float
+    final_temperature: float
+    theta_lr: float
+    theta_passes: int  # passes over the theta split per theta epoch
+    theta_steps: int  # theta steps over the whole search
+    loss: LossConfig
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -150,7 +225,7 @@ def _epoch_seed(seed: int, epoch: int, phase: int, rank: int) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + phase * 101 + rank) % (2**63)
 
 
-def build_state(config: SearchConfig, space: SearchSpace) -> SearchState:
+def build_state(config: SearchConfig, space: SearchSpace, theta_lr: float) -> SearchState:
     torch.manual_seed(config.seed)
     model = Supernet(space, config.mode, config.path_groups)
     if config.sync_bn:
@@ -163,9 +238,7 @@ def build_state(config: SearchConfig, space: SearchSpace) -> SearchState:
         momentum=config.weight_momentum,
         weight_decay=config.weight_decay,
     )
-    theta_optimizer = torch.optim.Adam(
-        [model.theta], lr=config.theta_lr, weight_decay=config.theta_weight_decay
-    )
+    theta_optimizer = torch.optim.Adam([model.theta], lr=theta_lr, weight_decay=config.theta_weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_optimizer, T_max=config.epochs)
     return SearchState(model, weight_optimizer, theta_optimizer, scheduler)
 
@@ -189,10 +262,10 @@ def load_checkpoint(path: Path, config: SearchConfig, state: SearchState) -> Non
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-    # A field added to SearchConfig after the checkpoint was written has its default (the old behaviour).
-    defaults = SearchConfig().to_json()
+    # A field added to SearchConfig after the checkpoint was written has the value that meant the old behaviour.
+    defaults = {**SearchConfig().to_json(), **LEGACY_DEFAULTS}
     stored = {**defaults, **payload["config"]}
-    stored["loss"] = {**defaults["loss"], **stored["loss"]}
+    stored["loss"] = {**defaults["loss"], **LEGACY_LOSS_DEFAULTS, **stored["loss"]}
     if stored != config.to_json():
         changed = sorted(k for k, v in config.to_json().items() if stored[k] != v)
         raise CheckpointError(f"{path} is from a different search (differs in: {', '.join(changed)})")
@@ -212,6 +285,7 @@ class PhaseRunner:
     dataset: Dataset
     table: LatencyTable
     config: SearchConfig
+    loss: LossConfig  # resolved (unit and smoothing filled in)
     context: DistContext
     device: torch.device
     on_step: StepCallback | None
@@ -240,12 +314,12 @@ class PhaseRunner:
             )
             images, labels = images.to(self.device), labels.to(self.device)
             logits, weights = self.model(images, tau, noise=noise.to(self.device))
-            ce_sum = cross_entropy(logits, labels, self.config.loss, reduction="sum")
+            ce_sum = cross_entropy(logits, labels, self.loss, reduction="sum")
             latency_sum = self.table.expected_ms(weights).sum()
             totals = global_sum(torch.stack([ce_sum, latency_sum]), self.context)
             global_count = len(batches[step])
             mean_latency_ms = totals[1] / global_count
-            loss = search_loss(totals[0] / global_count, mean_latency_ms, self.config.loss)
+            loss = search_loss(totals[0] / global_count, mean_latency_ms, self.loss)
             self.supernet.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -294,6 +368,7 @@ class SearchResult:
     state: SearchState
     space: SearchSpace
     table: LatencyTable
+    schedule: ResolvedSchedule
     outputs: list[Path]
 
 
@@ -316,7 +391,7 @@ def _check_sync_bn(config: SearchConfig, context: DistContext, device: torch.dev
 
 def run_search(
     config: SearchConfig,
-    median_us: Mapping[str, float],
+    lut: Mapping[str, float] | LutCosts,
     out_dir: Path,
     resume: bool = False,
     context: DistContext | None = None,
@@ -325,24 +400,20 @@ def run_search(
     device: torch.device | None = None,
     sample_count: int = 6,
 ) -> SearchResult:
-    """Run (or resume) a search with the LUT `median_us` (key -> us).
+    """Run (or resume) a search with the LUT `lut` (its costs, or plain medians key -> us).
 
     Rank 0 writes the checkpoint and theta history into `out_dir` every epoch, and at the end the argmax
-    architecture and `sample_count` architectures sampled from P_theta, each with its predicted latency.
+    architecture, with a target the most probable architecture within it (budget.py), and `sample_count`
+    architectures sampled from P_theta, each with its predicted latency, and search_summary.json.
     """
     context = context or DistContext()
     device = device or torch.device("cpu")
+    costs = as_lut_costs(lut) if config.lut_overhead_once else as_lut_costs(lut).raw()
     data = load_data(config.data, config.resolution, config.seed)
     space = config.space(data.num_classes)
-    table = latency_table_for_space(space, median_us)
-    config.loss.check_defined(table.min_ms())
-    state = build_state(config, space)
-    state.model.to(device)
-    checkpoint = out_dir / CHECKPOINT_NAME
-    if resume:
-        if not checkpoint.is_file():
-            raise CheckpointError(f"--resume: no checkpoint at {checkpoint}")
-        load_checkpoint(checkpoint, config, state)
+    table = latency_table_for_space(space, costs)
+    if config.loss.target_ms is not None:
+        check_target(table, config.loss.target_ms)
     num_train = min(len(data.train), config.max_train_samples or len(data.train))
     split = split_for_search(num_train, config.weight_fraction, config.seed)
     smallest = min(len(split.weight_indices), len(split.theta_indices))
@@ -356,6 +427,14 @@ def run_search(
             f"--batch-size {config.batch_size} (global) must be divisible by the {context.world_size} processes"
         )
     _check_sync_bn(config, context, device)
+    schedule = config.schedule(len(split.theta_indices) // config.batch_size, table.min_ms())
+    state = build_state(config, space, schedule.theta_lr)
+    state.model.to(device)
+    checkpoint = out_dir / CHECKPOINT_NAME
+    if resume:
+        if not checkpoint.is_file():
+            raise CheckpointError(f"--resume: no checkpoint at {checkpoint}")
+        load_checkpoint(checkpoint, config, state)
     warmup = warmup_epochs(config.epochs, config.warmup_fraction)
     model: nn.Module = state.model
     if context.enabled:
@@ -365,10 +444,12 @@ def run_search(
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=config.mode == "single_path",
         )
-    runner = PhaseRunner(model, state.model, data.train, table, config, context, device, on_step)
+    runner = PhaseRunner(
+        model, state.model, data.train, table, config, schedule.loss, context, device, on_step
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     for epoch in range(len(state.history), config.epochs):
-        tau = temperature(epoch, config.initial_temperature, config.temperature_decay)
+        tau = temperature(epoch, config.initial_temperature, schedule.temperature_decay)
         state.model.train()
         # The global generator drives data augmentation and DataLoader workers; reseeded per epoch for resume.
         torch.manual_seed(_epoch_seed(config.seed, epoch, 0, context.rank))
@@ -380,9 +461,7 @@ def run_search(
         theta_stats = None
         if epoch >= warmup:
             torch.manual_seed(_epoch_seed(config.seed, epoch, 1, context.rank))
-            batches = global_batches(
-                split.theta_indices, config.batch_size, _epoch_seed(config.seed, epoch, 1, 0)
-            )
+            batches = theta_batches(split.theta_indices, config, epoch, schedule.theta_passes)
             noise_seed = _epoch_seed(config.seed, epoch, 3, 0)
             theta_stats = runner.run(state.theta_optimizer, batches, tau, "theta", noise_seed)
         state.weight_scheduler.step()
@@ -397,7 +476,7 @@ def run_search(
                 state.model, data.val, tau, config.batch_size, config.workers, device
             ),
             expected_latency_ms=(theta_stats or weight_stats).latency_ms,
-            argmax_latency_ms=predicted_latency_ms(state.model.argmax_blocks(), space, median_us),
+            argmax_latency_ms=predicted_latency_ms(state.model.argmax_blocks(), space, costs),
             theta=state.model.theta.detach().cpu().tolist(),
         )
         state.history.append(record)
@@ -408,8 +487,20 @@ def run_search(
             on_epoch_end(record)
     outputs = []
     if context.is_main:
-        outputs = write_search_outputs(out_dir, state.model, space, median_us, sample_count, config.seed)
-    return SearchResult(state, space, table, outputs)
+        outputs = write_search_outputs(
+            out_dir, state.model, space, costs, table, config, schedule, sample_count
+        )
+    return SearchResult(state, space, table, schedule, outputs)
+
+
+def theta_batches(indices: torch.Tensor, config: SearchConfig, epoch: int, passes: int) -> list[torch.Tensor]:
+    """`passes` passes over the theta split, each reshuffled (the first as a one-pass search shuffles it)."""
+    batches: list[torch.Tensor] = []
+    for index in range(passes):
+        # Phases 0-3 are taken; later passes use phases 10, 11, ... (distinct seeds, reproducible on resume).
+        phase = 1 if index == 0 else 9 + index
+        batches += global_batches(indices, config.batch_size, _epoch_seed(config.seed, epoch, phase, 0))
+    return batches
 
 
 def write_history(path: Path, history: list[EpochRecord]) -> None:
@@ -418,36 +509,72 @@ def write_history(path: Path, history: list[EpochRecord]) -> None:
 
 
 ARGMAX_NAME = "arch_argmax.json"
+TARGET_NAME = "arch_target.json"
 SAMPLES_DIR = "samples"
 
 
-def predicted_latency_ms(blocks: list[str], space: SearchSpace, median_us: Mapping[str, float]) -> float:
-    """The LUT's sum for one architecture: what every epoch record and architecture file reports."""
-    return predict_latency_us(median_us, Architecture(tuple(blocks)), space) / US_PER_MS
+def predicted_latency_ms(blocks: list[str], space: SearchSpace, costs: LutCosts) -> float:
+    """The LUT's prediction for one architecture: what every epoch record and architecture file reports."""
+    return predict_latency_us(costs, Architecture(tuple(blocks)), space) / US_PER_MS
 
 
-def write_architecture(path: Path, blocks: list[str], space: SearchSpace, median_us: Mapping[str, float]) -> None:
-    """An architecture file (readable by `dnas train/export --arch`) with its predicted latency."""
-    predicted_ms = predicted_latency_ms(blocks, space, median_us)
-    save_architecture(path, Architecture(tuple(blocks)), space.params, predicted_ms)
+def write_architecture(
+    path: Path, blocks: list[str], space: SearchSpace, costs: LutCosts, budget: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An architecture file (readable by `dnas train/export --arch`) with its predicted latency (and, from a
+    search with a budget, how it stands to the target); returns what it says, for the search's summary."""
+    predicted_ms = predicted_latency_ms(blocks, space, costs)
+    arch = Architecture(tuple(blocks))
+    save_architecture(path, arch, space.params, predicted_ms, budget)
+    return {"arch": arch.to_string(), "predicted_latency_ms": predicted_ms, **({"budget": budget} if budget else {})}
+
+
+def budget_record(choice: BudgetChoice, target_ms: float, predicted_ms: float) -> dict[str, Any]:
+    """The target and how far under it the most probable architecture within the budget landed."""
+    return {
+        "target_ms": target_ms,
+        "landed_pct": 100.0 * (predicted_ms - target_ms) / target_ms,
+        "in_budget_window": choice.in_window,
+        "log_probability": choice.log_probability,
+    }
 
 
 def write_search_outputs(
     out_dir: Path,
     supernet: Supernet,
     space: SearchSpace,
-    median_us: Mapping[str, float],
+    costs: LutCosts,
+    table: LatencyTable,
+    config: SearchConfig,
+    schedule: ResolvedSchedule,
     sample_count: int,
-    seed: int,
 ) -> list[Path]:
-    """arch_argmax.json and `sample_count` architectures drawn from P_theta (samples/arch_NN.json)."""
+    """arch_argmax.json, arch_target.json (with a target), `sample_count` architectures drawn from P_theta
+    (samples/arch_NN.json) and search_summary.json (the settings as resolved, the LUT's cost model, the results)."""
     written = [out_dir / ARGMAX_NAME]
-    write_architecture(written[0], supernet.argmax_blocks(), space, median_us)
+    argmax = write_architecture(written[0], supernet.argmax_blocks(), space, costs)
+    target = None
+    if config.loss.target_ms is not None:
+        target_ms = config.loss.target_ms
+        choice = most_probable_within(table, supernet.theta, target_ms)
+        budget = budget_record(choice, target_ms, predicted_latency_ms(choice.blocks, space, costs))
+        written.append(out_dir / TARGET_NAME)
+        target = write_architecture(written[-1], choice.blocks, space, costs, budget)
     samples_dir = out_dir / SAMPLES_DIR
     samples_dir.mkdir(exist_ok=True)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(config.seed)
     for index, blocks in enumerate(supernet.sample_blocks(sample_count, generator)):
         path = samples_dir / f"arch_{index:02d}.json"
-        write_architecture(path, blocks, space, median_us)
+        write_architecture(path, blocks, space, costs)
         written.append(path)
+    summary = {
+        "config": config.to_json(),
+        "schedule": schedule.to_json(),
+        "lut": costs.describe(),
+        "fastest_ms": table.min_ms(),
+        "argmax": argmax,
+        "target": target,
+    }
+    written.append(out_dir / SUMMARY_NAME)
+    written[-1].write_text(json.dumps(summary, indent=2))
     return written

@@ -49,14 +49,22 @@ def plot_validation_scatter(
         alpha=0.2,
         label=f"+-{BAND_PCT:g} %",
     )
-    for kind, marker, color in (("random", "o", "tab:blue"), ("zoo", "s", "tab:red")):
+    kinds = (
+        ("random", "o", "tab:blue"),
+        ("cheap", "v", "tab:green"),
+        ("expensive", "^", "tab:purple"),
+        ("zoo", "s", "tab:red"),
+    )
+    for kind, marker, color in kinds:
         chosen = [p for p in predicted if p.kind == kind]
+        if not chosen:
+            continue
         axes.scatter(
             [(p.predicted_us or 0.0) / US_PER_MS for p in chosen],
             [p.measured_us / US_PER_MS for p in chosen],
             marker=marker,
             color=color,
-            label=f"{kind} (LUT sum)",
+            label=f"{kind} (LUT prediction)",
             zorder=3,
         )
         if kind == "zoo":

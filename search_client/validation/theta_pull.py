@@ -62,7 +62,9 @@ def measure_theta_pull(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     temperature: float,
 ) -> ThetaPull:
-    """Both parts of d loss / d theta per batch (fresh Gumbel draws, train-mode BatchNorm as in a theta step)."""
+    """Both parts of d loss / d theta per batch (fresh Gumbel draws, train-mode BatchNorm as in a theta step);
+    `loss`'s defaults are filled in for `table` as a search fills them (LossConfig.resolved)."""
+    loss = loss.resolved(table.min_ms())
     cross_entropy_parts: list[torch.Tensor] = []
     latency_parts: list[torch.Tensor] = []
     batch_sizes: set[int] = set()

@@ -1,7 +1,8 @@
 """LUT fidelity validation: measure whole networks on a device and compare them with the LUT's sum of blocks.
 
-The validation set is the zoo (FBNet-A/B/C and MobileNetV2 1.0) plus N random architectures of the FBNet space,
-uniform over the 9 candidates per layer and seeded. Each network becomes one op of kind `network` (or
+The validation set is the zoo (FBNet-A/B/C and MobileNetV2 1.0; ImageNet spaces only) plus N random architectures
+of the FBNet space, uniform over the 9 candidates per layer and seeded, and optionally networks skewed toward cheap
+blocks (skips, expansion 1) and toward expensive ones (expansion 6): the regions a latency-aware search ends in. Each network becomes one op of kind `network` (or
 `mobilenetv2`); it is uploaded, queued and measured by the device's agent like any block, so prediction and
 measurement use the same runtime, settings and statistic (the LUT's median). MobileNetV2 is outside the FBNet
 space: it has no block-sum prediction and is measured only (a point for the trade-off plot, not for fidelity).
@@ -12,15 +13,16 @@ from __future__ import annotations
 import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fbnet_core.arch import Architecture
-from fbnet_core.blocks import CANDIDATES
+from fbnet_core.blocks import BLOCKS, CANDIDATES
 from fbnet_core.client import ProfilerClient
 from fbnet_core.fidelity import FidelitySummary, summarize
 from fbnet_core.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
-from fbnet_core.predict import predict_latency_us
+from fbnet_core.lut_costs import LutCosts, as_lut_costs
+from fbnet_core.predict import latency_breakdown_us, predict_latency_us
 from fbnet_core.space import NUM_LAYERS, SpaceParams, build_space
 from fbnet_core.space_manifest import space_manifest, space_name
 from search_client.errors import SearchClientError
@@ -28,9 +30,14 @@ from search_client.lut.client import Waiter, request_lut, wait_for_entries
 from search_client.space.zoo import MobileNetV2Entry, get_model
 from search_client.validation.calibration import DEFAULT_FIT_FRACTION, FIT, HOLDOUT, split_names
 from search_client.validation.calibration_choice import CalibrationChoice, FitNetwork, choose_calibration
-from search_client.validation.calibration_kinds import latency_by_kind_us
+from search_client.validation.calibration_kinds import FIXED, latency_by_kind_us
 
-ModelKind = Literal["zoo", "random", "searched"]
+ModelKind = Literal["zoo", "random", "cheap", "expensive", "searched"]
+# Relative draw weights per block expansion (skip counted apart) of the skewed validation networks.
+SKEW_WEIGHTS: dict[str, dict[str, float]] = {
+    "cheap": {"skip": 6.0, "e1": 3.0, "e3": 1.0, "e6": 0.5},
+    "expensive": {"skip": 0.25, "e1": 0.5, "e3": 2.0, "e6": 4.0},
+}
 DEFAULT_ZOO = ("fbnet_a", "fbnet_b", "fbnet_c", "mobilenetv2_100")
 LATENCY_FIELD = "median_us"  # the statistic the search uses; validation compares like with like
 
@@ -63,16 +70,23 @@ class ValidationModel:
             return []
         return ops_for_architecture(self.arch, build_space(self.params))
 
-    def predicted_us(self, median_us: Mapping[str, float]) -> float | None:
+    def predicted_us(self, lut: Mapping[str, float] | LutCosts) -> float | None:
         if self.arch is None or self.params is None:
             return None
-        return predict_latency_us(median_us, self.arch, build_space(self.params))
+        return predict_latency_us(lut, self.arch, build_space(self.params))
 
-    def predicted_by_kind_us(self, median_us: Mapping[str, float]) -> dict[str, float] | None:
-        """The prediction's terms summed per op kind (what a per-kind calibration scales)."""
-        if self.arch is None:
+    def predicted_by_kind_us(self, lut: Mapping[str, float] | LutCosts) -> dict[str, float] | None:
+        """The prediction's terms summed per op kind (what a per-kind calibration scales); the overhead a
+        network pays once counts with the fixed ops."""
+        if self.arch is None or self.params is None:
             return None
-        return latency_by_kind_us([(op, median_us[op.key]) for op in self.block_ops()])
+        breakdown = latency_breakdown_us(lut, self.arch, build_space(self.params))
+        ops = self.block_ops()
+        sums = latency_by_kind_us(
+            [(op, latency_us) for op, (_, latency_us) in zip(ops, breakdown, strict=True)]
+        )
+        sums[FIXED] += as_lut_costs(lut).network_once_us(breakdown[0][0])
+        return sums
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,7 @@ class ValidationPoint:
     split: str | None = None
     predicted_by_kind_us: dict[str, float] | None = None  # not stored on the server: validation.json only
     round_us: tuple[float, ...] = ()  # each round's median when measured in rounds (validation.json only)
+    predicted_raw_us: float | None = None  # the plain sum of medians (validation.json only)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +113,7 @@ class ValidationPoint:
             "split": self.split,
             "predicted_by_kind_us": self.predicted_by_kind_us,
             "round_us": list(self.round_us),
+            "predicted_raw_us": self.predicted_raw_us,
         }
 
     def fit_network(self) -> FitNetwork:
@@ -106,15 +122,28 @@ class ValidationPoint:
         return FitNetwork(self.predicted_us, self.predicted_by_kind_us, self.measured_us)
 
 
-def random_architectures(count: int, seed: int) -> list[Architecture]:
-    """`count` architectures, each layer's block drawn uniformly from the 9 candidates; distinct, seeded."""
+def _block_weight(name: str, skew: Mapping[str, float]) -> float:
+    if name == "skip":
+        return skew["skip"]
+    return skew[f"e{BLOCKS[name].expansion or 1}"]
+
+
+def random_architectures(count: int, seed: int, skew: str | None = None) -> list[Architecture]:
+    """`count` architectures, each layer's block drawn from the 9 candidates - uniformly, or with the weights of
+    `SKEW_WEIGHTS[skew]`; distinct, seeded."""
     if count < 0:
         raise SearchClientError(f"the number of random architectures must be >= 0, got {count}")
-    generator = random.Random(seed)
+    generator = random.Random(seed if skew is None else f"{seed}-{skew}")
+    weights = None if skew is None else [_block_weight(name, SKEW_WEIGHTS[skew]) for name in CANDIDATES]
     drawn: dict[Architecture, None] = {}
     # 9^22 architectures: a repeat is practically impossible, but one is never counted twice.
     while len(drawn) < count:
-        drawn[Architecture(tuple(generator.choice(CANDIDATES) for _ in range(NUM_LAYERS)))] = None
+        blocks = (
+            generator.choices(CANDIDATES, weights, k=NUM_LAYERS)
+            if weights
+            else [generator.choice(CANDIDATES) for _ in range(NUM_LAYERS)]
+        )
+        drawn[Architecture(tuple(blocks))] = None
     return list(drawn)
 
 
@@ -130,15 +159,28 @@ def _zoo_model(name: str, resolution: int) -> ValidationModel:
 
 
 def validation_models(
-    count: int, seed: int, resolution: int = 224, zoo_names: Sequence[str] = DEFAULT_ZOO
+    count: int,
+    seed: int,
+    resolution: int = 224,
+    zoo_names: Sequence[str] = DEFAULT_ZOO,
+    params: SpaceParams | None = None,
+    skewed: int = 0,
 ) -> list[ValidationModel]:
-    """The zoo networks (at `resolution`) followed by `count` random architectures of the default FBNet space."""
-    params = SpaceParams(resolution)
+    """The zoo networks (at `resolution`; ImageNet spaces only, the zoo's definitions are theirs) followed by
+    `count` random architectures of the FBNet space `params` (default: the ImageNet space at `resolution`) and
+    `skewed` networks skewed toward cheap blocks and as many toward expensive ones."""
+    params = params or SpaceParams(resolution)
     build_space(params)  # fails early, with the space's own message, on a resolution the space cannot take
-    models = [_zoo_model(name, resolution) for name in zoo_names]
-    for index, arch in enumerate(random_architectures(count, seed)):
-        network = make_op(network_spec(arch, params))
-        models.append(ValidationModel(f"random_{index:03d}", "random", network, arch, params))
+    models = [] if params.small_input else [_zoo_model(name, params.resolution) for name in zoo_names]
+    drawn: list[tuple[str, ModelKind, list[Architecture]]] = [
+        ("random", "random", random_architectures(count, seed)),
+        ("cheap", "cheap", random_architectures(skewed, seed, "cheap")),
+        ("expensive", "expensive", random_architectures(skewed, seed, "expensive")),
+    ]
+    for prefix, kind, architectures in drawn:
+        for index, arch in enumerate(architectures):
+            network = make_op(network_spec(arch, params))
+            models.append(ValidationModel(f"{prefix}_{index:03d}", kind, network, arch, params))
     return models
 
 
@@ -157,12 +199,14 @@ def medians_us(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
 
 def compare(
     models: Sequence[ValidationModel],
-    median_us: Mapping[str, float],
+    lut: Mapping[str, float] | LutCosts,
     round_us: Mapping[str, Sequence[float]] | None = None,
 ) -> list[ValidationPoint]:
-    """One point per network: its LUT-sum prediction (None outside the space) and its measured latency - the
-    median of its rounds' medians where `round_us` has them, else its LUT entry's."""
-    missing = sorted({op.key for op in ops_to_measure(models)} - set(median_us))
+    """One point per network: its LUT prediction (None outside the space; the overhead counted once per network
+    where the LUT has overhead figures, lut_costs.py), the raw sum of medians, and its measured latency - the median
+    of its rounds' medians where `round_us` has them, else its LUT entry's."""
+    costs = as_lut_costs(lut)
+    missing = sorted({op.key for op in ops_to_measure(models)} - set(costs.median_us))
     if missing:
         raise ValidationTimeout(missing)
     rounds = round_us or {}
@@ -171,10 +215,11 @@ def compare(
             model.name,
             model.kind,
             model.network.key,
-            model.predicted_us(median_us),
-            statistics.median(rounds[key]) if (key := model.network.key) in rounds else median_us[key],
-            predicted_by_kind_us=model.predicted_by_kind_us(median_us),
+            model.predicted_us(costs),
+            statistics.median(rounds[key]) if (key := model.network.key) in rounds else costs.median_us[key],
+            predicted_by_kind_us=model.predicted_by_kind_us(costs),
             round_us=tuple(rounds.get(key, ())),
+            predicted_raw_us=model.predicted_us(costs.raw()),
         )
         for model in models
     ]
@@ -205,12 +250,12 @@ def measure_and_compare(
     missing = wait(client, device, keys, timeout_s, poll_s)
     if missing:
         raise ValidationTimeout(missing)
-    median_us = medians_us(client.get_lut(device, keys=keys).entries)
+    costs = LutCosts.from_entries(client.get_lut(device, keys=keys).entries)
     if rounds == 1:
-        return compare(models, median_us)
+        return compare(models, costs)
     network_keys = [model.network.key for model in models]
     round_us = measure_rounds(client, device, network_keys, rounds - 1, timeout_s, poll_s, wait, on_round)
-    return compare(models, median_us, round_us)
+    return compare(models, costs, round_us)
 
 
 def measure_rounds(
@@ -267,12 +312,17 @@ def with_splits(
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """The raw LUT sum over every predicted network; with a calibration, raw and calibrated on the holdout."""
+    """The LUT's uncalibrated prediction (`raw`) over every predicted network and per kind of network (random,
+    cheap, expensive, zoo); the plain sum of medians likewise where the prediction counts the overhead once
+    (`plain_sum`); with a calibration, the raw prediction and the calibrated one on the holdout."""
 
     raw: FidelitySummary
     calibration: CalibrationChoice | None = None
     raw_holdout: FidelitySummary | None = None
     calibrated_holdout: FidelitySummary | None = None
+    raw_by_kind: dict[str, FidelitySummary] = field(default_factory=dict)
+    plain_sum: FidelitySummary | None = None
+    plain_sum_by_kind: dict[str, FidelitySummary] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -280,6 +330,11 @@ class ValidationReport:
             "calibration": self.calibration.to_json() if self.calibration else None,
             "raw_holdout": self.raw_holdout.to_json() if self.raw_holdout else None,
             "calibrated_holdout": self.calibrated_holdout.to_json() if self.calibrated_holdout else None,
+            "raw_by_kind": {kind: summary.to_json() for kind, summary in self.raw_by_kind.items()},
+            "plain_sum": self.plain_sum.to_json() if self.plain_sum else None,
+            "plain_sum_by_kind": {
+                kind: summary.to_json() for kind, summary in self.plain_sum_by_kind.items()
+            },
         }
 
 
@@ -297,17 +352,50 @@ def calibrated_us(choice: CalibrationChoice, points: Sequence[ValidationPoint]) 
     return {name: choice.calibrate_us(n.predicted_us, n.by_kind_us) for name, n in networks.items()}
 
 
+def _by_kind(points: Sequence[ValidationPoint], plain: bool) -> dict[str, FidelitySummary]:
+    """Figures per kind of network, for the kinds with at least two networks."""
+    kinds = dict.fromkeys(point.kind for point in points)
+    summaries = {}
+    for kind in kinds:
+        chosen = [point for point in points if point.kind == kind]
+        if len(chosen) >= 2:
+            predicted = [p.predicted_raw_us if plain else p.predicted_us for p in chosen]
+            summaries[kind] = summarize(predicted, [p.measured_us for p in chosen])  # type: ignore[arg-type]
+    return summaries
+
+
 def build_report(points: Sequence[ValidationPoint], calibrate: bool) -> ValidationReport:
-    """Fidelity of the raw sum; with `calibrate`, a calibration chosen and fitted on the fit split only (the
-    points must carry splits, see `with_splits`; calibration_choice.py) and judged on the holdout split only."""
-    raw = summarize(*_pairs(_predicted(points)))
+    """Fidelity of the LUT's prediction, overall and per kind (and of the plain sum where they differ); with
+    `calibrate`, a calibration chosen and fitted on the fit split only (the points must carry splits, see
+    `with_splits`; calibration_choice.py) and judged on the holdout split only."""
+    predicted_points = _predicted(points)
+    plain = None
+    plain_by_kind: dict[str, FidelitySummary] = {}
+    if any(p.predicted_raw_us not in (None, p.predicted_us) for p in predicted_points):
+        plain_pairs = (
+            [p.predicted_raw_us for p in predicted_points],
+            [p.measured_us for p in predicted_points],
+        )
+        plain = summarize(*plain_pairs)  # type: ignore[arg-type]
+        plain_by_kind = _by_kind(predicted_points, plain=True)
+    report = ValidationReport(
+        summarize(*_pairs(predicted_points)),
+        raw_by_kind=_by_kind(predicted_points, plain=False),
+        plain_sum=plain,
+        plain_sum_by_kind=plain_by_kind,
+    )
     if not calibrate:
-        return ValidationReport(raw)
+        return report
     choice = choose_calibration([p.fit_network() for p in _predicted(points, FIT)])
     held_out = _predicted(points, HOLDOUT)
     predicted, measured = _pairs(held_out)
     calibrated = list(calibrated_us(choice, held_out).values())
-    return ValidationReport(raw, choice, summarize(predicted, measured), summarize(calibrated, measured))
+    return replace(
+        report,
+        calibration=choice,
+        raw_holdout=summarize(predicted, measured),
+        calibrated_holdout=summarize(calibrated, measured),
+    )
 
 
 def calibration_json(report: ValidationReport) -> dict[str, Any] | None:

@@ -206,13 +206,47 @@ def test_search_reports_missing_lut_entries_by_key(tmp_path: Path) -> None:
     assert "2 LUT entries missing" in result.output and all(key in result.output for key in dropped)
 
 
-def test_search_refuses_the_multiplicative_loss_on_a_sub_millisecond_lut(tmp_path: Path) -> None:
+def test_the_papers_schedule_refuses_a_sub_millisecond_lut_naming_the_alternatives(tmp_path: Path) -> None:
+    """The paper counts LAT in ms; by default the unit follows the LUT, so only --paper-schedule (or a unit given)
+    can make log(LAT) <= 0."""
     write_lut(tmp_path / "lut.json", 1.0)
     result = CliRunner().invoke(
-        app, ["search", "--lut", str(tmp_path / "lut.json"), *SEARCH_ARGS, "--out", str(tmp_path / "o")]
+        app,
+        [
+            "search",
+            "--lut",
+            str(tmp_path / "lut.json"),
+            *SEARCH_ARGS,
+            "--paper-schedule",
+            "--out",
+            str(tmp_path / "o"),
+        ],
     )
     assert result.exit_code == 2
     assert "needs LAT > 1 unit (1 ms)" in result.output and "--latency-loss additive" in result.output
+
+
+def test_a_target_below_the_fastest_architecture_is_one_line_naming_the_fastest(tmp_path: Path) -> None:
+    write_lut(tmp_path / "lut.json", 100.0)
+    result = CliRunner().invoke(
+        app,
+        [
+            "search",
+            "--lut",
+            str(tmp_path / "lut.json"),
+            *SEARCH_ARGS,
+            "--target-ms",
+            "0.5",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if line.strip()]
+    lut = median_us_by_key(json.loads((tmp_path / "lut.json").read_text()))
+    table = latency_table_for_space(fbnet_space(16, 0.25, 10, 64, small_input=True), lut)
+    assert line.startswith("dnas: --target-ms 0.5 is below the fastest architecture of this LUT")
+    assert f"{table.min_ms():.3f} ms (" in line and "skip" in line
 
 
 @pytest.mark.parametrize(
@@ -230,6 +264,10 @@ def test_search_refuses_the_multiplicative_loss_on_a_sub_millisecond_lut(tmp_pat
         (["--temperature", "0"], "--temperature must be > 0, got 0.0"),
         (["--temperature-decay", "-0.1"], "--temperature-decay must be >= 0, got -0.1"),
         (["--warmup-fraction", "1"], "--warmup-fraction must be in [0, 1), got 1.0"),
+        (["--paper-schedule", "--theta-lr", "0.1"], "--paper-schedule sets --theta-lr to the paper's values"),
+        (["--target-ms", "3", "--latency-loss", "additive"], "--target-ms replaces the latency term"),
+        (["--alpha", "-1"], "--alpha must be >= 0"),
+        (["--theta-passes", "0"], "--theta-passes must be >= 1"),
     ],
 )
 def test_bad_search_options_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:

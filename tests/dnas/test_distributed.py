@@ -47,12 +47,15 @@ def one_phase_gradients(
     space = config.space(data.num_classes)
     lut_us = {op.key: 900.0 + 37.0 * index for index, op in enumerate(ops_for_space(space))}
     table = latency_table_for_space(space, lut_us)
-    state = build_state(config, space)
+    schedule = config.schedule(theta_batches_per_pass=2, fastest_ms=table.min_ms())
+    state = build_state(config, space, schedule.theta_lr)
     state.model.eval()  # see the module docstring
     model = state.model
     if context.enabled:
         model = DistributedDataParallel(state.model, find_unused_parameters=mode == "single_path")
-    runner = PhaseRunner(model, state.model, data.train, table, config, context, torch.device("cpu"), None)
+    runner = PhaseRunner(
+        model, state.model, data.train, table, config, schedule.loss, context, torch.device("cpu"), None
+    )
     batches = global_batches(torch.arange(16), config.batch_size, seed=5)
     stats = runner.run(state.theta_optimizer, batches, tau=2.0, phase="theta", noise_seed=11)
     grads = {

@@ -24,6 +24,7 @@ from search_client.search.loop import (
     SearchConfig,
     run_search,
 )
+from search_client.search.loss import LossConfig
 
 CONFIG = SearchConfig(
     data="fake", resolution=8, width=0.25, head_channels=16, epochs=2, batch_size=16, max_train_samples=80
@@ -81,11 +82,15 @@ def test_outputs_are_loadable_architectures_with_predicted_latency(tmp_path: Pat
         "arch_00.json",
         "arch_01.json",
         "arch_02.json",
+        "search_summary.json",
     ]
-    for path in result.outputs:
+    summary = json.loads(result.outputs[-1].read_text())
+    assert summary["schedule"] == result.schedule.to_json() and summary["target"] is None
+    assert summary["argmax"]["predicted_latency_ms"] == load_architecture(result.outputs[0]).predicted_latency_ms
+    for path in result.outputs[:-1]:
         loaded = load_architecture(path)
         assert loaded.params == result.space.params
-        # The file's prediction is the LUT's sum for its architecture (the search's latency table holds the
+        # The file's prediction is the LUT's for its architecture (the search's latency table holds the
         # same entries: a one-hot weight on these blocks gives the same latency).
         assert loaded.predicted_latency_ms == pytest.approx(
             predict_latency_us(lut_us(CONFIG), loaded.arch, result.space) / 1000.0
@@ -145,7 +150,8 @@ def test_sync_bn_is_refused_where_torch_cannot_run_it(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_written_before_a_config_field_existed_resumes(tmp_path: Path) -> None:
-    config = SearchConfig(**{**CONFIG.__dict__, "epochs": 1})
+    # Label smoothing given as 0: what a checkpoint from before --label-smoothing ran with.
+    config = SearchConfig(**{**CONFIG.__dict__, "epochs": 1, "loss": LossConfig(label_smoothing=0.0)})
     run_search(config, lut_us(config), tmp_path)
     payload = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
     del payload["config"]["sync_bn"]  # as written before --sync-bn
@@ -153,3 +159,38 @@ def test_a_checkpoint_written_before_a_config_field_existed_resumes(tmp_path: Pa
     torch.save(payload, tmp_path / CHECKPOINT_NAME)
     resumed = run_search(config, lut_us(config), tmp_path, resume=True)
     assert [record.epoch for record in resumed.state.history] == [0]
+    # A checkpoint from before the theta passes existed ran one pass: today's default would be another search.
+    del payload["config"]["theta_passes"]
+    torch.save(payload, tmp_path / CHECKPOINT_NAME)
+    with pytest.raises(CheckpointError, match="differs in: theta_passes"):
+        run_search(config, lut_us(config), tmp_path, resume=True)
+
+
+def test_alpha_zero_trains_on_cross_entropy_alone(tmp_path: Path) -> None:
+    """The paper's latency-unaware baseline: with alpha 0 the search trains exactly as with CE alone - not on a
+    loss of zero, which would leave the weights and theta where they started."""
+    unaware = SearchConfig(**{**CONFIG.__dict__, "loss": LossConfig(alpha=0.0)})
+    ce_only = SearchConfig(**{**CONFIG.__dict__, "loss": LossConfig(form="none")})
+    first = run_search(unaware, lut_us(unaware), tmp_path / "alpha0")
+    second = run_search(ce_only, lut_us(ce_only), tmp_path / "none")
+    assert first.state.history == second.state.history
+    assert all(record.weight_loss > 0.1 for record in first.state.history)  # smoothed CE, not 0
+    assert first.state.history[-1].theta_loss is not None and first.state.history[-1].theta_loss > 0.1
+    assert torch.count_nonzero(first.state.model.theta) > 0  # theta moved
+
+
+def test_a_search_with_a_budget_writes_the_most_probable_architecture_within_it(tmp_path: Path) -> None:
+    lut = lut_us(CONFIG)
+    table = run_search(CONFIG, lut, tmp_path / "plain", sample_count=0).table
+    uniform_ms = float(table.block_ms.mean(dim=1).sum()) + table.fixed_ms
+    target_ms = round((table.min_ms() + uniform_ms) / 2, 3)
+    config = SearchConfig(**{**CONFIG.__dict__, "loss": LossConfig(target_ms=target_ms)})
+    result = run_search(config, lut, tmp_path / "budget", sample_count=0)
+    chosen = load_architecture(tmp_path / "budget" / "arch_target.json")  # a loadable architecture file
+    assert chosen.predicted_latency_ms == pytest.approx(predict_latency_us(lut, chosen.arch, result.space) / 1000.0)
+    assert chosen.budget is not None and chosen.budget["in_budget_window"]
+    assert chosen.predicted_latency_ms is not None and 0.95 * target_ms <= chosen.predicted_latency_ms <= target_ms
+    assert chosen.budget["target_ms"] == target_ms
+    assert chosen.budget["landed_pct"] == pytest.approx(100 * (chosen.predicted_latency_ms - target_ms) / target_ms)
+    summary = json.loads((tmp_path / "budget" / "search_summary.json").read_text())
+    assert summary["target"]["budget"] == chosen.budget and summary["config"]["loss"]["target_ms"] == target_ms

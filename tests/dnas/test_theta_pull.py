@@ -34,9 +34,9 @@ def batches(count: int, size: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]
 @pytest.mark.parametrize(
     "loss",
     [
-        LossConfig(latency_unit_ms=0.01),
+        LossConfig(latency_unit_ms=0.01, label_smoothing=0.0),
         LossConfig(latency_unit_ms=0.01, label_smoothing=0.3),
-        LossConfig("additive", lambda_per_ms=2.0),
+        LossConfig("additive", lambda_per_ms=2.0, label_smoothing=0.0),
     ],
 )
 def test_the_two_parts_sum_to_the_whole_gradient(loss: LossConfig) -> None:
@@ -55,7 +55,10 @@ def test_the_two_parts_sum_to_the_whole_gradient(loss: LossConfig) -> None:
 
 
 def test_the_pulls_are_the_norms_of_the_batch_means_of_the_parts() -> None:
-    table, loss = latency_table_for_space(SPACE, lut_us()), LossConfig(latency_unit_ms=0.01)
+    table, loss = (
+        latency_table_for_space(SPACE, lut_us()),
+        LossConfig(latency_unit_ms=0.01, label_smoothing=0.0),
+    )
     torch.manual_seed(0)
     supernet = Supernet(SPACE)
     data = batches(3)

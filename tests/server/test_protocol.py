@@ -163,3 +163,40 @@ def test_healthz_and_metrics(live_server, unique_name):
     assert ingested and float(ingested[0].split()[1]) >= 1
     assert 'profiler_http_requests_total{method="POST",route="/agent/lease",status="200"}' in metrics
     assert 'profiler_tasks{status="done"}' in metrics
+
+
+def test_the_lut_serves_the_invocation_overhead_the_agent_measured(live_server, unique_name):
+    """The agent's `runtime.extra.invocation_overhead` (device_agents/overhead.py) is served with the entry - the
+    op's share and each side's; an entry measured without one, or with a malformed one, serves null."""
+    from tests.server.helpers import RUNTIME
+
+    s = Setup(live_server, unique_name)
+    tasks = s.agent.lease(max_tasks=10)
+    overhead = {
+        "us": 3.5,
+        "input_us": 3.0,
+        "output_us": 4.0,
+        "fixed_us": 2.0,
+        "method": "2 t(P) - t(P.P)",
+        "probes": [],
+    }
+    extras = [{"invocation_overhead": overhead}, {}, {"invocation_overhead": {"us": "fast"}}]
+    results = []
+    for task, extra in zip(tasks, extras, strict=True):
+        result = task_result(task.task_id, task.key, [10.0, 11.0, 12.0])
+        result["runtime"] = {**RUNTIME, "extra": extra}
+        results.append(result)
+    s.agent.post_results(results)
+    entries = s.admin.get_lut(s.device_name).entries
+    assert entries[tasks[0].key]["invocation_overhead"] == {
+        "us": 3.5,
+        "input_us": 3.0,
+        "output_us": 4.0,
+        "fixed_us": 2.0,
+    }
+    assert entries[tasks[1].key]["invocation_overhead"] is None
+    assert entries[tasks[2].key]["invocation_overhead"] is None
+    stored = s.agent.get_measurement(entries[tasks[0].key]["result_id"])
+    assert stored["runtime"]["extra"]["invocation_overhead"]["method"] == "2 t(P) - t(P.P)"  # provenance kept
+    rows = {r["key"]: r for r in csv.DictReader(io.StringIO(s.admin.get_lut_csv(s.device_name)))}
+    assert float(rows[tasks[0].key]["overhead_us"]) == 3.5 and rows[tasks[1].key]["overhead_us"] == ""

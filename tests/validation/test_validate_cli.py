@@ -16,9 +16,10 @@ import time
 
 import pytest
 
+from fbnet_core.lut_costs import LutCosts
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import build_space
-from search_client.validation.validate import medians_us, validation_models
+from search_client.validation.validate import validation_models
 
 RESOLUTION = 32
 RANDOM_NETWORKS = 4
@@ -79,7 +80,7 @@ def test_validate_measures_the_networks_and_reports_what_the_lut_says(agent, tmp
     out = tmp_path / "out"
     result = _dnas(
         "validate", "--server", server.url, "--token", server.admin_token, "--device", device,
-        "--n", str(RANDOM_NETWORKS), "--resolution", str(RESOLUTION), "--calibrate", "--seed", "3",
+        "--n", str(RANDOM_NETWORKS), "--resolution", str(RESOLUTION), "--imagenet-strides", "--calibrate", "--seed", "3",
         "--poll-s", "0.3", "--timeout-s", "180", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -91,18 +92,23 @@ def test_validate_measures_the_networks_and_reports_what_the_lut_says(agent, tmp
 
     # Recompute every figure from the server's LUT: the CLI must have reported exactly that.
     models = validation_models(RANDOM_NETWORKS, seed=3, resolution=RESOLUTION)
-    lut = medians_us(server.client(server.admin_token).get_lut(device).entries)
+    lut = LutCosts.from_entries(server.client(server.admin_token).get_lut(device).entries)
+    assert lut.overhead_once  # the agent measured the per-invocation overhead of every op, by default
     points = {point["name"]: point for point in document["points"]}
     assert list(points) == [model.name for model in models]
     for model in models:
         point = points[model.name]
         assert point["key"] == model.network.key
-        assert point["measured_us"] == pytest.approx(lut[model.network.key])
+        assert point["measured_us"] == pytest.approx(lut.median_us[model.network.key])
         if model.arch is None:
             assert point["predicted_us"] is None and point["split"] is None
         else:
-            expected = predict_latency_us(lut, model.arch, build_space(model.params))
-            assert point["predicted_us"] == pytest.approx(expected)
+            space = build_space(model.params)
+            assert point["predicted_us"] == pytest.approx(predict_latency_us(lut, model.arch, space))
+            assert point["predicted_raw_us"] == pytest.approx(
+                predict_latency_us(lut.raw(), model.arch, space)
+            )
+            assert point["predicted_us"] < point["predicted_raw_us"]  # the overhead counted once, not per op
     fit = {name for name, point in points.items() if point["split"] == "fit"}
     holdout = {name for name, point in points.items() if point["split"] == "holdout"}
     assert len(fit) == RANDOM_NETWORKS // 2 and not fit & holdout

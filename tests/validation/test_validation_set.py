@@ -8,7 +8,7 @@ import pytest
 
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.keys import ops_for_architecture, validate_spec
-from fbnet_core.space import NUM_LAYERS, build_space
+from fbnet_core.space import NUM_LAYERS, SpaceParams, build_space
 from search_client.validation.calibration import FIT, HOLDOUT
 from search_client.validation.validate import (
     DEFAULT_ZOO,
@@ -35,6 +35,29 @@ def test_random_architectures_draw_every_candidate_roughly_uniformly():
     assert set(counts) == set(CANDIDATES)
     expected = 200 * NUM_LAYERS / len(CANDIDATES)
     assert all(abs(count - expected) < 0.15 * expected for count in counts.values())
+
+
+def test_skewed_networks_lean_toward_cheap_or_expensive_blocks():
+    cheap = Counter(name for arch in random_architectures(40, seed=0, skew="cheap") for name in arch.blocks)
+    expensive = Counter(name for arch in random_architectures(40, seed=0, skew="expensive") for name in arch.blocks)
+    wide = ("k3_e6", "k5_e6")
+    assert cheap["skip"] > 4 * expensive["skip"]
+    assert sum(expensive[name] for name in wide) > 4 * sum(cheap[name] for name in wide)
+    assert random_architectures(5, seed=0, skew="cheap") != random_architectures(5, seed=0)
+
+
+def test_a_small_input_space_has_its_random_and_skewed_networks_and_no_zoo():
+    params = SpaceParams(16, width=0.5, num_classes=10, head_channels=128, small_input=True)
+    models = validation_models(2, seed=0, params=params, skewed=2)
+    assert [(model.name, model.kind) for model in models] == [
+        ("random_000", "random"),
+        ("random_001", "random"),
+        ("cheap_000", "cheap"),
+        ("cheap_001", "cheap"),
+        ("expensive_000", "expensive"),
+        ("expensive_001", "expensive"),
+    ]
+    assert all(model.params == params for model in models)
 
 
 def test_the_set_is_the_zoo_then_the_random_networks_as_network_ops():
@@ -117,3 +140,21 @@ def test_report_judges_the_calibration_on_held_out_networks_only():
     # 4 held-out randoms now exact, the zoo network 10 % too slow: MAPE (0 * 4 + 10) / 5.
     assert report.calibrated_holdout.mape_pct == pytest.approx(2.0)
     assert report.raw_holdout.mape_pct == pytest.approx(100 / 11 * 4 / 5)
+
+
+def test_report_gives_each_kind_and_the_raw_sum_beside_the_prediction():
+    from dataclasses import replace
+
+    points = [
+        replace(_point(f"random_{i:03d}", "random", 1000.0 + 10 * i, 1000.0 + 10 * i), predicted_raw_us=1200.0 + i)
+        for i in range(3)
+    ] + [replace(_point(f"cheap_{i:03d}", "cheap", 400.0 + i, 440.0 + i), predicted_raw_us=600.0) for i in range(2)]
+    report = build_report(points, calibrate=False)
+    assert set(report.raw_by_kind) == {"random", "cheap"}
+    assert report.raw_by_kind["random"].mape_pct == pytest.approx(0.0)
+    assert report.raw_by_kind["cheap"].mean_signed_error_pct < -8.0  # 400 for 440: 9 % under
+    assert report.plain_sum is not None and report.plain_sum.count == 5
+    assert report.plain_sum_by_kind["cheap"].mean_signed_error_pct > 30.0
+    # Where the prediction is the plain sum (no overhead figures), it is not reported twice.
+    plain = [replace(point, predicted_raw_us=point.predicted_us) for point in points]
+    assert build_report(plain, calibrate=False).plain_sum is None

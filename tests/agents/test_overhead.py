@@ -1,0 +1,177 @@
+"""The runtime's per-invocation overhead: measured per tensor shape with the backend's own engine, carried in the
+record's provenance, and probed once per shape.
+
+The first test scripts the runtime (a stand-in whose run times are known exactly: a fixed cost per invocation, a
+boundary cost per side, a cost per node), so that the arithmetic is checked to the microsecond; the others run real
+onnxruntime sessions on real ONNX files."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import onnx
+import pytest
+
+from device_agents.backends.base import OpInput, RuntimeInfo
+from device_agents.backends.onnxruntime import OnnxRuntimeBackend
+from device_agents.measure import measure_op
+from device_agents.overhead import OverheadMeasuringBackend, io_shapes, probe_onnx
+from device_agents.system import SensorReadings
+from device_agents.timing import Measurement, TimingPolicy
+from tests.agents.helpers import write_conv_onnx
+
+FIXED_US = 3.0  # what every invocation costs
+BOUNDARY_US_PER_CHANNEL = 0.5  # what each side's conversion costs, per channel of that side's tensor
+NODE_US = 7.0  # what one node's work costs
+
+
+def scripted_us(path: Path) -> float:
+    """The stand-in runtime's time for a model: fixed + a boundary at the input and the output + its nodes."""
+    graph = onnx.load(str(path)).graph
+
+    def channels(value: onnx.ValueInfoProto) -> int:  # a one-element tensor has no channels to convert
+        dims = value.type.tensor_type.shape.dim
+        return dims[1].dim_value if len(dims) > 1 else 0
+
+    channels_in, channels_out = channels(graph.input[0]), channels(graph.output[0])
+    boundary_us = BOUNDARY_US_PER_CHANNEL * (channels_in + channels_out)
+    return FIXED_US + boundary_us + NODE_US * len(graph.node)
+
+
+class KnownCostRuntime:
+    """A backend whose runs take exactly `scripted_us` of the model (the timing itself is not under test)."""
+
+    name = "known-cost"
+
+    def __init__(self) -> None:
+        self.prepared: list[str] = []
+
+    def prepare(self, op: OpInput) -> KnownCostRunner:
+        self.prepared.append(op.key)
+        return KnownCostRunner(scripted_us(op.onnx_path))
+
+    def runtime_info(self) -> RuntimeInfo:
+        return RuntimeInfo("known-cost", "0", "none", 1, None, None)
+
+    def read_sensors(self) -> SensorReadings:
+        return SensorReadings(None, None, None)
+
+    def describe_device(self) -> dict:
+        return {}
+
+
+class KnownCostRunner:
+    def __init__(self, us: float) -> None:
+        self.us = us
+
+    def measure(self, policy: TimingPolicy, clock: object = None) -> Measurement:
+        return Measurement([self.us] * 20, 5, 0.01, True, 0.1, 0.0, "ci")
+
+    def close(self) -> None:
+        return None
+
+
+def test_the_overhead_of_an_op_whose_costs_are_known_is_what_a_network_pays_once(tmp_path: Path) -> None:
+    path = tmp_path / "conv.onnx"
+    sha256 = write_conv_onnx(path, channels=8, size=16)  # Conv + Relu, 8 channels in and out
+    runtime = KnownCostRuntime()
+    backend = OverheadMeasuringBackend(runtime)
+    record = measure_op(backend, OpInput("conv", path, sha256, {}), TimingPolicy())
+    op_us = statistics.median(record.samples_us)
+    overhead = record.runtime["extra"]["invocation_overhead"]
+    side_us = FIXED_US + 2 * BOUNDARY_US_PER_CHANNEL * 8  # a probe of the 8-channel shape: fixed + both sides
+    assert overhead["input_us"] == pytest.approx(side_us)
+    assert overhead["output_us"] == pytest.approx(side_us)
+    assert overhead["us"] == pytest.approx(side_us)
+    assert overhead["fixed_us"] == pytest.approx(FIXED_US)  # the invocation alone, no conversion
+    # The op less its overhead is its work alone: what it adds to a network.
+    assert op_us - overhead["us"] == pytest.approx(2 * NODE_US)
+    assert record.samples_us == [op_us] * 20  # raw samples untouched
+    assert "2 t(P) - t(P.P)" in overhead["method"]
+    assert [probe["shape"] for probe in overhead["probes"]] == [[1, 8, 16, 16], [1, 8, 16, 16], [1]]
+    # Each shape probed once (single and double) however many ops use it.
+    measure_op(backend, OpInput("conv-again", path, sha256, {}), TimingPolicy())
+    assert [key for key in runtime.prepared if key.startswith("overhead-probe")] == [
+        "overhead-probe-probe-1x8x16x16-d1",
+        "overhead-probe-probe-1x8x16x16-d2",
+        "overhead-probe-probe-1-d1",
+        "overhead-probe-probe-1-d2",
+    ]
+    backend.close()
+
+
+def test_the_op_side_shares_follow_its_input_and_output_shapes(tmp_path: Path) -> None:
+    """An op from 8 to 16 channels: each side is probed at its own shape, the op pays half of each."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((16, 8, 1, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["output"])],
+        "widen",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8, 4, 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 16, 4, 4])],
+        initializer=[weight],
+    )
+    path = tmp_path / "widen.onnx"
+    path.write_bytes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    )
+    assert io_shapes(path) == ((1, 8, 4, 4), (1, 16, 4, 4))
+    import hashlib
+
+    record = measure_op(
+        OverheadMeasuringBackend(KnownCostRuntime()),
+        OpInput("widen", path, hashlib.sha256(path.read_bytes()).hexdigest(), {}),
+        TimingPolicy(),
+    )
+    overhead = record.runtime["extra"]["invocation_overhead"]
+    assert overhead["input_us"] == pytest.approx(FIXED_US + 2 * BOUNDARY_US_PER_CHANNEL * 8)
+    assert overhead["output_us"] == pytest.approx(FIXED_US + 2 * BOUNDARY_US_PER_CHANNEL * 16)
+    assert overhead["us"] == pytest.approx((overhead["input_us"] + overhead["output_us"]) / 2)
+
+
+def test_onnxruntime_measures_a_positive_overhead_below_the_op(
+    tmp_path: Path, fast_policy: TimingPolicy
+) -> None:
+    path = tmp_path / "conv.onnx"
+    sha256 = write_conv_onnx(path, channels=16, size=32)
+    backend = OverheadMeasuringBackend(OnnxRuntimeBackend())
+    try:
+        record = measure_op(backend, OpInput("conv", path, sha256, {}), fast_policy)
+    finally:
+        backend.close()
+    overhead = record.runtime["extra"]["invocation_overhead"]
+    assert 0.0 < overhead["us"] < statistics.median(record.samples_us)
+    for probe in overhead["probes"]:
+        # Two probes run more work than one: the overhead is the part of one run that the second does not repeat.
+        assert probe["double_us"] > 0 and probe["single_us"] > 0
+
+
+def test_the_probe_maps_a_shape_to_itself_with_unit_weights(tmp_path: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    for shape in [(1, 8, 4, 4), (1, 10)]:
+        session = ort.InferenceSession(probe_onnx(shape, 2), providers=["CPUExecutionProvider"])
+        feed = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        (output,) = session.run(None, {"input": feed})
+        np.testing.assert_allclose(output, feed, rtol=1e-6)
+
+
+def test_a_backend_that_cannot_run_the_probe_reports_no_overhead(tmp_path: Path) -> None:
+    from device_agents.errors import OpFailedError
+
+    class NoProbes(KnownCostRuntime):
+        def prepare(self, op: OpInput) -> KnownCostRunner:
+            if op.key.startswith("overhead-probe"):
+                raise OpFailedError("this runtime rebuilds ops from their specs")
+            return super().prepare(op)
+
+    path = tmp_path / "conv.onnx"
+    sha256 = write_conv_onnx(path)
+    record = measure_op(
+        OverheadMeasuringBackend(NoProbes()), OpInput("conv", path, sha256, {}), TimingPolicy()
+    )
+    assert not record.is_failure and "invocation_overhead" not in record.runtime["extra"]
