@@ -355,6 +355,10 @@ class ProfilerClient:
     def get_spaces(self) -> list[dict[str, Any]]:
         return self._json("GET", "/spaces")["data"]
 
+    def get_space(self, name: str) -> dict[str, Any]:
+        """One search space: {name, layers, candidates, fixed_keys, params, ...}; NotFoundError if unknown."""
+        return self._json("GET", f"/spaces/{name}")
+
     def get_coverage(self, device: str, space: str | None = None) -> list[dict[str, Any]]:
         """Per search space: total / measured / queued / leased / failed / missing keys of the device's LUT."""
         params = {"space": space} if space is not None else None

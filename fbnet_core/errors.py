@@ -34,14 +34,24 @@ class InvalidOpSpecError(FbnetLutError, ValueError):
 
 
 class MissingLutEntries(FbnetLutError, KeyError):
-    """A latency prediction needs LUT keys that the LUT does not have."""
+    """A latency prediction needs LUT keys that the LUT does not have.
 
-    def __init__(self, missing_keys: Iterable[str]) -> None:
+    `cause` (set where the space is known, see `space_match.py`) names the one space parameter that differs.
+    """
+
+    SHOWN_KEYS = 3  # a few keys say what is missing; all of them would fill the screen
+
+    def __init__(self, missing_keys: Iterable[str], cause: str | None = None) -> None:
         self.missing_keys = tuple(missing_keys)
+        self.cause = cause
         super().__init__(self.missing_keys)
 
     def __str__(self) -> str:
-        return f"{len(self.missing_keys)} LUT entries missing: {', '.join(self.missing_keys)}"
+        shown = ", ".join(self.missing_keys[: self.SHOWN_KEYS])
+        more = len(self.missing_keys) - self.SHOWN_KEYS
+        listed = f"{shown} and {more} more" if more > 0 else shown
+        entries = f"{len(self.missing_keys)} LUT entries missing: {listed}"
+        return f"{self.cause} ({entries})" if self.cause else entries
 
 
 class FormatError(FbnetLutError, ValueError):

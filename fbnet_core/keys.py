@@ -44,6 +44,15 @@ BLOCK_KEY_PATTERN = re.compile(
     r"blk\.(?P<block>[A-Za-z0-9_]+)\.c(?P<in_channels>\d+)\.o(?P<out_channels>\d+)\.s(?P<stride>\d+)"
     r"\.h(?P<height>\d+)w(?P<width>\d+)"
 )
+# The fixed ops' keys, as `op_key` builds them; `space_match.py` reads a LUT's spaces back from them.
+STEM_KEY_PATTERN = re.compile(
+    r"stem\.k(?P<kernel_size>\d+)\.c(?P<in_channels>\d+)\.o(?P<out_channels>\d+)\.s(?P<stride>\d+)"
+    r"\.h(?P<height>\d+)w(?P<width>\d+)"
+)
+HEAD_KEY_PATTERN = re.compile(r"head\.c(?P<in_channels>\d+)\.o(?P<out_channels>\d+)\.h(?P<height>\d+)w(?P<width>\d+)")
+POOL_FC_KEY_PATTERN = re.compile(
+    r"poolfc\.c(?P<in_channels>\d+)\.o(?P<out_channels>\d+)\.h(?P<height>\d+)w(?P<width>\d+)"
+)
 NETWORK_HASH_CHARS = 16
 
 # Fields each kind needs besides the common ones, with their JSON types.

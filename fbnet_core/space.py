@@ -12,8 +12,10 @@ schedule's 1x1 (a known pitfall of public reimplementations).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from fbnet_core.errors import InvalidSpaceError
 
@@ -84,15 +86,57 @@ class ClassifierSpec:
     input_hw: tuple[int, int]
 
 
+# Below this input size the small-input stride schedule is the default (`space_params`).
+SMALL_INPUT_BELOW_PX = 100
+# The classifier's default outputs: the class count of `dnas search`'s default data set (digits), so a LUT
+# requested with default options fits a search run with default options.
+DEFAULT_NUM_CLASSES = 10
+IMAGENET_CLASSES = 1000
+
+
+def _param(default: object, help_text: str) -> Any:
+    # The default and the help text live here once; every command line builds its options from them.
+    return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclass(frozen=True)
 class SpaceParams:
-    """The parameters that define an FBNet space; JSON-able, used in zoo entries and network op specs."""
+    """The parameters that define an FBNet space; JSON-able, used in zoo entries and network op specs.
 
-    resolution: int = 224
-    width: float = 1.0
-    num_classes: int = 1000
-    head_channels: int = 1984
-    small_input: bool = False
+    Build one from partial settings with `space_params` (it applies the small-input rule); constructing the
+    dataclass directly takes every field as given.
+    """
+
+    resolution: int = _param(224, "Input resolution (pixels, square).")
+    width: float = _param(1.0, "Channel multiplier (channels rounded to multiples of 8).")
+    num_classes: int = _param(DEFAULT_NUM_CLASSES, "Classifier outputs; a search takes its data set's count.")
+    head_channels: int = _param(1984, "Width of the 1x1 head conv.")
+    small_input: bool = _param(
+        False, f"Stride schedule: total stride 8 instead of 32; default: on below {SMALL_INPUT_BELOW_PX} px."
+    )
+
+
+SPACE_FIELDS: tuple[str, ...] = tuple(SpaceParams.__dataclass_fields__)
+
+
+def space_params(
+    resolution: int | None = None,
+    width: float | None = None,
+    num_classes: int | None = None,
+    head_channels: int | None = None,
+    small_input: bool | None = None,
+) -> SpaceParams:
+    """The one rule every command applies: an unset field takes `SpaceParams`' default, except `small_input`,
+    which is on when the resolution is below `SMALL_INPUT_BELOW_PX` (a 32x32 input keeps a 4x4 final map)."""
+    defaults = SpaceParams()
+    chosen_resolution = defaults.resolution if resolution is None else resolution
+    return SpaceParams(
+        resolution=chosen_resolution,
+        width=defaults.width if width is None else width,
+        num_classes=defaults.num_classes if num_classes is None else num_classes,
+        head_channels=defaults.head_channels if head_channels is None else head_channels,
+        small_input=chosen_resolution < SMALL_INPUT_BELOW_PX if small_input is None else small_input,
+    )
 
 
 @dataclass(frozen=True)
@@ -162,13 +206,14 @@ def build_space(params: SpaceParams) -> SearchSpace:
 
 
 def fbnet_space(
-    resolution: int = 224,
-    width: float = 1.0,
-    num_classes: int = 1000,
-    head_channels: int = 1984,
-    small_input: bool = False,
+    resolution: int | None = None,
+    width: float | None = None,
+    num_classes: int | None = None,
+    head_channels: int | None = None,
+    small_input: bool | None = None,
 ) -> SearchSpace:
-    return build_space(SpaceParams(resolution, width, num_classes, head_channels, small_input))
+    """The space of these settings, unset ones filled by `space_params`' rule."""
+    return build_space(space_params(resolution, width, num_classes, head_channels, small_input))
 
 
 def space_params_from_dict(data: object) -> SpaceParams:

@@ -15,16 +15,17 @@ from fbnet_core.dev_tokens import read_dev_tokens
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.lut_file import write_lut_file
 from fbnet_core.keys import ops_for_space
+from fbnet_core.space import SpaceParams, build_space
 from fbnet_core.space_manifest import space_manifest
 from fbnet_core.space_manifest import space_name as server_space_name
-from search_client.commands.space_cmds import (
+from search_client.commands.space_options import (
     HeadChannels,
     NumClasses,
     Resolution,
     SmallInput,
-    SpaceName,
+    SpaceFlags,
     Width,
-    _space,
+    fetch_space,
 )
 from search_client.lut.client import LutCache, pull_lut, request_lut, wait_for_entries
 
@@ -69,12 +70,19 @@ def connect(server: str | None, token: str | None) -> ProfilerClient:
 @lut_app.command("request")
 def request(
     device: Annotated[str, typer.Option("--device", help="Device name, as its agent registered it.")],
-    space_name: SpaceName = "fbnet",
-    resolution: Resolution = 224,
-    width: Width = 1.0,
-    num_classes: NumClasses = 1000,
-    head_channels: HeadChannels = 1984,
-    small_input: SmallInput = False,
+    space_name: Annotated[
+        str | None,
+        typer.Option(
+            "--space",
+            help="Register the space under this name (default: derived from its parameters); an existing name "
+            "given without space flags is requested as registered.",
+        ),
+    ] = None,
+    resolution: Resolution = None,
+    width: Width = None,
+    num_classes: NumClasses = None,
+    head_channels: HeadChannels = None,
+    small_input: SmallInput = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Show progress until every entry is measured.")
     ] = False,
@@ -85,16 +93,20 @@ def request(
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """Upload the ops the space needs (only those the server lacks) and queue jobs for the missing entries."""
-    space = _space(space_name, resolution, width, num_classes, head_channels, small_input)
-    ops = ops_for_space(space)
+    """Register the space on the server, upload the ops it needs (only those the server lacks) and queue jobs
+    for the missing entries."""
+    flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
         with connect(server, token) as client:
-            # Registering the space lets the server report coverage and draw the heat map per space.
-            client.put_space(server_space_name(space.params), space_manifest(space))
+            params = _requested_params(client, flags, space_name)
+            space = build_space(params)
+            ops = ops_for_space(space)
+            name = space_name or server_space_name(params)
+            # The space travels by name: `dnas search|validate|train|export --space NAME` read it back.
+            client.put_space(name, space_manifest(space))
             report = request_lut(client, device, ops)
             typer.echo(
-                f"{device}: {report.needed} entries needed, {len(report.missing)} missing; "
+                f"{device}: space {name}: {report.needed} entries needed, {len(report.missing)} missing; "
                 f"uploaded {len(report.uploaded)} ops, queued {report.queued} jobs "
                 f"({report.already_queued} already queued)"
             )
@@ -105,7 +117,16 @@ def request(
         raise fail(str(exc)) from exc
     if still_missing:
         raise fail(f"timed out; {len(still_missing)} entries still missing: {', '.join(still_missing)}")
-    typer.echo(f"{device}: LUT complete for this space")
+    typer.echo(f"{device}: LUT complete for space {name}")
+
+
+def _requested_params(client: ProfilerClient, flags: SpaceFlags, name: str | None) -> SpaceParams:
+    """The flags' space; with `--space NAME` and no flags, the space registered under that name (if any)."""
+    if name is not None and not flags.given():
+        registered = fetch_space(client, name)
+        if registered is not None:
+            return registered
+    return flags.params()
 
 
 def wait_with_progress(
@@ -130,7 +151,7 @@ def wait_with_progress(
 @lut_app.command("pull")
 def pull(
     device: Annotated[str, typer.Option("--device", help="Device name.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the LUT JSON.")],
+    output: Annotated[Path, typer.Option("-o", "--out", "--output", help="Where to write the LUT JSON.")],
     server: Server = None,
     token: Token = None,
     cache_dir: CacheDir = None,

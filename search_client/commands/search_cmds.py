@@ -4,39 +4,41 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from fbnet_core.client import ProfilerError
-from fbnet_core.errors import FbnetLutError
+from fbnet_core.errors import FbnetLutError, MissingLutEntries
 from fbnet_core.formats.architecture_file import load_architecture
 from fbnet_core.formats.lut_file import read_lut_file
 from fbnet_core.lut_costs import LutCosts
-from fbnet_core.space import build_space
+from fbnet_core.space import SpaceParams, build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
-from search_client.lut.client import LutCache, pull_lut
-from search_client.search.distributed import DistContext, init_from_environment
-from search_client.search.loop import (
-    ARGMAX_NAME,
-    TARGET_NAME,
-    EpochRecord,
-    PhaseStats,
-    ResolvedSchedule,
-    SearchConfig,
-    run_search,
+from search_client.commands.space_options import (
+    HeadChannels,
+    NumClasses,
+    Resolution,
+    SmallInput,
+    SpaceFlags,
+    SpaceName,
+    Width,
+    flag_value,
+    resolve_space,
 )
-from search_client.search.loss import LOSS_FORMS, LossConfig
-from search_client.search.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
-from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
-from search_client.space.export import export_module, export_onnx
-from search_client.space.model import build_model
-from search_client.space.zoo import get_model
-from search_client.validation.plots import PLOT_NAME, plot_probabilities, read_history
+from search_client.lut.client import LutCache, pull_lut
+from search_client.search.choices import DEFAULT_PATH_GROUPS, LOSS_FORMS, SUPERNET_MODES
+
+# torch, and the modules that import it, load inside the commands that run a network: `dnas --help` and the
+# commands that only talk to the server start without them.
+if TYPE_CHECKING:
+    import torch
+
+    from search_client.search.distributed import DistContext
+    from search_client.search.loop import EpochRecord, PhaseStats, ResolvedSchedule, SearchConfig
 
 DataSpec = Annotated[str, typer.Option("--data", help="digits | fake | cifar10:PATH | imagefolder:PATH")]
 TorchDevice = Annotated[str, typer.Option("--torch-device", help="Where to train: cpu, cuda, cuda:1 ...")]
@@ -64,6 +66,8 @@ def _lut_costs(
 
 
 def _compute_device(name: str, context: DistContext) -> torch.device:
+    import torch
+
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", context.local_rank)
@@ -115,23 +119,20 @@ class SearchProgress:
 
 def search(
     out: Annotated[
-        Path, typer.Option("--out", help="Output directory (checkpoint, history, architectures).")
+        Path, typer.Option("-o", "--out", "--output", help="Output directory (checkpoint, history, architectures).")
     ],
     lut: Annotated[Path | None, typer.Option("--lut", help="A LUT JSON file (dnas lut pull -o).")] = None,
     device: Annotated[
         str | None, typer.Option("--device", help="Pull this device's LUT from the server.")
     ] = None,
     data: DataSpec = "digits",
-    resolution: Annotated[int, typer.Option("--resolution")] = 32,
-    width: Annotated[float, typer.Option("--width", help="Channel multiplier.")] = 1.0,
-    head_channels: Annotated[int, typer.Option("--head-channels")] = 1984,
-    small_input: Annotated[
-        bool | None,
-        typer.Option(
-            "--small-input/--imagenet-strides", help="Stride schedule; default: small below 100 px."
-        ),
-    ] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
+    space_name: SpaceName = None,
+    resolution: Resolution = None,
+    width: Width = None,
+    num_classes: NumClasses = None,
+    head_channels: HeadChannels = None,
+    small_input: SmallInput = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Search epochs (the first tenth: weights only).")] = 10,
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=2, help="Global batch (all processes).")
     ] = 64,
@@ -151,7 +152,7 @@ def search(
         float,
         typer.Option("--alpha", help="Paper's alpha; 0 = cross-entropy alone (latency-unaware baseline)."),
     ] = 0.2,
-    beta: Annotated[float, typer.Option("--beta")] = 0.6,
+    beta: Annotated[float, typer.Option("--beta", help="Paper's beta: the exponent of the latency term.")] = 0.6,
     lambda_per_ms: Annotated[float, typer.Option("--lambda-per-ms", help="Additive loss weight.")] = 0.1,
     latency_unit_ms: Annotated[
         float | None,
@@ -215,7 +216,9 @@ def search(
     samples: Annotated[
         int, typer.Option("--samples", min=0, help="Architectures to sample from P_theta.")
     ] = 6,
-    max_train_samples: Annotated[int | None, typer.Option("--max-train-samples")] = None,
+    max_train_samples: Annotated[
+        int | None, typer.Option("--max-train-samples", help="Use at most this many training samples.")
+    ] = None,
     workers: Annotated[int, typer.Option("--workers", help="DataLoader workers (file-backed data).")] = 0,
     sync_bn: Annotated[
         bool,
@@ -233,18 +236,28 @@ def search(
     cache_dir: CacheDir = None,
 ) -> None:
     """Search an architecture for a device (FBNet DNAS). Run under torchrun for several processes."""
+    import torch
+
+    from search_client.search.distributed import init_from_environment
+    from search_client.search.loop import ARGMAX_NAME, TARGET_NAME, SearchConfig, run_search
+    from search_client.search.loss import LossConfig
+
     if mode not in SUPERNET_MODES:
         raise fail(f"--mode: expected one of {', '.join(SUPERNET_MODES)}, got {mode!r}")
     if threads:
         torch.set_num_threads(threads)
+    flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
+        params = resolve_space(flags, space_name, lambda: connect(server, token))
         # Inside the try: SearchConfig refuses an impossible schedule with a typed error.
         config = SearchConfig(
             data=data,
-            resolution=resolution,
-            width=width,
-            head_channels=head_channels,
-            small_input=resolution < 100 if small_input is None else small_input,
+            resolution=params.resolution,
+            width=params.width,
+            head_channels=params.head_channels,
+            small_input=params.small_input,
+            # The data set decides the classes; a class count given (or named by --space) is checked against it.
+            num_classes=params.num_classes if num_classes is not None or space_name else None,
             epochs=epochs,
             batch_size=batch_size,
             mode=mode,  # type: ignore[arg-type]  # checked above
@@ -292,6 +305,8 @@ def search(
         finally:
             if display is not None:
                 display.progress.stop()
+    except MissingLutEntries as exc:
+        raise fail(_lut_hint(exc, device)) from exc
     except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     if context.is_main:
@@ -312,6 +327,12 @@ def search(
         )
 
 
+def _lut_hint(exc: MissingLutEntries, device: str | None) -> str:
+    """The missing entries' one line, with what to do about them."""
+    request = f"`dnas lut request --device {device or 'NAME'}` with this search's space options"
+    return f"{exc}: request this space's LUT with {request}"
+
+
 def describe_schedule(config: SearchConfig, schedule: ResolvedSchedule) -> str:
     """One line: what this search ran with, its defaults filled in."""
     loss = schedule.loss
@@ -327,21 +348,51 @@ def describe_schedule(config: SearchConfig, schedule: ResolvedSchedule) -> str:
     )
 
 
+def _check_arch_space(params: SpaceParams, flags: SpaceFlags, name: str | None, server: str | None,
+                      token: str | None, arch: Path) -> None:
+    """Space options given with --arch must name the architecture's own space; one line says which field differs."""
+    if name is None and not flags.given():
+        return  # the architecture file carries its space
+    wanted = resolve_space(flags, name, lambda: connect(server, token))
+    for field_name in SpaceParams.__dataclass_fields__:
+        if field_name == "num_classes" and flags.num_classes is None and name is None:
+            continue  # the classes follow the data set unless given
+        searched, given = getattr(params, field_name), getattr(wanted, field_name)
+        if searched != given:
+            source = f"--space {name}" if name else "the options"
+            raise fail(
+                f"{arch} was searched for {field_name}={searched}, {source} say {field_name}={given}: "
+                f"pass {flag_value(field_name, searched)} or give the matching --arch"
+            )
+
+
 def train(
     arch: Annotated[Path, typer.Option("--arch", help="Architecture JSON (from dnas search).")],
     data: DataSpec = "digits",
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 10,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2)] = 64,
-    lr: Annotated[float, typer.Option("--lr")] = 0.1,
+    space_name: SpaceName = None,
+    resolution: Resolution = None,
+    width: Width = None,
+    num_classes: NumClasses = None,
+    head_channels: HeadChannels = None,
+    small_input: SmallInput = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Samples per SGD step.")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="Initial SGD learning rate (cosine decay).")] = 0.1,
     seed: Seed = 0,
-    workers: Annotated[int, typer.Option("--workers")] = 0,
+    workers: Annotated[int, typer.Option("--workers", help="DataLoader workers (file-backed data).")] = 0,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write train_result.json and model.pt here.")
+        Path | None, typer.Option("-o", "--out", "--output", help="Write train_result.json and model.pt here.")
     ] = None,
     torch_device: TorchDevice = "cpu",
     threads: Threads = None,
+    server: Server = None,
+    token: Token = None,
 ) -> None:
     """Train an architecture from scratch and report its top-1 on the validation split."""
+    import torch
+
+    from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
+
     if threads:
         torch.set_num_threads(threads)
     config = TrainConfig(data=data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, workers=workers)
@@ -352,12 +403,14 @@ def train(
             f"train acc {record.train_accuracy:.1%}, val top-1 {record.val_accuracy:.1%}"
         )
 
+    flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
         loaded = load_architecture(arch)
+        _check_arch_space(loaded.params, flags, space_name, server, token, arch)
         result = train_architecture(
             loaded.arch, loaded.params, config, torch.device(torch_device), on_epoch_end=show
         )
-    except FbnetLutError as exc:
+    except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"top-1: {result.top1:.2%}")
     if out is not None:
@@ -368,7 +421,7 @@ def train(
 
 
 def export(
-    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
+    output: Annotated[Path, typer.Option("-o", "--out", "--output", help="ONNX file to write.")],
     arch: Annotated[Path | None, typer.Option("--arch", help="Architecture JSON.")] = None,
     model_name: Annotated[
         str | None,
@@ -379,35 +432,58 @@ def export(
         ),
     ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="model.pt from dnas train --out.")] = None,
+    space_name: SpaceName = None,
+    resolution: Resolution = None,
+    width: Width = None,
+    num_classes: NumClasses = None,
+    head_channels: HeadChannels = None,
+    small_input: SmallInput = None,
+    server: Server = None,
+    token: Token = None,
 ) -> None:
     """Export an architecture (freshly initialised, or with trained weights) to ONNX, batch 1, eval mode."""
+    import torch
+
+    from search_client.space.export import export_module, export_onnx
+    from search_client.space.model import build_model
+    from search_client.space.zoo import get_model
+
     if (arch is None) == (model_name is None):
         raise fail("give exactly one of --arch and --model")
+    flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
         if model_name is not None:
             if weights is not None:
                 raise fail("--weights goes with --arch (a zoo model is exported freshly initialised)")
+            if flags.given() or space_name is not None:
+                raise fail("space options go with --arch (a zoo model has its own space)")
             spec = get_model(model_name).spec()
             output.write_bytes(export_onnx(spec))
             input_shape = list(spec["input_shape"])
         else:
+            assert arch is not None  # exactly one of the two, checked above
             loaded = load_architecture(arch)
+            _check_arch_space(loaded.params, flags, space_name, server, token, arch)
             space = build_space(loaded.params)
             model = build_model(loaded.arch, space)
             if weights is not None:
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             output.write_bytes(export_module(model.eval(), space.input_shape))
             input_shape = list(space.input_shape)
-    except (FbnetLutError, OSError, RuntimeError) as exc:
+    except (ProfilerError, FbnetLutError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {input_shape})")
 
 
 def show(
     search_dir: Annotated[Path, typer.Argument(help="A dnas search --out directory.")],
-    plot: Annotated[Path | None, typer.Option("--plot", help=f"PNG path; default DIR/{PLOT_NAME}.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG path; default: theta_probabilities.png in DIR.")
+    ] = None,
 ) -> None:
     """The searched architecture as a table (per layer: argmax block and its probability) and a PNG."""
+    from search_client.validation.plots import PLOT_NAME, plot_probabilities, read_history
+
     try:
         history = read_history(search_dir)
     except FbnetLutError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,24 +13,28 @@ from rich.progress import track
 from rich.table import Table
 
 from fbnet_core.blocks import CANDIDATES
+from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.ops_manifest import OPS_MANIFEST_NAME, ManifestEntry, write_manifest
 from fbnet_core.keys import Op, candidate_ops, make_op, ops_for_space
-from fbnet_core.space import SearchSpace, SpaceParams, build_space
-from search_client.space.counting import ModelCount, count_model
-from search_client.space.export import export_onnx, sha256_hex
-from search_client.space.zoo import ZOO, ZooEntry, get_model, input_shape
+from fbnet_core.space import SearchSpace, build_space
+from search_client.commands.lut_cmds import Server, Token, connect
+from search_client.commands.space_options import (
+    HeadChannels,
+    NumClasses,
+    Resolution,
+    SmallInput,
+    SpaceFlags,
+    SpaceName,
+    Width,
+    resolve_space,
+)
 
-SPACES = ("fbnet",)
+# The zoo, the counts and the ONNX export build torch modules: they load inside the commands that use them.
+if TYPE_CHECKING:
+    from search_client.space.counting import ModelCount
+    from search_client.space.zoo import ZooEntry
 
-SpaceName = Annotated[str, typer.Option("--space", help=f"Search space: {', '.join(SPACES)}.")]
-Resolution = Annotated[int, typer.Option("--resolution", help="Input resolution (pixels, square).")]
-Width = Annotated[float, typer.Option("--width", help="Channel multiplier (rounded to multiples of 8).")]
-NumClasses = Annotated[int, typer.Option("--num-classes", help="Classifier outputs.")]
-HeadChannels = Annotated[int, typer.Option("--head-channels", help="Width of the 1x1 head conv.")]
-SmallInput = Annotated[
-    bool, typer.Option("--small-input", help="Stride schedule for 32x32-style inputs (total stride 8).")
-]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -39,14 +43,13 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _space(
-    name: str, resolution: int, width: float, num_classes: int, head_channels: int, small_input: bool
+def resolved_space(
+    flags: SpaceFlags, name: str | None, server: str | None, token: str | None
 ) -> SearchSpace:
-    if name not in SPACES:
-        raise _fail(f"--space: unknown space {name!r}; valid: {', '.join(SPACES)}")
+    """The space of `--space NAME` or of the flags (one rule, see space_options.py), built; one line if invalid."""
     try:
-        return build_space(SpaceParams(resolution, width, num_classes, head_channels, small_input))
-    except FbnetLutError as exc:
+        return build_space(resolve_space(flags, name, lambda: connect(server, token)))
+    except (FbnetLutError, ProfilerError) as exc:
         raise _fail(str(exc)) from exc
 
 
@@ -61,6 +64,9 @@ def _model_json(entry: ZooEntry, counts: ModelCount) -> dict[str, object]:
 
 
 def _per_layer(name: str, as_json: bool) -> None:
+    from search_client.space.counting import count_model
+    from search_client.space.zoo import get_model, input_shape
+
     try:
         entry = get_model(name)
     except FbnetLutError as exc:
@@ -84,6 +90,9 @@ def models(
     model: Annotated[str | None, typer.Option("--model", help="Show this zoo model layer by layer.")] = None,
 ) -> None:
     """The model zoo: name, input resolution, parameters and multiply-adds (convs + fc), with the paper's figures."""
+    from search_client.space.counting import count_model
+    from search_client.space.zoo import ZOO, input_shape
+
     if model is not None:
         _per_layer(model, as_json)
         return
@@ -124,16 +133,19 @@ def _summary(space: SearchSpace, ops: list[Op]) -> dict[str, int]:
 
 
 def space(
-    space_name: SpaceName = "fbnet",
-    resolution: Resolution = 224,
-    width: Width = 1.0,
-    num_classes: NumClasses = 1000,
-    head_channels: HeadChannels = 1984,
-    small_input: SmallInput = False,
+    space_name: SpaceName = None,
+    resolution: Resolution = None,
+    width: Width = None,
+    num_classes: NumClasses = None,
+    head_channels: HeadChannels = None,
+    small_input: SmallInput = None,
     as_json: AsJson = False,
+    server: Server = None,
+    token: Token = None,
 ) -> None:
     """The unique ops (LUT entries) a search space needs, with their keys; identity skips need none."""
-    searched = _space(space_name, resolution, width, num_classes, head_channels, small_input)
+    flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
+    searched = resolved_space(flags, space_name, server, token)
     ops = ops_for_space(searched)
     summary = _summary(searched, ops)
     if as_json:
@@ -159,20 +171,26 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 
 def export_ops(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the ONNX files and ops.jsonl.")],
-    space_name: SpaceName = "fbnet",
-    resolution: Resolution = 224,
-    width: Width = 1.0,
-    num_classes: NumClasses = 1000,
-    head_channels: HeadChannels = 1984,
-    small_input: SmallInput = False,
+    out: Annotated[Path, typer.Option("-o", "--out", "--output", help="Folder for the ONNX files and ops.jsonl.")],
+    space_name: SpaceName = None,
+    resolution: Resolution = None,
+    width: Width = None,
+    num_classes: NumClasses = None,
+    head_channels: HeadChannels = None,
+    small_input: SmallInput = None,
     model: Annotated[
         list[str] | None,
         typer.Option("--model", help="Also export this zoo model as one whole-network op (repeatable)."),
     ] = None,
+    server: Server = None,
+    token: Token = None,
 ) -> None:
     """Write one ONNX file per op plus ops.jsonl (key, spec, file, sha256): the input of `device-agent profile`."""
-    searched = _space(space_name, resolution, width, num_classes, head_channels, small_input)
+    from search_client.space.export import export_onnx, sha256_hex
+    from search_client.space.zoo import get_model
+
+    flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
+    searched = resolved_space(flags, space_name, server, token)
     try:
         ops = ops_for_space(searched) + [make_op(get_model(name).spec()) for name in model or []]
     except FbnetLutError as exc:

@@ -6,7 +6,7 @@ import dataclasses
 import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,26 +18,25 @@ from fbnet_core.fidelity import FidelitySummary
 from fbnet_core.formats.architecture_file import load_architecture
 from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, write_validation_file
 from fbnet_core.space import SpaceParams
+from fbnet_core.space_manifest import space_name as server_space_name
 from search_client.commands.lut_cmds import Server, Token, connect, fail, wait_with_progress
-from search_client.validation.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
-from search_client.validation.calibration_choice import CalibrationChoice
-from search_client.validation.fidelity_plot import plot_validation_scatter
-from search_client.validation.tradeoff import plot_architecture, plot_tradeoff, read_points
-from search_client.validation.validate import (
-    LATENCY_FIELD,
-    ValidationPoint,
-    ValidationReport,
-    build_report,
-    calibrated_us,
-    calibration_json,
-    measure_and_compare,
-    post_run,
-    round_spread_pct,
-    validation_models,
-    with_splits,
+from search_client.commands.space_options import (
+    HeadChannels,
+    NumClasses,
+    Resolution,
+    SmallInput,
+    SpaceFlags,
+    SpaceName,
+    Width,
+    resolve_space,
 )
+from search_client.validation.calibration import DEFAULT_FIT_FRACTION, HOLDOUT, split_names
 
-SPACE_NAME = "fbnet"
+# The measuring and plotting modules import torch and matplotlib; they load inside the commands that use them.
+if TYPE_CHECKING:
+    from search_client.validation.calibration_choice import CalibrationChoice
+    from search_client.validation.validate import ValidationPoint, ValidationReport
+
 SCATTER_NAME = "scatter.png"
 
 
@@ -109,6 +108,7 @@ def _print_report(report: ValidationReport) -> None:
 def validation_document(
     device: str,
     label: str,
+    space: str,
     params: SpaceParams,
     seed: int,
     rounds: int,
@@ -116,9 +116,11 @@ def validation_document(
     report: ValidationReport,
 ) -> dict[str, Any]:
     """validation.json: the run's settings, every point and the figures (a superset of the server's body)."""
+    from search_client.validation.validate import LATENCY_FIELD
+
     return {
         "device": device,
-        "space": SPACE_NAME,
+        "space": space,
         "space_params": dataclasses.asdict(params),
         "label": label,
         "resolution": params.resolution,
@@ -133,17 +135,12 @@ def validation_document(
 def validate(
     device: Annotated[str, typer.Option("--device", help="Device name, as its agent registered it.")],
     n: Annotated[int, typer.Option("--n", min=0, help="Random architectures besides the zoo.")] = 30,
-    resolution: Annotated[int, typer.Option("--resolution", help="Input resolution (pixels, square).")] = 224,
-    width: Annotated[float, typer.Option("--width", help="Channel multiplier of the space.")] = 1.0,
-    head_channels: Annotated[int, typer.Option("--head-channels")] = 1984,
-    num_classes: Annotated[int, typer.Option("--num-classes")] = 1000,
-    small_input: Annotated[
-        bool | None,
-        typer.Option(
-            "--small-input/--imagenet-strides",
-            help="Stride schedule; default: small below 100 px (no zoo networks then).",
-        ),
-    ] = None,
+    space_name: SpaceName = None,
+    resolution: Resolution = None,
+    width: Width = None,
+    num_classes: NumClasses = None,
+    head_channels: HeadChannels = None,
+    small_input: SmallInput = None,
     skewed: Annotated[
         int,
         typer.Option(
@@ -165,9 +162,9 @@ def validate(
     fit_fraction: Annotated[
         float, typer.Option("--fit-fraction", help="Share of random networks the calibration is fitted on.")
     ] = DEFAULT_FIT_FRACTION,
-    out: Annotated[Path, typer.Option("--out", help="Folder for validation.json and scatter.png.")] = Path(
-        "validation"
-    ),
+    out: Annotated[
+        Path, typer.Option("-o", "--out", "--output", help="Folder for validation.json and scatter.png.")
+    ] = Path("validation"),
     label: Annotated[str | None, typer.Option("--label", help="Name of this run (default: derived).")] = None,
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Give up waiting for the agent.")] = 3600.0,
     poll_s: Annotated[float, typer.Option("--poll-s", help="Seconds between progress polls.")] = 2.0,
@@ -178,17 +175,27 @@ def validate(
     token: Token = None,
 ) -> None:
     """Measure FBNet-A/B/C, MobileNetV2 and N random architectures whole on the device; print MAPE, share within
-    +-5/10 %, Kendall tau of the LUT's sum (and of a calibration on held-out networks); write JSON and a plot."""
-    run_label = label or f"{SPACE_NAME}-r{resolution}-n{n}-seed{seed}" + (
-        f"-rounds{rounds}" if rounds > 1 else ""
+    +-5/10 %, Kendall tau of the LUT's sum (and of a calibration on held-out networks); write JSON and a plot.
+    The zoo networks are ImageNet networks: they are measured for ImageNet stride schedules only."""
+    from search_client.validation.fidelity_plot import plot_validation_scatter
+    from search_client.validation.validate import (
+        build_report,
+        calibrated_us,
+        calibration_json,
+        measure_and_compare,
+        post_run,
+        round_spread_pct,
+        validation_models,
+        with_splits,
     )
-    params = SpaceParams(
-        resolution,
-        width,
-        num_classes,
-        head_channels,
-        resolution < 100 if small_input is None else small_input,
-    )
+
+    flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
+    try:
+        params = resolve_space(flags, space_name, lambda: connect(server, token))
+    except (ProfilerError, FbnetLutError) as exc:
+        raise fail(str(exc)) from exc
+    space = space_name or server_space_name(params)
+    run_label = label or f"{space}-n{n}-seed{seed}" + (f"-rounds{rounds}" if rounds > 1 else "")
     try:
         models = validation_models(n, seed, params=params, skewed=skewed)
         if calibrate:  # refuse a split that cannot work before minutes of measuring, not after
@@ -204,7 +211,7 @@ def validate(
                 points = with_splits(points, fit_fraction, seed)
             report = build_report(points, calibrate)
             stored = (
-                post_run(client, device, params, run_label, points, calibration_json(report))
+                post_run(client, device, params, run_label, points, calibration_json(report), space)
                 if post
                 else None
             )
@@ -218,11 +225,11 @@ def validate(
         typer.echo(
             f"stored on the server as validation run {stored['id']} of {device} (space {stored['space']})"
         )
-    document = validation_document(device, run_label, params, seed, rounds, points, report)
+    document = validation_document(device, run_label, space, params, seed, rounds, points, report)
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_validation_file(out / VALIDATION_FILE_NAME, document)
-        title = f"{device}: LUT sum vs whole network, {resolution}x{resolution}, {report.raw.count} networks"
+        title = f"{device}: LUT sum vs whole network, space {space}, {report.raw.count} networks"
         held_out = [p for p in points if p.split == HOLDOUT and p.predicted_us is not None]
         calibrated = calibrated_us(report.calibration, held_out) if report.calibration else None
         plot_validation_scatter(points, out / SCATTER_NAME, title, calibrated)
@@ -241,10 +248,12 @@ def plot_tradeoff_command(
     points: Annotated[
         Path, typer.Option("--points", help="JSON list of trade-off points (bench_rq5 writes one).")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write.")],
-    title: Annotated[str, typer.Option("--title")] = "accuracy vs measured latency",
+    output: Annotated[Path, typer.Option("-o", "--out", "--output", help="PNG to write.")],
+    title: Annotated[str, typer.Option("--title", help="Figure title.")] = "accuracy vs measured latency",
 ) -> None:
     """Top-1 against measured latency, one panel per device, zoo and searched networks (the paper's Fig. 1)."""
+    from search_client.validation.tradeoff import plot_tradeoff, read_points
+
     try:
         plot_tradeoff(read_points(points), output, title)
     except FbnetLutError as exc:
@@ -259,10 +268,12 @@ def plot_arch_command(
     arch: Annotated[
         Path, typer.Option("--arch", help="Architecture JSON (dnas search writes arch_argmax.json).")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write.")],
+    output: Annotated[Path, typer.Option("-o", "--out", "--output", help="PNG to write.")],
     title: Annotated[str | None, typer.Option("--title", help="Default: the file name.")] = None,
 ) -> None:
     """The architecture drawn as blocks, layer 1 to 22."""
+    from search_client.validation.tradeoff import plot_architecture
+
     try:
         plot_architecture(load_architecture(arch).arch, output, title or arch.name)
     except FbnetLutError as exc:

@@ -21,7 +21,6 @@ from fbnet_core.errors import LutFormatError
 from fbnet_core.formats.lut_file import read_lut_file, write_lut_file
 from fbnet_core.keys import Op
 from search_client.errors import LutUnavailableError
-from search_client.space.export import export_onnx
 
 CACHE_ENV = "FBNET_LUT_CACHE"
 
@@ -130,6 +129,8 @@ def request_lut(client: ProfilerClient, device: str, ops: Sequence[Op]) -> Reque
     missing = missing_keys(client, device, [op.key for op in ops])
     missing_set = set(missing)
     to_upload = [op for op in ops if op.key in missing_set and not _server_has_op(client, op.key)]
+    from search_client.space.export import export_onnx  # torch: loaded only when ops are uploaded
+
     uploaded = client.upload_ops(OpUpload(op.key, op.spec, export_onnx(op.spec)) for op in to_upload).created
     if not missing:
         return RequestReport(len(ops), [], uploaded, 0, 0)

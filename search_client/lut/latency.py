@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
+from fbnet_core.errors import MissingLutEntries
 from fbnet_core.keys import candidate_ops, fixed_ops
 from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.space import SearchSpace
+from fbnet_core.space_match import lut_space_mismatch
 
 US_PER_MS = 1000.0
 
@@ -63,4 +65,9 @@ def latency_table_for_space(space: SearchSpace, lut: Mapping[str, float] | LutCo
     """The table of `space` (its layer x candidate op keys, see fbnet_core/keys.py) filled from a LUT."""
     block_keys = [[None if op is None else op.key for op in row] for row in candidate_ops(space)]
     fixed_keys = [op.key for op in fixed_ops(space)]
-    return build_latency_table(lut, block_keys, fixed_keys)
+    try:
+        return build_latency_table(lut, block_keys, fixed_keys)
+    except MissingLutEntries as exc:
+        # The keys alone do not say why; one differing space parameter usually does.
+        mismatch = lut_space_mismatch(space.params, as_lut_costs(lut).median_us.keys())
+        raise MissingLutEntries(exc.missing_keys, str(mismatch) if mismatch else None) from None

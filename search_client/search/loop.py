@@ -26,7 +26,7 @@ from fbnet_core.blocks import CANDIDATES
 from fbnet_core.formats.architecture_file import save_architecture
 from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.predict import predict_latency_us
-from fbnet_core.space import SearchSpace, fbnet_space
+from fbnet_core.space import SearchSpace, SpaceParams, fbnet_space, space_params
 from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.lut.latency import US_PER_MS, LatencyTable, latency_table_for_space
 from search_client.search.budget import BudgetChoice, check_target, most_probable_within
@@ -59,10 +59,12 @@ class SearchConfig:
     """Everything that determines a search; stored in its checkpoint so a resume can check it is the same run."""
 
     data: str = "digits"
-    resolution: int = 32
-    width: float = 1.0
-    head_channels: int = 1984
-    small_input: bool = True
+    # The space's fields take SpaceParams' defaults; small_input None = the space's rule for this resolution.
+    resolution: int = SpaceParams.resolution
+    width: float = SpaceParams.width
+    head_channels: int = SpaceParams.head_channels
+    small_input: bool | None = None
+    num_classes: int | None = None  # None: the data set's; given, the data set must have as many
     epochs: int = 10
     batch_size: int = 64
     mode: SupernetMode = "weighted"
@@ -88,6 +90,8 @@ class SearchConfig:
     sync_bn: bool = False
 
     def __post_init__(self) -> None:
+        if self.small_input is None:
+            object.__setattr__(self, "small_input", space_params(self.resolution).small_input)
         # Refused here rather than left to surface mid-search: tau 0 divides by zero in the Gumbel softmax, a
         # negative decay heats the search up, and a warm-up or split fraction outside (0, 1) leaves theta or the
         # weights nothing to train on.
@@ -151,6 +155,14 @@ class SearchConfig:
 
     def space(self, num_classes: int) -> SearchSpace:
         return fbnet_space(self.resolution, self.width, num_classes, self.head_channels, self.small_input)
+
+    def check_classes(self, data_num_classes: int) -> None:
+        """A class count given with the space must be the data set's: the classifier is sized by the data."""
+        if self.num_classes is not None and self.num_classes != data_num_classes:
+            raise InvalidSearchConfigError(
+                f"the space has num_classes={self.num_classes}, the data set {self.data} has {data_num_classes}: "
+                "drop --num-classes or use a data set with that many classes"
+            )
 
 
 @dataclass(frozen=True)
@@ -410,6 +422,7 @@ def run_search(
     device = device or torch.device("cpu")
     costs = as_lut_costs(lut) if config.lut_overhead_once else as_lut_costs(lut).raw()
     data = load_data(config.data, config.resolution, config.seed)
+    config.check_classes(data.num_classes)
     space = config.space(data.num_classes)
     table = latency_table_for_space(space, costs)
     if config.loss.target_ms is not None:

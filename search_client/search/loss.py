@@ -25,15 +25,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from search_client.errors import InvalidSearchConfigError, LatencyLossUndefinedError
+from search_client.search.choices import LOSS_FORMS, LossForm
 
-LossForm = Literal["multiplicative", "additive", "none"]
-LOSS_FORMS: tuple[LossForm, ...] = ("multiplicative", "additive", "none")
 FASTEST_ARCHITECTURE_UNITS = math.e**2
 DEFAULT_LABEL_SMOOTHING = 0.3
 

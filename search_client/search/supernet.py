@@ -12,13 +12,12 @@ gradients through the soft weights behind the straight-through estimator.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import nn
 
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.space import SearchSpace
+from search_client.search.choices import DEFAULT_PATH_GROUPS, SUPERNET_MODES, SupernetMode
 from search_client.search.gumbel import (
     gumbel_softmax_weights,
     path_group_count,
@@ -27,10 +26,6 @@ from search_client.search.gumbel import (
 )
 from search_client.search.supernet_layer import SupernetLayer
 from search_client.space.model import make_classifier, make_head, make_stem
-
-SupernetMode = Literal["weighted", "single_path"]
-SUPERNET_MODES: tuple[SupernetMode, ...] = ("weighted", "single_path")
-DEFAULT_PATH_GROUPS = 1
 
 
 class Supernet(nn.Module):

@@ -12,7 +12,7 @@ from torch import nn
 
 from fbnet_core.arch import Architecture
 from fbnet_core.keys import OpSpec, mobilenetv2_spec, network_spec
-from fbnet_core.space import IMAGE_CHANNELS, SpaceParams, build_space
+from fbnet_core.space import IMAGE_CHANNELS, IMAGENET_CLASSES, SpaceParams, build_space
 from search_client.errors import UnknownModelError
 from search_client.space.mobilenetv2 import MobileNetV2
 from search_client.space.model import build_model
@@ -77,7 +77,8 @@ def _fbnet(
 ) -> FBNetEntry:
     # Written stage by stage as in the paper's figure ("|" between stages) so they are easy to check by eye.
     arch = Architecture(tuple(stages.replace("|", " ").split()))
-    return FBNetEntry(name, arch, SpaceParams(resolution, width, head_channels=head_channels), paper)
+    params = SpaceParams(resolution, width, IMAGENET_CLASSES, head_channels, small_input=False)
+    return FBNetEntry(name, arch, params, paper)
 
 
 _ENTRIES: tuple[ZooEntry, ...] = (
