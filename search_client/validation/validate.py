@@ -23,7 +23,7 @@ from fbnet_core.fidelity import FidelitySummary, summarize
 from fbnet_core.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
 from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.predict import latency_breakdown_us, predict_latency_us
-from fbnet_core.space import NUM_LAYERS, SpaceParams, build_space, space_params
+from fbnet_core.space import IMAGENET_CLASSES, NUM_LAYERS, SpaceParams, build_space
 from fbnet_core.space_manifest import space_manifest, space_name
 from search_client.errors import SearchClientError
 from search_client.lut.client import Waiter, request_lut, wait_for_entries
@@ -169,7 +169,7 @@ def validation_models(
     """The zoo networks (at `resolution`; ImageNet spaces only, the zoo's definitions are theirs) followed by
     `count` random architectures of the FBNet space `params` (default: the ImageNet space at `resolution`) and
     `skewed` networks skewed toward cheap blocks and as many toward expensive ones."""
-    params = params or space_params(resolution)
+    params = params or SpaceParams(resolution, num_classes=IMAGENET_CLASSES, small_input=False)
     build_space(params)  # fails early, with the space's own message, on a resolution the space cannot take
     models = [] if params.small_input else [_zoo_model(name, params.resolution) for name in zoo_names]
     drawn: list[tuple[str, ModelKind, list[Architecture]]] = [

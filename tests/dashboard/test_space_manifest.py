@@ -29,5 +29,5 @@ def test_space_names_differ_by_parameters_and_are_url_safe():
     names = {space_name(fbnet_space(**kw).params) for kw in
              ({}, {"resolution": 96}, {"width": 0.35}, {"num_classes": 10, "small_input": True})}  # fmt: skip
     assert len(names) == 4
-    assert "fbnet-r224-w1.0-c1000-h1984" in names
+    assert "fbnet-r224-w1.0-c10-h1984" in names
     assert all(n.replace("-", "").replace(".", "").isalnum() for n in names)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fbnet_core.space import SearchSpace, fbnet_space
+from fbnet_core.space import IMAGENET_CLASSES, SearchSpace, fbnet_space
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -16,4 +16,4 @@ def _one_torch_thread() -> None:
 
 @pytest.fixture(scope="session")
 def space224() -> SearchSpace:
-    return fbnet_space()
+    return fbnet_space(num_classes=IMAGENET_CLASSES)  # the paper's ImageNet space

@@ -20,9 +20,10 @@ from fbnet_core.keys import (
     ops_for_space,
     parse_block_key,
 )
-from fbnet_core.space import SearchSpace, SpaceParams, fbnet_space
+from fbnet_core.space import IMAGENET_CLASSES, SearchSpace, SpaceParams, fbnet_space
 
 ALL_K3_E6 = Architecture(("k3_e6",) * 22)
+IMAGENET = SpaceParams(num_classes=IMAGENET_CLASSES)
 
 
 def test_pinned_keys(space224: SearchSpace) -> None:
@@ -32,7 +33,7 @@ def test_pinned_keys(space224: SearchSpace) -> None:
     assert keys[-2:] == ["head.c352.o1984.h7w7", "poolfc.c1984.o1000.h7w7"]
     assert "blk.k5_e1_g2.c16.o24.s2.h112w112" in keys
     assert "blk.skip.c184.o352.s1.h7w7" in keys
-    assert op_key(network_spec(ALL_K3_E6, SpaceParams())) == "net.r224.28dfe9349bbcf200"
+    assert op_key(network_spec(ALL_K3_E6, IMAGENET)) == "net.r224.28dfe9349bbcf200"
 
 
 def test_space_needs_12_signatures_times_9_candidates(space224: SearchSpace) -> None:
@@ -81,16 +82,16 @@ def test_keys_are_stable_across_processes(space224: SearchSpace) -> None:
         "from fbnet_core.keys import ops_for_space, op_key, network_spec\n"
         "from fbnet_core.space import fbnet_space, SpaceParams\n"
         "from fbnet_core.arch import Architecture\n"
-        "print('\\n'.join(op.key for op in ops_for_space(fbnet_space())))\n"
-        "print(op_key(network_spec(Architecture(('k3_e6',) * 22), SpaceParams())))\n"
+        "print('\\n'.join(op.key for op in ops_for_space(fbnet_space(num_classes=1000))))\n"
+        "print(op_key(network_spec(Architecture(('k3_e6',) * 22), SpaceParams(num_classes=1000))))\n"
     )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    mine = [op.key for op in ops_for_space(space224)] + [op_key(network_spec(ALL_K3_E6, SpaceParams()))]
+    mine = [op.key for op in ops_for_space(space224)] + [op_key(network_spec(ALL_K3_E6, IMAGENET))]
     assert other.stdout.split() == mine
 
 
 def test_network_key_ignores_int_vs_float_width() -> None:
-    spec = network_spec(ALL_K3_E6, SpaceParams())
+    spec = network_spec(ALL_K3_E6, IMAGENET)
     as_int = {**spec, "space": {**spec["space"], "width": 1}}
     assert op_key(as_int) == op_key(spec)
     assert op_key(network_spec(ALL_K3_E6, SpaceParams(num_classes=10))) != op_key(spec)
@@ -144,7 +145,7 @@ def test_missing_fields_are_named() -> None:
 
 
 def test_bad_network_spec_is_a_typed_error() -> None:
-    spec = network_spec(ALL_K3_E6, SpaceParams())
+    spec = network_spec(ALL_K3_E6, IMAGENET)
     with pytest.raises(InvalidOpSpecError, match="input_shape must be"):
         op_key({**spec, "input_shape": [1, 3, 96, 96]})
     with pytest.raises(InvalidOpSpecError, match="22 blocks"):

@@ -48,7 +48,10 @@ def test_small_input_schedule_ends_on_4x4() -> None:
     space = fbnet_space(resolution=32, num_classes=10, small_input=True)
     assert space.stem.stride == 1 and space.layers[1].stride == 1
     assert space.head.input_hw == (4, 4)
-    assert fbnet_space(resolution=32).head.input_hw == (1, 1)
+    # Small input is the default below 100 px; the ImageNet schedule ends on 1x1 at 32.
+    assert fbnet_space(resolution=32).head.input_hw == (4, 4)
+    assert fbnet_space(resolution=32, small_input=False).head.input_hw == (1, 1)
+    assert fbnet_space(resolution=96).params.small_input and not fbnet_space(resolution=128).params.small_input
 
 
 def test_width_multiplier_rounds_to_multiples_of_8() -> None:
