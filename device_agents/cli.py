@@ -62,6 +62,8 @@ MaxModelMib = Annotated[
     typer.Option(min=1, help="onnxruntime: refuse (fail the op) a model whose tensors add up to more than this "
                  "many MiB, from shape inference, before loading it."),
 ]
+# The same names as `dnas`: --server (or PROFILER_URL) and --device (--name still accepted).
+ServerUrl = Annotated[str, typer.Option("--server", envvar="PROFILER_URL", help="Server URL, e.g. http://127.0.0.1:8000.")]
 StateDir = Annotated[
     Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root (token, spool, ONNX cache).")
 ]
@@ -157,7 +159,7 @@ def info(
 @app.command()
 def profile(
     ops: Annotated[Path, typer.Option("--ops", help="ops.jsonl written by `dnas export-ops`.")],
-    out: Annotated[Path, typer.Option("--out", help="results.jsonl to append to (resumable).")],
+    out: Annotated[Path, typer.Option("-o", "--out", "--output", help="results.jsonl to append to (resumable).")],
     backend: BackendName = "onnxruntime",
     provider: Provider = "CPUExecutionProvider",
     threads: Threads = 1,
@@ -206,8 +208,8 @@ def profile(
 @app.command()
 def upload(
     results: Annotated[Path, typer.Argument(help="results.jsonl written by `device-agent profile`.")],
-    server: Annotated[str, typer.Option(help="Server URL.")],
-    name: Annotated[str, typer.Option(help="This device's name on the server.")],
+    server: ServerUrl,
+    name: Annotated[str, typer.Option("--device", "--name", help="This device's name on the server.")],
     enroll_token: Annotated[
         str | None, typer.Option(envvar="PROFILER_ENROLL_TOKEN", help="Needed only if the device is not registered yet.")
     ] = None,
@@ -247,8 +249,11 @@ def upload(
 
 @app.command()
 def run(
-    server: Annotated[str, typer.Option(help="Server URL, e.g. http://127.0.0.1:8000.")],
-    name: Annotated[str, typer.Option(help="This device's name on the server (one per device/runtime setting).")],
+    server: ServerUrl,
+    name: Annotated[
+        str,
+        typer.Option("--device", "--name", help="This device's name on the server (one per device/runtime setting)."),
+    ],
     enroll_token: Annotated[
         str | None,
         typer.Option(envvar="PROFILER_ENROLL_TOKEN", help="For the first registration; default: the dev tokens file."),
