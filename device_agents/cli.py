@@ -15,7 +15,10 @@ from device_agents.errors import AgentError
 from device_agents.system import parse_cpu_list
 from device_agents.timing import TimingPolicy
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Measure ONNX ops on this device for the LUT.")
+# Plain click help: it wraps long option names (--speed-reference...) at 80 columns instead of cutting them.
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="Measure ONNX ops on this device for the LUT."
+)
 
 BackendName = Annotated[str, typer.Option("--backend", help=f"One of {', '.join(BACKEND_NAMES)}.")]
 Provider = Annotated[str, typer.Option(help="onnxruntime execution provider.")]

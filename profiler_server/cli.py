@@ -12,7 +12,8 @@ from fbnet_core import dev_tokens
 from profiler_server.config import DatabaseSettings, Settings
 from profiler_server.services.retention import DEFAULT_ONE_OFF_KINDS
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="The latency LUT service.")
+# Plain click help, as device-agent and dnas: long option names wrap instead of being cut at 80 columns.
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="The latency LUT service.")
 
 
 def _fail(message: str) -> typer.Exit:

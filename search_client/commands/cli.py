@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="FBNet DNAS search client.")
+# Plain click help: it wraps long option names at any width instead of cutting them (rich's table does).
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="FBNet DNAS search client."
+)
 
 # Each area adds one line here: `from search_client.commands import X; X.register(app)`.
 from search_client.commands import space_cmds; space_cmds.register(app)  # noqa: E402, E702, I001

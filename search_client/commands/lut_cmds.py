@@ -44,7 +44,7 @@ CacheDir = Annotated[
     typer.Option("--cache-dir", envvar="FBNET_LUT_CACHE", help="LUT cache; default ~/.cache/fbnet-lut."),
 ]
 
-lut_app = typer.Typer(no_args_is_help=True, help="Request and pull a device's latency LUT.")
+lut_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Request and pull a device's latency LUT.")
 
 
 def fail(message: str) -> typer.Exit:

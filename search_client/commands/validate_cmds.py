@@ -239,6 +239,7 @@ def validate(
 
 
 plot_app = typer.Typer(
+    rich_markup_mode=None,
     no_args_is_help=True, help="Figures: accuracy vs latency per device, an architecture as blocks."
 )
 
