@@ -30,7 +30,7 @@ GraphOptimization = Annotated[str, typer.Option(help="onnxruntime graph optimisa
 Precision = Annotated[
     str,
     typer.Option(help="onnxruntime: fp32, or int8 = each op statically quantised here before timing (an int8 "
-                 "deployment is its own device: give it its own --name)."),
+                 "deployment is its own device: give it its own --device)."),
 ]
 TorchDevice = Annotated[str, typer.Option(help="torch backend: 'cpu' or 'cuda[:N]'.")]
 CudaGraphs = Annotated[bool, typer.Option(help="torch backend on CUDA: replay one captured CUDA graph per run.")]

@@ -246,7 +246,7 @@ def main() -> None:
 
         banner(f"2/7 device agent for this host: {device} (onnxruntime CPU, {args.threads} thread(s))")
         agent = [
-            str(BIN / "device-agent"), "run", "--server", server, "--name", device,
+            str(BIN / "device-agent"), "run", "--server", server, "--device", device,
             "--threads", str(args.threads), "--cpu-affinity", "0", "--state-dir", str(state / "agent"),
         ]  # fmt: skip
         with background(agent, env, state / "agent.log", args.keep_server):
