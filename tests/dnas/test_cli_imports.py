@@ -30,7 +30,7 @@ def test_help_of_every_command_loads_none_of_them() -> None:
         "group = get_command(app)\n"
         "def walk(command, path):\n"
         "    context = click.Context(command, info_name=' '.join(path))\n"
-        "    command.get_help(context)\n"
+        "    print(command.get_help(context))\n"
         "    for name, sub in getattr(command, 'commands', {}).items():\n"
         "        walk(sub, [*path, name])\n"
         "walk(group, ['dnas'])\n"
