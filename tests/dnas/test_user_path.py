@@ -24,18 +24,11 @@ import onnxruntime
 import pytest
 
 BIN = Path(sys.executable).parent
+# Speed only: one epoch on 160 digits, one path per step, one pass over the theta split, one torch thread.
 SHORT_SEARCH = [
-    "--epochs",
-    "1",
-    "--batch-size",
-    "32",
-    "--max-train-samples",
-    "320",
-    "--samples",
-    "1",
-    "--threads",
-    "1",
-]
+    "--epochs", "1", "--batch-size", "16", "--max-train-samples", "160", "--theta-passes", "1",
+    "--mode", "single_path", "--samples", "1", "--threads", "1",
+]  # fmt: skip
 SHORT_TRAIN = ["--epochs", "1", "--threads", "1"]
 
 
@@ -183,6 +176,6 @@ def test_lut_request_then_search_at_224_with_a_reduced_width(user, tmp_path: Pat
     shell, device = user
     space = ["--resolution", "224", "--width", "0.25", "--head-channels", "64"]
     shell.ok("lut", "request", "--device", device, *space, "--wait")
-    shell.ok("search", "--device", device, *space, *SHORT_SEARCH, "--mode", "single_path", "--out", "s")
+    shell.ok("search", "--device", device, *space, *SHORT_SEARCH, "--out", "s")
     searched = json.loads((tmp_path / "s" / "arch_argmax.json").read_text())
     assert searched["space"]["resolution"] == 224 and searched["space"]["small_input"] is False

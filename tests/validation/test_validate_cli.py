@@ -80,8 +80,8 @@ def test_validate_measures_the_networks_and_reports_what_the_lut_says(agent, tmp
     out = tmp_path / "out"
     result = _dnas(
         "validate", "--server", server.url, "--token", server.admin_token, "--device", device,
-        "--n", str(RANDOM_NETWORKS), "--resolution", str(RESOLUTION), "--imagenet-strides", "--calibrate", "--seed", "3",
-        "--poll-s", "0.3", "--timeout-s", "180", "--out", str(out),
+        "--n", str(RANDOM_NETWORKS), "--resolution", str(RESOLUTION), "--imagenet-strides", "--num-classes", "1000",
+        "--calibrate", "--seed", "3", "--poll-s", "0.3", "--timeout-s", "180", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "MAPE" in result.stdout and "Kendall tau" in result.stdout
@@ -89,6 +89,8 @@ def test_validate_measures_the_networks_and_reports_what_the_lut_says(agent, tmp
     document = json.loads((out / "validation.json").read_text())
     assert (out / "scatter.png").read_bytes().startswith(PNG_MAGIC)
     assert document["device"] == device and document["resolution"] == RESOLUTION
+    assert document["space"] == "fbnet-r32-w1.0-c1000-h1984"  # the space's name, its parameters beside it
+    assert document["space_params"]["num_classes"] == 1000 and document["space_params"]["small_input"] is False
 
     # Recompute every figure from the server's LUT: the CLI must have reported exactly that.
     models = validation_models(RANDOM_NETWORKS, seed=3, resolution=RESOLUTION)
