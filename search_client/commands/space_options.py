@@ -82,14 +82,6 @@ def flag_value(name: str, value: object) -> str:
     return f"{FLAGS[name]} {value}"
 
 
-def first_difference(expected: SpaceParams, actual: SpaceParams) -> str | None:
-    """The first field in which two spaces differ, as `name=expected vs actual`, or None when equal."""
-    for name in SpaceParams.__dataclass_fields__:
-        if getattr(expected, name) != getattr(actual, name):
-            return name
-    return None
-
-
 def fetch_space(client: ProfilerClient, name: str) -> SpaceParams | None:
     """The parameters of the space `name` on the server; None when the server has no such space."""
     try:
