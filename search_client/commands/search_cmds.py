@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from fbnet_core.client import ProfilerError
-from fbnet_core.errors import FbnetLutError, MissingLutEntries
+from fbnet_core.errors import FbnetLutError, InvalidSpaceError, MissingLutEntries
 from fbnet_core.formats.architecture_file import load_architecture
 from fbnet_core.formats.lut_file import read_lut_file
 from fbnet_core.lut_costs import LutCosts
@@ -348,19 +348,20 @@ def describe_schedule(config: SearchConfig, schedule: ResolvedSchedule) -> str:
     )
 
 
-def _check_arch_space(params: SpaceParams, flags: SpaceFlags, name: str | None, server: str | None,
-                      token: str | None, arch: Path) -> None:
-    """Space options given with --arch must name the architecture's own space; one line says which field differs."""
+def _check_arch_space(
+    params: SpaceParams, flags: SpaceFlags, name: str | None, server: str | None, token: str | None, arch: Path
+) -> None:
+    """Space options given with --arch must agree with the architecture's own space (every field of a named
+    space, the fields given as flags); one line says which field differs."""
     if name is None and not flags.given():
         return  # the architecture file carries its space
     wanted = resolve_space(flags, name, lambda: connect(server, token))
-    for field_name in SpaceParams.__dataclass_fields__:
-        if field_name == "num_classes" and flags.num_classes is None and name is None:
-            continue  # the classes follow the data set unless given
+    checked = SpaceParams.__dataclass_fields__ if name is not None else flags.given()
+    for field_name in checked:
         searched, given = getattr(params, field_name), getattr(wanted, field_name)
         if searched != given:
             source = f"--space {name}" if name else "the options"
-            raise fail(
+            raise InvalidSpaceError(
                 f"{arch} was searched for {field_name}={searched}, {source} say {field_name}={given}: "
                 f"pass {flag_value(field_name, searched)} or give the matching --arch"
             )
@@ -470,6 +471,8 @@ def export(
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             output.write_bytes(export_module(model.eval(), space.input_shape))
             input_shape = list(space.input_shape)
+    except typer.Exit:
+        raise  # already reported (click's Exit is a RuntimeError)
     except (ProfilerError, FbnetLutError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {input_shape})")
