@@ -14,6 +14,7 @@ from device_agents.backends import BACKEND_NAMES, DEFAULT_MAX_MODEL_MIB, Backend
 from device_agents.errors import AgentError
 from device_agents.system import parse_cpu_list
 from device_agents.timing import TimingPolicy
+from fbnet_core.cli_boundary import Interrupted, run_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Measure ONNX ops on this device for the LUT.")
 
@@ -287,7 +288,8 @@ def run(
     import signal
     import threading
 
-    from device_agents.online import Agent, AgentSettings, ensure_registered
+    from device_agents.online import Agent, AgentSettings, AgentSummary, ensure_registered
+    from device_agents.retry import StopRequestedError
     from device_agents.state import AgentPaths, default_state_dir
     from fbnet_core.client import ProfilerClient, ProfilerError
 
@@ -295,10 +297,12 @@ def run(
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
                                cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs, max_model_mib)
     stop = threading.Event()
+    stopped_by: list[int] = []
 
     def request_stop(signum: int, _frame: object) -> None:
         logging.getLogger("device_agents").info("%s: finishing the current op, then posting and exiting",
                                                 signal.Signals(signum).name)
+        stopped_by.append(signum)
         stop.set()
         signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once
 
@@ -307,6 +311,11 @@ def run(
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
     settings = AgentSettings(server_url=server, name=name, paths=paths, once=once, post_batch=post_batch,
                              idle_poll_s=idle_poll_s, onnx_cache_bytes=onnx_cache_mib << 20)
+    if once:
+        # A one-off run gives up on a server it has never reached (a wrong port is not a restart to wait out);
+        # a long-running agent keeps retrying, with a warning each time, until its server is back.
+        with ProfilerClient(server) as probe:
+            probe.healthz()
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         _apply_realtime_priority(realtime_priority)
@@ -316,12 +325,16 @@ def run(
         credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, stop)
         with ProfilerClient(server, credentials.device_token) as client:
             summary = Agent(client, chosen, policy, settings, stop).run()
-    except (AgentError, ValueError) as exc:
+    except ValueError as exc:
         raise _fail(str(exc)) from exc
+    except StopRequestedError:  # stopped while waiting for the server to answer the registration
+        summary = AgentSummary()
     except ProfilerError as exc:  # a 4xx the agent cannot work around; spooled results stay for the next start
         raise _fail(f"the server refused a request: {exc}") from exc
     typer.echo(f"measured {summary.measured}, failed {summary.failed}, posted {summary.posted}, "
                f"rejected {summary.rejected}")
+    if stopped_by == [signal.SIGINT]:
+        raise Interrupted  # Ctrl-C: exit 130, as the shell expects; SIGTERM (a service stop) exits 0
 
 
 def _dev_enroll_token(server: str) -> str | None:
@@ -336,4 +349,4 @@ def _dev_enroll_token(server: str) -> str | None:
 
 
 def main() -> None:
-    app()
+    run_cli(app, "device-agent")

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from fbnet_core import dev_tokens
+from fbnet_core.cli_boundary import run_cli
 from profiler_server.config import DatabaseSettings, Settings
 from profiler_server.services.retention import DEFAULT_ONE_OFF_KINDS
 
@@ -175,7 +176,7 @@ def new_migration(
 
 
 def main() -> None:
-    app()
+    run_cli(app, "profiler-server")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from fbnet_core.cli_boundary import run_cli
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="FBNet DNAS search client.")
 
 # Each area adds one line here: `from search_client.commands import X; X.register(app)`.
@@ -14,4 +16,4 @@ from search_client.commands import validate_cmds; validate_cmds.register(app)  #
 
 
 def main() -> None:
-    app()
+    run_cli(app, "dnas")
