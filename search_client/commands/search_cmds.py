@@ -32,6 +32,7 @@ from search_client.search.loop import (
 )
 from search_client.search.loss import LOSS_FORMS, LossConfig
 from search_client.search.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
+from search_client.search.torch_device import usable_torch_device
 from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
 from search_client.space.export import export_module, export_onnx
 from search_client.space.model import build_model
@@ -63,8 +64,7 @@ def _lut_costs(
     return LutCosts.from_body(result.lut.to_json())
 
 
-def _compute_device(name: str, context: DistContext) -> torch.device:
-    device = torch.device(name)
+def _compute_device(device: torch.device, context: DistContext) -> torch.device:
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", context.local_rank)
     return device
@@ -238,6 +238,7 @@ def search(
     if threads:
         torch.set_num_threads(threads)
     try:
+        requested_device = usable_torch_device(torch_device)
         # Inside the try: SearchConfig refuses an impossible schedule with a typed error.
         config = SearchConfig(
             data=data,
@@ -272,8 +273,8 @@ def search(
             sync_bn=sync_bn,
         )
         costs = _lut_costs(lut, device, server, token, cache_dir)
-        context = init_from_environment(torch.device(torch_device))
-        compute_device = _compute_device(torch_device, context)
+        context = init_from_environment(requested_device)
+        compute_device = _compute_device(requested_device, context)
         display = SearchProgress(epochs) if context.is_main else None
         if display is not None:
             display.progress.start()
@@ -353,10 +354,9 @@ def train(
         )
 
     try:
+        compute_device = usable_torch_device(torch_device)
         loaded = load_architecture(arch)
-        result = train_architecture(
-            loaded.arch, loaded.params, config, torch.device(torch_device), on_epoch_end=show
-        )
+        result = train_architecture(loaded.arch, loaded.params, config, compute_device, on_epoch_end=show)
     except FbnetLutError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"top-1: {result.top1:.2%}")
