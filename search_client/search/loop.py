@@ -26,7 +26,7 @@ from fbnet_core.blocks import CANDIDATES
 from fbnet_core.formats.architecture_file import save_architecture
 from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.predict import predict_latency_us
-from fbnet_core.space import SearchSpace, fbnet_space
+from fbnet_core.space import SearchSpace, SpaceParams, fbnet_space
 from search_client.errors import CheckpointError, InvalidSearchConfigError
 from search_client.lut.latency import US_PER_MS, LatencyTable, latency_table_for_space
 from search_client.search.budget import BudgetChoice, check_target, most_probable_within
@@ -91,6 +91,8 @@ class SearchConfig:
         # Refused here rather than left to surface mid-search: tau 0 divides by zero in the Gumbel softmax, a
         # negative decay heats the search up, and a warm-up or split fraction outside (0, 1) leaves theta or the
         # weights nothing to train on.
+        # The space's own fields, checked before any data is loaded (its classes come with the data set).
+        SpaceParams(self.resolution, self.width, head_channels=self.head_channels, small_input=self.small_input)
         if self.initial_temperature <= 0.0:
             raise InvalidSearchConfigError(f"--temperature must be > 0, got {self.initial_temperature}")
         if self.temperature_decay is not None and self.temperature_decay < 0.0:
