@@ -15,6 +15,7 @@ from device_agents.errors import AgentError
 from device_agents.system import parse_cpu_list
 from device_agents.timing import TimingPolicy
 from fbnet_core.cli_boundary import Interrupted, run_cli
+from fbnet_core.dev_tokens import DevTokens
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Measure ONNX ops on this device for the LUT.")
 
@@ -196,7 +197,7 @@ def profile(
         _apply_realtime_priority(realtime_priority)
         referenced = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
         chosen = _with_overhead(referenced, invocation_overhead)
-        summary = run_profile(op_inputs, out, chosen, policy)
+        summary = run_profile(op_inputs, out, chosen, policy, manifest=ops)
     except (AgentError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"measured {summary.measured}, failed {summary.failed}, skipped {summary.skipped} (already in {out})")
@@ -212,13 +213,30 @@ def upload(
     enroll_token: Annotated[
         str | None, typer.Option(envvar="PROFILER_ENROLL_TOKEN", help="Needed only if the device is not registered yet.")
     ] = None,
+    ops: Annotated[
+        Path | None,
+        typer.Option("--ops", help="The ops.jsonl the results were measured from; default: the one `profile` "
+                     "recorded. Ops the server lacks are registered from it first (admin token)."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar="PROFILER_ADMIN_TOKEN", help="Registers ops the server lacks; default: the dev tokens file."),
+    ] = None,
     state_dir: Annotated[Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root.")] = None,
 ) -> None:
-    """Send offline results to the server; safe to repeat (each result_id is stored once)."""
+    """Send offline results to the server (registering the measured ops it lacks first); safe to repeat (each
+    result_id is stored once)."""
     import threading
 
     from device_agents.online import AgentSettings, ensure_registered
     from device_agents.state import AgentPaths, default_state_dir
+    from device_agents.upload import (
+        for_server,
+        ops_to_register,
+        recorded_manifests,
+        register_ops,
+        unknown_keys,
+    )
     from fbnet_core.client import ProfilerClient, ProfilerError
     from fbnet_core.formats.results import read_results
 
@@ -227,21 +245,23 @@ def upload(
     settings = AgentSettings(server_url=server, name=name, paths=paths)
     if not results.is_file():
         raise _fail(f"{results}: no such file (write one with `device-agent profile`)")
-    try:
-        records = read_results(results)
-        measurements = [record for record in records if record.runtime is not None]
-        token = enroll_token or _dev_enroll_token(server)
-        if not measurements:
-            raise AgentError(f"{results} holds no successful measurement to upload")
-        runtime = measurements[0].runtime or {}
-        device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
-        credentials = ensure_registered(settings, token, device, threading.Event())
-        with ProfilerClient(server, credentials.device_token) as client:
-            receipt = client.post_measurements([record.to_json() for record in measurements])
-    except (AgentError, OSError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    except ProfilerError as exc:
-        raise _fail(f"the server refused the upload: {exc}") from exc
+    records = read_results(results)
+    measurements = [record for record in records if record.runtime is not None]
+    if not measurements:
+        raise _fail(f"{results} holds no successful measurement to upload")
+    runtime = measurements[0].runtime or {}
+    device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
+    credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, threading.Event())
+    with ProfilerClient(server, credentials.device_token) as client:
+        missing = unknown_keys(client, (record.key for record in measurements))
+        if missing:
+            plan = ops_to_register(missing, measurements, [ops] if ops else recorded_manifests(measurements), results)
+            created = register_ops(server, admin_token or _dev_admin_token(server), plan)
+            typer.echo(f"registered {len(created)} ops the server did not have, from {', '.join(map(str, plan.manifests))}")
+        try:
+            receipt = client.post_measurements([for_server(record).to_json() for record in measurements])
+        except ProfilerError as exc:
+            raise _fail(f"the server refused the upload: {exc}") from exc
     skipped = len(records) - len(measurements)
     typer.echo(f"accepted {receipt.accepted}, duplicates {receipt.duplicates}, failures not uploaded {skipped}")
 
@@ -337,15 +357,24 @@ def run(
         raise Interrupted  # Ctrl-C: exit 130, as the shell expects; SIGTERM (a service stop) exits 0
 
 
-def _dev_enroll_token(server: str) -> str | None:
-    """The enroll token `profiler-server serve --dev` wrote for this server, if any."""
+def _dev_tokens(server: str) -> DevTokens | None:
+    """The tokens `profiler-server serve --dev` wrote for this server, if any."""
     from fbnet_core.dev_tokens import read_dev_tokens
 
     try:
-        tokens = read_dev_tokens(server)
+        return read_dev_tokens(server)
     except RuntimeError:
         return None
+
+
+def _dev_enroll_token(server: str) -> str | None:
+    tokens = _dev_tokens(server)
     return tokens.enroll_token if tokens else None
+
+
+def _dev_admin_token(server: str) -> str | None:
+    tokens = _dev_tokens(server)
+    return tokens.admin_token if tokens else None
 
 
 def main() -> None:
