@@ -123,8 +123,8 @@ def _apply_realtime_priority(priority: int) -> None:
         set_realtime_priority(priority)
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+def _setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would drown the progress
 
 
@@ -240,7 +240,7 @@ def upload(
     from fbnet_core.client import ProfilerClient, ProfilerError
     from fbnet_core.formats.results import read_results
 
-    _setup_logging()
+    _setup_logging(logging.WARNING)  # a one-off command: its outcome is its stdout, problems its stderr
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
     settings = AgentSettings(server_url=server, name=name, paths=paths)
     if not results.is_file():
