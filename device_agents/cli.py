@@ -245,6 +245,7 @@ def upload(
     settings = AgentSettings(server_url=server, name=name, paths=paths)
     if not results.is_file():
         raise _fail(f"{results}: no such file (write one with `device-agent profile`)")
+    _check_reachable(server)
     records = read_results(results)
     measurements = [record for record in records if record.runtime is not None]
     if not measurements:
@@ -332,10 +333,7 @@ def run(
     settings = AgentSettings(server_url=server, name=name, paths=paths, once=once, post_batch=post_batch,
                              idle_poll_s=idle_poll_s, onnx_cache_bytes=onnx_cache_mib << 20)
     if once:
-        # A one-off run gives up on a server it has never reached (a wrong port is not a restart to wait out);
-        # a long-running agent keeps retrying, with a warning each time, until its server is back.
-        with ProfilerClient(server) as probe:
-            probe.healthz()
+        _check_reachable(server)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         _apply_realtime_priority(realtime_priority)
@@ -355,6 +353,15 @@ def run(
                f"rejected {summary.rejected}")
     if stopped_by == [signal.SIGINT]:
         raise Interrupted  # Ctrl-C: exit 130, as the shell expects; SIGTERM (a service stop) exits 0
+
+
+def _check_reachable(server: str) -> None:
+    """A one-off command (upload, run --once) gives up at once on a server it cannot reach when it starts (a wrong
+    port is not a restart to wait out); once started, it retries as a long-running agent does."""
+    from fbnet_core.client import ProfilerClient
+
+    with ProfilerClient(server) as probe:
+        probe.healthz()
 
 
 def _dev_tokens(server: str) -> DevTokens | None:
