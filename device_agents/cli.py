@@ -14,6 +14,8 @@ from device_agents.backends import BACKEND_NAMES, DEFAULT_MAX_MODEL_MIB, Backend
 from device_agents.errors import AgentError
 from device_agents.system import parse_cpu_list
 from device_agents.timing import TimingPolicy
+from fbnet_core.cli_boundary import Interrupted, run_cli
+from fbnet_core.dev_tokens import DevTokens
 
 # Plain click help: it wraps long option names (--speed-reference...) at 80 columns instead of cutting them.
 app = typer.Typer(
@@ -126,8 +128,8 @@ def _apply_realtime_priority(priority: int) -> None:
         set_realtime_priority(priority)
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+def _setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would drown the progress
 
 
@@ -200,7 +202,7 @@ def profile(
         _apply_realtime_priority(realtime_priority)
         referenced = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
         chosen = _with_overhead(referenced, invocation_overhead)
-        summary = run_profile(op_inputs, out, chosen, policy)
+        summary = run_profile(op_inputs, out, chosen, policy, manifest=ops)
     except (AgentError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"measured {summary.measured}, failed {summary.failed}, skipped {summary.skipped} (already in {out})")
@@ -216,36 +218,56 @@ def upload(
     enroll_token: Annotated[
         str | None, typer.Option(envvar="PROFILER_ENROLL_TOKEN", help="Needed only if the device is not registered yet.")
     ] = None,
+    ops: Annotated[
+        Path | None,
+        typer.Option("--ops", help="The ops.jsonl the results were measured from; default: the one `profile` "
+                     "recorded. Ops the server lacks are registered from it first (admin token)."),
+    ] = None,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(envvar="PROFILER_ADMIN_TOKEN", help="Registers ops the server lacks; default: the dev tokens file."),
+    ] = None,
     state_dir: Annotated[Path | None, typer.Option(envvar="PROFILER_STATE_DIR", help="Agent state root.")] = None,
 ) -> None:
-    """Send offline results to the server; safe to repeat (each result_id is stored once)."""
+    """Send offline results to the server (registering the measured ops it lacks first); safe to repeat (each
+    result_id is stored once)."""
     import threading
 
     from device_agents.online import AgentSettings, ensure_registered
     from device_agents.state import AgentPaths, default_state_dir
+    from device_agents.upload import (
+        for_server,
+        ops_to_register,
+        recorded_manifests,
+        register_ops,
+        unknown_keys,
+    )
     from fbnet_core.client import ProfilerClient, ProfilerError
     from fbnet_core.formats.results import read_results
 
-    _setup_logging()
+    _setup_logging(logging.WARNING)  # a one-off command: its outcome is its stdout, problems its stderr
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
     settings = AgentSettings(server_url=server, name=name, paths=paths)
     if not results.is_file():
         raise _fail(f"{results}: no such file (write one with `device-agent profile`)")
-    try:
-        records = read_results(results)
-        measurements = [record for record in records if record.runtime is not None]
-        token = enroll_token or _dev_enroll_token(server)
-        if not measurements:
-            raise AgentError(f"{results} holds no successful measurement to upload")
-        runtime = measurements[0].runtime or {}
-        device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
-        credentials = ensure_registered(settings, token, device, threading.Event())
-        with ProfilerClient(server, credentials.device_token) as client:
-            receipt = client.post_measurements([record.to_json() for record in measurements])
-    except (AgentError, OSError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
-    except ProfilerError as exc:
-        raise _fail(f"the server refused the upload: {exc}") from exc
+    _check_reachable(server)
+    records = read_results(results)
+    measurements = [record for record in records if record.runtime is not None]
+    if not measurements:
+        raise _fail(f"{results} holds no successful measurement to upload")
+    runtime = measurements[0].runtime or {}
+    device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
+    credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, threading.Event())
+    with ProfilerClient(server, credentials.device_token) as client:
+        missing = unknown_keys(client, (record.key for record in measurements))
+        if missing:
+            plan = ops_to_register(missing, measurements, [ops] if ops else recorded_manifests(measurements), results)
+            created = register_ops(server, admin_token or _dev_admin_token(server), plan)
+            typer.echo(f"registered {len(created)} ops the server did not have, from {', '.join(map(str, plan.manifests))}")
+        try:
+            receipt = client.post_measurements([for_server(record).to_json() for record in measurements])
+        except ProfilerError as exc:
+            raise _fail(f"the server refused the upload: {exc}") from exc
     skipped = len(records) - len(measurements)
     typer.echo(f"accepted {receipt.accepted}, duplicates {receipt.duplicates}, failures not uploaded {skipped}")
 
@@ -295,7 +317,8 @@ def run(
     import signal
     import threading
 
-    from device_agents.online import Agent, AgentSettings, ensure_registered
+    from device_agents.online import Agent, AgentSettings, AgentSummary, ensure_registered
+    from device_agents.retry import StopRequestedError
     from device_agents.state import AgentPaths, default_state_dir
     from fbnet_core.client import ProfilerClient, ProfilerError
 
@@ -303,10 +326,12 @@ def run(
     options = _backend_options(threads, cpu_affinity, provider, graph_optimization, precision, torch_device,
                                cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs, max_model_mib)
     stop = threading.Event()
+    stopped_by: list[int] = []
 
     def request_stop(signum: int, _frame: object) -> None:
         logging.getLogger("device_agents").info("%s: finishing the current op, then posting and exiting",
                                                 signal.Signals(signum).name)
+        stopped_by.append(signum)
         stop.set()
         signal.signal(signum, signal.SIG_DFL)  # a second signal stops at once
 
@@ -315,6 +340,8 @@ def run(
     paths = AgentPaths.for_agent(state_dir or default_state_dir(), name)
     settings = AgentSettings(server_url=server, name=name, paths=paths, once=once, post_batch=post_batch,
                              idle_poll_s=idle_poll_s, onnx_cache_bytes=onnx_cache_mib << 20)
+    if once:
+        _check_reachable(server)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
         _apply_realtime_priority(realtime_priority)
@@ -324,24 +351,46 @@ def run(
         credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, stop)
         with ProfilerClient(server, credentials.device_token) as client:
             summary = Agent(client, chosen, policy, settings, stop).run()
-    except (AgentError, ValueError) as exc:
+    except ValueError as exc:
         raise _fail(str(exc)) from exc
+    except StopRequestedError:  # stopped while waiting for the server to answer the registration
+        summary = AgentSummary()
     except ProfilerError as exc:  # a 4xx the agent cannot work around; spooled results stay for the next start
         raise _fail(f"the server refused a request: {exc}") from exc
     typer.echo(f"measured {summary.measured}, failed {summary.failed}, posted {summary.posted}, "
                f"rejected {summary.rejected}")
+    if stopped_by == [signal.SIGINT]:
+        raise Interrupted  # Ctrl-C: exit 130, as the shell expects; SIGTERM (a service stop) exits 0
 
 
-def _dev_enroll_token(server: str) -> str | None:
-    """The enroll token `profiler-server serve --dev` wrote for this server, if any."""
+def _check_reachable(server: str) -> None:
+    """A one-off command (upload, run --once) gives up at once on a server it cannot reach when it starts (a wrong
+    port is not a restart to wait out); once started, it retries as a long-running agent does."""
+    from fbnet_core.client import ProfilerClient
+
+    with ProfilerClient(server) as probe:
+        probe.healthz()
+
+
+def _dev_tokens(server: str) -> DevTokens | None:
+    """The tokens `profiler-server serve --dev` wrote for this server, if any."""
     from fbnet_core.dev_tokens import read_dev_tokens
 
     try:
-        tokens = read_dev_tokens(server)
+        return read_dev_tokens(server)
     except RuntimeError:
         return None
+
+
+def _dev_enroll_token(server: str) -> str | None:
+    tokens = _dev_tokens(server)
     return tokens.enroll_token if tokens else None
 
 
+def _dev_admin_token(server: str) -> str | None:
+    tokens = _dev_tokens(server)
+    return tokens.admin_token if tokens else None
+
+
 def main() -> None:
-    app()
+    run_cli(app, "device-agent")

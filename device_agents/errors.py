@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from fbnet_core.errors import FbnetLutError
 
-class AgentError(Exception):
-    """Base of every error the agent raises on purpose."""
+
+class AgentError(FbnetLutError):
+    """Base of every error the agent raises on purpose (the command line prints its message in one line)."""
 
 
 class OpFailedError(AgentError):

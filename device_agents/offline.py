@@ -10,6 +10,7 @@ from device_agents.backends.base import Backend, OpInput
 from device_agents.measure import measure_op
 from device_agents.progress import OpProgress
 from device_agents.timing import TimingPolicy
+from device_agents.upload import with_manifest
 from fbnet_core.formats.results import append_results, read_results
 
 log = logging.getLogger("device_agents")
@@ -27,7 +28,10 @@ def measured_keys(results: Path) -> set[str]:
     return {record.key for record in read_results(results) if not record.is_failure}
 
 
-def profile(ops: list[OpInput], results: Path, backend: Backend, policy: TimingPolicy) -> ProfileSummary:
+def profile(
+    ops: list[OpInput], results: Path, backend: Backend, policy: TimingPolicy, manifest: Path | None = None
+) -> ProfileSummary:
+    """Measure the ops not yet in `results`; each record notes `manifest` (the ops.jsonl), for `upload`."""
     done = measured_keys(results)
     todo = [op for op in ops if op.key not in done]
     measured = failed = 0
@@ -38,6 +42,8 @@ def profile(ops: list[OpInput], results: Path, backend: Backend, policy: TimingP
             record = measure_op(backend, op, policy)
             if record.runtime is not None:
                 record.runtime["extra"]["device"] = device
+            if manifest is not None:
+                record = with_manifest(record, manifest)
             append_results(results, [record])  # fsynced: a crash loses at most the op in flight
             if record.error is not None:
                 failed += 1

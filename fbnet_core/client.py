@@ -4,6 +4,7 @@ httpx and the standard library only, so agents and search jobs use it without th
 HTTP statuses and connection failures are translated once, here, into the exception tree below:
 
     ProfilerError                 any failure; .status_code (None without a response), .detail, .field
+    +-- ServerUrlError            a server URL that cannot be one (no http:// or https://, no host): not retried
     +-- AuthError                 401 (missing/unknown token) or 403 (token not allowed here)
     +-- NotFoundError             404 (unknown device, op key or task)
     +-- ConflictError             409 (duplicate device name, a key or sha256 that differs from the server's)
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 
 from fbnet_core import __version__
+from fbnet_core.errors import FbnetLutError
 
 DEFAULT_TIMEOUT_S = 30.0
 # Keeps each POST well under the server's default body limit (64 MiB).
@@ -34,12 +36,16 @@ RESULTS_PER_REQUEST = 500
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 
 
-class ProfilerError(Exception):
+class ProfilerError(FbnetLutError):
     def __init__(self, detail: str, status_code: int | None = None, field: str | None = None) -> None:
         super().__init__(f"{status_code}: {detail}" if status_code else detail)
         self.detail = detail
         self.status_code = status_code
         self.field = field
+
+
+class ServerUrlError(ProfilerError):
+    pass
 
 
 class AuthError(ProfilerError):
@@ -162,6 +168,18 @@ def _error_for(response: httpx.Response) -> ProfilerError:
     return kind(detail, status_code=status, field=where)
 
 
+def check_server_url(url: str) -> str:
+    """`url` without a trailing slash; a URL httpx could never reach (a missing scheme: `127.0.0.1:8000`) is a
+    ServerUrlError at once, rather than a connection error a caller would retry."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ServerUrlError(f"--server {url!r}: not a URL ({exc})") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ServerUrlError(f"--server {url!r}: expected http://HOST:PORT or https://HOST (e.g. http://127.0.0.1:8000)")
+    return url.rstrip("/")
+
+
 def _device(body: Mapping[str, Any]) -> Device:
     return Device(
         name=body["name"],
@@ -185,7 +203,7 @@ class ProfilerClient:
         transport: httpx.BaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_server_url(base_url)
         self.token = token
         self._transport = transport
         self._timeout = timeout
@@ -222,7 +240,8 @@ class ProfilerClient:
             # message quotes the offending header value, which may be a secret.
             raise ProfilerError(f"a request to {self.base_url} could not be sent: invalid request") from None
         except httpx.TransportError as exc:
-            raise ServerUnavailable(f"{self.base_url} unreachable: {type(exc).__name__}: {exc}") from exc
+            reason = str(exc).strip() or type(exc).__name__
+            raise ServerUnavailable(f"cannot reach {self.base_url}: {reason}") from exc
         if response.status_code >= 400:
             raise _error_for(response)
         return response

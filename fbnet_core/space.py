@@ -138,6 +138,11 @@ def space_params(
         small_input=chosen_resolution < SMALL_INPUT_BELOW_PX if small_input is None else small_input,
     )
 
+    def __post_init__(self) -> None:
+        # Checked where the parameters are made, so a bad value is one InvalidSpaceError naming it, before any
+        # data set, LUT or network is built from it.
+        _validate(self)
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -185,7 +190,6 @@ def _validate(params: SpaceParams) -> None:
 
 
 def build_space(params: SpaceParams) -> SearchSpace:
-    _validate(params)
     stem_stride, stage2_stride = stage_strides(params.small_input)
     hw = (params.resolution, params.resolution)
     stem = StemSpec(IMAGE_CHANNELS, make_divisible(STEM_CHANNELS * params.width), stem_stride, hw)
@@ -235,6 +239,4 @@ def space_params_from_dict(data: object) -> SpaceParams:
         value = data.get(field)
         if field in data and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             raise InvalidSpaceError(f"space parameter {field!r} has the wrong type: {value!r}")
-    params = SpaceParams(**data)
-    _validate(params)
-    return SpaceParams(**{**data, "width": float(params.width)})
+    return SpaceParams(**{**data, "width": float(data.get("width", SpaceParams.width))})

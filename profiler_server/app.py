@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from db.session import make_engine
 from profiler_server import __version__, dashboard
@@ -17,6 +18,7 @@ from profiler_server.deps import token_known_in_memory
 from profiler_server.errors import install_error_handlers
 from profiler_server.lut_not_modified import LutNotModifiedMiddleware
 from profiler_server.metrics import Metrics, MetricsMiddleware
+from profiler_server.openapi import install_openapi
 from profiler_server.ratelimit import RateLimitMiddleware
 from profiler_server.routes import agent, devices, health, jobs, lut, measurements, ops, spaces, validations
 from profiler_server.services.lut import LutCache
@@ -41,7 +43,8 @@ def create_app(settings: Settings) -> FastAPI:
         lut_versions.close()
         engine.dispose()
 
-    app = FastAPI(title="fbnet-lut profiler server", version=__version__, lifespan=lifespan)
+    # /docs and /redoc from assets the package ships (a server on an offline network still shows them), not a CDN.
+    app = FastAPIOffline(title="fbnet-lut profiler server", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.database = database
@@ -71,4 +74,5 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     if settings.dashboard_enabled:
         dashboard.install(app)
+    install_openapi(app)
     return app

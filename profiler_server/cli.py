@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from fbnet_core import dev_tokens
+from fbnet_core.cli_boundary import run_cli
 from profiler_server.config import DatabaseSettings, Settings
 from profiler_server.services.retention import DEFAULT_ONE_OFF_KINDS
 
@@ -87,7 +88,10 @@ def serve(
         raise _fail(_settings_error(exc)) from exc
     if settings.migrate_on_start:
         _migrate(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    # uvicorn.Server rather than uvicorn.run, which swallows the Ctrl-C it re-raises after a graceful shutdown:
+    # let it through, so the command exits 130 like the other two command lines.
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.Server(config).run()
 
 
 @app.command()
@@ -176,7 +180,7 @@ def new_migration(
 
 
 def main() -> None:
-    app()
+    run_cli(app, "profiler-server")
 
 
 if __name__ == "__main__":

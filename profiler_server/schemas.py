@@ -29,6 +29,20 @@ MAX_SAMPLE_US = 1e12
 SampleUs = Annotated[float, Field(gt=0, le=MAX_SAMPLE_US, allow_inf_nan=False, strict=True)]
 
 
+class FieldMessage(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorMessage(BaseModel):
+    """Every 4xx and 503 body: `detail` for a person, `field` naming the input at fault (null when none)."""
+
+    detail: str
+    field: str | None
+    # 422 only: every field at fault, the first of which `detail` describes.
+    errors: list[FieldMessage] | None = None
+
+
 def _no_nul(text: str) -> str:
     # PostgreSQL text cannot hold NUL: refuse it here, naming the field, rather than failing at INSERT time.
     if "\x00" in text:

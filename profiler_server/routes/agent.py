@@ -11,6 +11,7 @@ from profiler_server.config import Settings
 from profiler_server.deps import DatabaseDep, DevicePrincipal, SettingsDep
 from profiler_server.errors import BadRequest
 from profiler_server.json_body import json_body, openapi_json_body
+from profiler_server.openapi import WITH_BODY, errors
 from profiler_server.schemas import (
     LeaseRelease,
     LeaseRequest,
@@ -35,7 +36,7 @@ def _limits(settings: Settings) -> ingest.IngestLimits:
 
 # Every route takes the principal first and its body from `json_body`: a request without a valid token is a 401
 # before its body is read.
-@router.post("/lease", response_model=LeaseResponse, openapi_extra=openapi_json_body(LeaseRequest))
+@router.post("/lease", response_model=LeaseResponse, responses=errors(*WITH_BODY), openapi_extra=openapi_json_body(LeaseRequest))
 async def lease(
     device: DevicePrincipal,
     body: Annotated[LeaseRequest, Depends(json_body(LeaseRequest))],
@@ -58,7 +59,7 @@ async def lease(
     return LeaseResponse(tasks=tasks, lease_seconds=settings.lease_seconds)
 
 
-@router.post("/release", response_model=ReleaseReceipt, openapi_extra=openapi_json_body(LeaseRelease))
+@router.post("/release", response_model=ReleaseReceipt, responses=errors(*WITH_BODY), openapi_extra=openapi_json_body(LeaseRelease))
 async def release(
     device: DevicePrincipal,
     body: Annotated[LeaseRelease, Depends(json_body(LeaseRelease))],
@@ -76,7 +77,7 @@ async def release(
     return ReleaseReceipt(released=released)
 
 
-@router.post("/results", response_model=ResultsReceipt, openapi_extra=openapi_json_body(ResultsPost))
+@router.post("/results", response_model=ResultsReceipt, responses=errors(*WITH_BODY, 404, 409), openapi_extra=openapi_json_body(ResultsPost))
 async def post_results(
     device: DevicePrincipal,
     body: Annotated[ResultsPost, Depends(json_body(ResultsPost))],
@@ -94,7 +95,7 @@ async def post_results(
 
 
 @router.post(
-    "/measurements", response_model=ResultsReceipt, openapi_extra=openapi_json_body(MeasurementsPost)
+    "/measurements", response_model=ResultsReceipt, responses=errors(*WITH_BODY, 404, 409), openapi_extra=openapi_json_body(MeasurementsPost)
 )
 async def post_measurements(
     device: DevicePrincipal,

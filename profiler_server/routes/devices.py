@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, status
 from profiler_server.clock import utcnow
 from profiler_server.deps import DatabaseDep, EnrollPrincipal, ReaderPrincipal
 from profiler_server.json_body import json_body, openapi_json_body
+from profiler_server.openapi import AUTHENTICATED, WITH_BODY, errors
 from profiler_server.schemas import DevicePublic, DeviceRegister, DeviceRegistered, DevicesPublic
 from profiler_server.services import devices
 
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/devices", tags=["devices"])
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=DeviceRegistered,
+    responses=errors(*WITH_BODY, 409),
     openapi_extra=openapi_json_body(DeviceRegister),
 )
 async def register(
@@ -33,14 +35,14 @@ async def register(
     return DeviceRegistered(name=body.name, token=token)
 
 
-@router.get("", response_model=DevicesPublic)
+@router.get("", response_model=DevicesPublic, responses=errors(*AUTHENTICATED))
 async def list_devices(_: ReaderPrincipal, database: DatabaseDep) -> DevicesPublic:
     now = utcnow()
     data = await database.read(lambda session: devices.list_devices(session, now))
     return DevicesPublic(data=data, count=len(data))
 
 
-@router.get("/{name}", response_model=DevicePublic)
+@router.get("/{name}", response_model=DevicePublic, responses=errors(*AUTHENTICATED, 404))
 async def get_device(name: str, _: ReaderPrincipal, database: DatabaseDep) -> DevicePublic:
     now = utcnow()
     return await database.read(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from db.models import Device, LutEntry, Task
 from profiler_server import __version__
 from profiler_server.deps import DatabaseDep
+from profiler_server.openapi import errors
 from profiler_server.schemas import Health
 
 router = APIRouter(tags=["health"])
@@ -20,7 +21,7 @@ def _ping(session: Session) -> None:
     session.execute(text("SELECT 1"))
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, responses={**errors(429), 503: {"model": Health}})
 async def healthz(database: DatabaseDep) -> JSONResponse:
     try:
         await database.read(_ping)
@@ -39,7 +40,7 @@ def _gauges(session: Session) -> dict[str, dict[tuple[tuple[str, str], ...], flo
     }
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get("/metrics", response_class=PlainTextResponse, responses=errors(429, 503))
 async def metrics(request: Request, database: DatabaseDep) -> PlainTextResponse:
     gauges = await database.read(_gauges)
     return PlainTextResponse(

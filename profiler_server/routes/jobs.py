@@ -10,13 +10,14 @@ from profiler_server.clock import utcnow
 from profiler_server.deps import AdminPrincipal, DatabaseDep, SettingsDep
 from profiler_server.errors import BadRequest
 from profiler_server.json_body import json_body, openapi_json_body
+from profiler_server.openapi import WITH_BODY, errors
 from profiler_server.schemas import JobsCreate, JobsReceipt
 from profiler_server.services import jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.post("", response_model=JobsReceipt, openapi_extra=openapi_json_body(JobsCreate))
+@router.post("", response_model=JobsReceipt, responses=errors(*WITH_BODY, 404), openapi_extra=openapi_json_body(JobsCreate))
 async def create(
     _: AdminPrincipal,
     body: Annotated[JobsCreate, Depends(json_body(JobsCreate))],

@@ -11,6 +11,7 @@ from fbnet_core.keys import KEY_PATTERN
 from profiler_server.database import Database
 from profiler_server.deps import ReaderPrincipal
 from profiler_server.errors import BadRequest
+from profiler_server.openapi import AUTHENTICATED, errors
 from profiler_server.services import lut
 
 router = APIRouter(prefix="/lut", tags=["lut"])
@@ -49,7 +50,7 @@ def _body(
     return rendered.csv_bytes(keys) if as_csv else rendered.json_bytes(keys)
 
 
-@router.get("/{device}")
+@router.get("/{device}", responses=errors(*AUTHENTICATED, 404, 422))
 async def get_lut(
     device: str,
     request: Request,

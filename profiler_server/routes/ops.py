@@ -10,13 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from profiler_server.clock import utcnow
 from profiler_server.deps import AdminPrincipal, DatabaseDep, ReaderPrincipal
 from profiler_server.json_body import json_body, openapi_json_body
+from profiler_server.openapi import AUTHENTICATED, WITH_BODY, errors
 from profiler_server.schemas import Key, OpPublic, OpsReceipt, OpsUpload
 from profiler_server.services import ops
 
 router = APIRouter(prefix="/ops", tags=["ops"])
 
 
-@router.post("", response_model=OpsReceipt, openapi_extra=openapi_json_body(OpsUpload))
+@router.post("", response_model=OpsReceipt, responses=errors(*WITH_BODY, 409), openapi_extra=openapi_json_body(OpsUpload))
 async def upload(
     _: AdminPrincipal,
     body: Annotated[OpsUpload, Depends(json_body(OpsUpload))],
@@ -30,12 +31,12 @@ async def upload(
     return await database.write(lambda session: ops.upload_ops(session, decoded, now))
 
 
-@router.get("/{key}", response_model=OpPublic)
+@router.get("/{key}", response_model=OpPublic, responses=errors(*AUTHENTICATED, 404, 422))
 async def get_op(key: Key, _: ReaderPrincipal, database: DatabaseDep) -> OpPublic:
     return await database.read(lambda session: ops.get_op(session, key))
 
 
-@router.get("/{key}/model.onnx", response_class=Response)
+@router.get("/{key}/model.onnx", response_class=Response, responses=errors(*AUTHENTICATED, 404, 410, 422))
 async def get_model(key: Key, _: ReaderPrincipal, request: Request, database: DatabaseDep) -> Response:
     sha256 = await database.read(lambda session: ops.model_sha256(session, key))
     # Read from disk in a worker thread, holding no database connection.

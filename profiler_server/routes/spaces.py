@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from profiler_server.clock import utcnow
 from profiler_server.deps import AdminPrincipal, DatabaseDep, ReaderPrincipal
 from profiler_server.json_body import json_body, openapi_json_body
+from profiler_server.openapi import AUTHENTICATED, WITH_BODY, errors
 from profiler_server.schemas_validation import (
     DeviceCoverage,
     SpaceName,
@@ -22,7 +23,7 @@ from profiler_server.services import devices, spaces
 router = APIRouter(tags=["spaces"])
 
 
-@router.put("/spaces/{name}", response_model=SpacePublic, openapi_extra=openapi_json_body(SpacePut))
+@router.put("/spaces/{name}", response_model=SpacePublic, responses=errors(*WITH_BODY, 409), openapi_extra=openapi_json_body(SpacePut))
 async def put_space(
     name: Annotated[SpaceName, Path()],
     _: AdminPrincipal,
@@ -42,7 +43,7 @@ def _list_spaces(session: Session) -> SpacesPublic:
     return SpacesPublic(data=data, count=len(data))
 
 
-@router.get("/spaces", response_model=SpacesPublic)
+@router.get("/spaces", response_model=SpacesPublic, responses=errors(*AUTHENTICATED))
 async def list_spaces(_: ReaderPrincipal, database: DatabaseDep) -> SpacesPublic:
     return await database.read(_list_spaces)
 
@@ -52,7 +53,7 @@ def _get_space(session: Session, name: str) -> SpacePublic:
     return spaces.space_public(space, spaces.key_counts(session).get(space.id, 0))
 
 
-@router.get("/spaces/{name}", response_model=SpacePublic)
+@router.get("/spaces/{name}", response_model=SpacePublic, responses=errors(*AUTHENTICATED, 404))
 async def get_space(name: str, _: ReaderPrincipal, database: DatabaseDep) -> SpacePublic:
     return await database.read(lambda session: _get_space(session, name))
 
@@ -65,7 +66,7 @@ def _coverage(session: Session, name: str, space: str | None) -> DeviceCoverage:
     return DeviceCoverage(device=device.name, data=data, count=len(data))
 
 
-@router.get("/devices/{name}/coverage", response_model=DeviceCoverage)
+@router.get("/devices/{name}/coverage", response_model=DeviceCoverage, responses=errors(*AUTHENTICATED, 404, 422))
 async def device_coverage(
     name: str,
     _: ReaderPrincipal,

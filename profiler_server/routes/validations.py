@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from profiler_server.clock import utcnow
 from profiler_server.deps import AdminPrincipal, DatabaseDep, ReaderPrincipal
 from profiler_server.json_body import json_body, openapi_json_body
+from profiler_server.openapi import AUTHENTICATED, WITH_BODY, errors
 from profiler_server.schemas_validation import ValidationCreate, ValidationRunPublic, ValidationRunsPublic
 from profiler_server.services import devices, validations
 
@@ -26,6 +27,7 @@ def _create(session: Session, name: str, body: ValidationCreate) -> ValidationRu
     "/{name}/validations",
     status_code=status.HTTP_201_CREATED,
     response_model=ValidationRunPublic,
+    responses=errors(*WITH_BODY, 404),
     openapi_extra=openapi_json_body(ValidationCreate),
 )
 async def post_validation(
@@ -43,7 +45,7 @@ def _runs(session: Session, name: str, limit: int) -> ValidationRunsPublic:
     return ValidationRunsPublic(device=device.name, data=data, count=len(data))
 
 
-@router.get("/{name}/validations", response_model=ValidationRunsPublic)
+@router.get("/{name}/validations", response_model=ValidationRunsPublic, responses=errors(*AUTHENTICATED, 404, 422))
 async def get_validations(
     name: str,
     _: ReaderPrincipal,

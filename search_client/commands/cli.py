@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from fbnet_core.cli_boundary import run_cli
+
 # Plain click help: it wraps long option names at any width instead of cutting them (rich's table does).
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, rich_markup_mode=None, help="FBNet DNAS search client."
@@ -17,4 +19,4 @@ from search_client.commands import validate_cmds; validate_cmds.register(app)  #
 
 
 def main() -> None:
-    app()
+    run_cli(app, "dnas")

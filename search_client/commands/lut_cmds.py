@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fbnet_core.client import ProfilerClient, ProfilerError
 from fbnet_core.dev_tokens import read_dev_tokens
@@ -27,6 +25,8 @@ from search_client.commands.space_options import (
     Width,
     fetch_space,
 )
+from search_client.commands.wait_display import WaitDisplay
+from search_client.lut.agent_watch import DEFAULT_SILENCE_S, AgentWatch
 from search_client.lut.client import LutCache, pull_lut, request_lut, wait_for_entries
 
 Server = Annotated[
@@ -62,9 +62,13 @@ def connect(server: str | None, token: str | None) -> ProfilerClient:
     if url is None:
         raise fail("--server: no server given and no dev tokens file (run `profiler-server serve --dev`)")
     chosen_token = token or (dev.admin_token if dev else None)
+    client = ProfilerClient(url, chosen_token)
     if chosen_token is None:
+        # A mistyped --server has no dev tokens either: say that it cannot be reached, not that a token is missing.
+        with client:
+            client.healthz()
         raise fail(f"--token: no admin token for {url} (set PROFILER_ADMIN_TOKEN)")
-    return ProfilerClient(url, chosen_token)
+    return client
 
 
 @lut_app.command("request")
@@ -90,6 +94,10 @@ def request(
         float, typer.Option("--timeout-s", help="Give up waiting after this long.")
     ] = 3600.0,
     poll_s: Annotated[float, typer.Option("--poll-s", help="Seconds between progress polls.")] = 2.0,
+    silence_s: Annotated[
+        float,
+        typer.Option("--agent-silence-s", min=1.0, help="Say so when no agent has polled for the device this long."),
+    ] = DEFAULT_SILENCE_S,
     server: Server = None,
     token: Token = None,
 ) -> None:
@@ -112,7 +120,9 @@ def request(
             )
             if not wait or not report.missing:
                 return
-            still_missing = wait_with_progress(client, device, [op.key for op in ops], timeout_s, poll_s)
+            still_missing = wait_with_progress(
+                client, device, [op.key for op in ops], timeout_s, poll_s, silence_s=silence_s
+            )
     except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     if still_missing:
@@ -137,13 +147,20 @@ def wait_with_progress(
     poll_s: float,
     *,
     stale: Mapping[str, str] | None = None,
+    silence_s: float = DEFAULT_SILENCE_S,
 ) -> list[str]:
-    columns = (TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as progress:
-        task = progress.add_task("lut", total=len(keys))
+    """Wait for the entries, showing progress, and saying when no agent has polled for the device lately."""
+    watch = AgentWatch(client, device, silence_s)
+    with WaitDisplay() as display:
 
         def show(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            display.update(done, total)
+            silent_s = watch.silent_for_s(done)
+            if silent_s is not None:
+                display.note(
+                    f"no agent has polled for device {device} in the last {silent_s:.0f} s; start one with: "
+                    f"device-agent run --server {client.base_url} --device {device}"
+                )
 
         return wait_for_entries(client, device, keys, timeout_s, poll_s, on_progress=show, stale=stale)
 
@@ -162,6 +179,7 @@ def pull(
             result = pull_lut(client, device, LutCache(cache_dir))
     except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
+    output.parent.mkdir(parents=True, exist_ok=True)
     write_lut_file(output, result.lut.to_json())
     if result.from_cache:
         source = f"the cache (server unreachable: {result.offline_reason})"

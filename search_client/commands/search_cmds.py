@@ -65,10 +65,7 @@ def _lut_costs(
     return LutCosts.from_body(result.lut.to_json())
 
 
-def _compute_device(name: str, context: DistContext) -> torch.device:
-    import torch
-
-    device = torch.device(name)
+def _compute_device(device: torch.device, context: DistContext) -> torch.device:
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", context.local_rank)
     return device
@@ -241,6 +238,7 @@ def search(
     from search_client.search.distributed import init_from_environment
     from search_client.search.loop import ARGMAX_NAME, TARGET_NAME, SearchConfig, run_search
     from search_client.search.loss import LossConfig
+    from search_client.search.torch_device import usable_torch_device
 
     if mode not in SUPERNET_MODES:
         raise fail(f"--mode: expected one of {', '.join(SUPERNET_MODES)}, got {mode!r}")
@@ -249,6 +247,7 @@ def search(
     flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
         params = resolve_space(flags, space_name, lambda: connect(server, token))
+        requested_device = usable_torch_device(torch_device)
         # Inside the try: SearchConfig refuses an impossible schedule with a typed error.
         config = SearchConfig(
             data=data,
@@ -285,8 +284,8 @@ def search(
             sync_bn=sync_bn,
         )
         costs = _lut_costs(lut, device, server, token, cache_dir)
-        context = init_from_environment(torch.device(torch_device))
-        compute_device = _compute_device(torch_device, context)
+        context = init_from_environment(requested_device)
+        compute_device = _compute_device(requested_device, context)
         display = SearchProgress(epochs) if context.is_main else None
         if display is not None:
             display.progress.start()
@@ -392,6 +391,7 @@ def train(
     """Train an architecture from scratch and report its top-1 on the validation split."""
     import torch
 
+    from search_client.search.torch_device import usable_torch_device
     from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
 
     if threads:
@@ -406,10 +406,11 @@ def train(
 
     flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
+        compute_device = usable_torch_device(torch_device)
         loaded = load_architecture(arch)
         _check_arch_space(loaded.params, flags, space_name, server, token, arch)
         result = train_architecture(
-            loaded.arch, loaded.params, config, torch.device(torch_device), on_epoch_end=show
+            loaded.arch, loaded.params, config, compute_device, on_epoch_end=show
         )
     except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc

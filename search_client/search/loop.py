@@ -95,6 +95,8 @@ class SearchConfig:
         # Refused here rather than left to surface mid-search: tau 0 divides by zero in the Gumbel softmax, a
         # negative decay heats the search up, and a warm-up or split fraction outside (0, 1) leaves theta or the
         # weights nothing to train on.
+        # The space's own fields, checked before any data is loaded (its classes come with the data set).
+        SpaceParams(self.resolution, self.width, head_channels=self.head_channels, small_input=self.small_input)
         if self.initial_temperature <= 0.0:
             raise InvalidSearchConfigError(f"--temperature must be > 0, got {self.initial_temperature}")
         if self.temperature_decay is not None and self.temperature_decay < 0.0:

@@ -38,6 +38,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/"): PUBLIC,
     ("GET", "/dashboard/devices/{name}"): PUBLIC,
     ("MOUNT", "/dashboard/static"): PUBLIC,
+    ("MOUNT", "/static-offline-docs"): PUBLIC,  # Swagger UI's and ReDoc's scripts and styles, for /docs and /redoc
     ("POST", "/devices/register"): ENROLL,
     ("GET", "/devices"): READERS,
     ("GET", "/devices/{name}"): READERS,
@@ -115,6 +116,8 @@ def world(live_server):
 def _concrete(path: str, s: Setup) -> str:
     if path == "/dashboard/static":
         return "/dashboard/static/dashboard.css"
+    if path == "/static-offline-docs":
+        return "/static-offline-docs/swagger-ui.css"
     name = unique("space") if path.startswith("/spaces/") else s.device_name
     return path.format(name=name, device=s.device_name, key=s.keys[0], result_id=unique("result"))
 

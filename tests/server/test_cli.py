@@ -124,3 +124,16 @@ def test_serve_dev_generates_tokens_the_other_clis_can_read(clean_env):
         process.terminate()
         output = process.communicate(timeout=15)[0].decode()
     assert f"dev mode: tokens for {url} are in" in output
+
+
+def test_ctrl_c_stops_the_server_quietly_with_exit_130(clean_env, tmp_path):
+    from profiler_server.local_server import free_port
+    from tests.cli_process import error_lines, interrupt_when, start
+
+    port = free_port()
+    env = {"PROFILER_DATABASE_URL": f"sqlite:///{tmp_path / 'ctrl-c.db'}", "PROFILER_ADMIN_TOKEN": "a" * 32,
+           "PROFILER_ENROLL_TOKEN": "e" * 32, "PROFILER_BLOB_DIR": str(tmp_path / "blobs")}
+    process = start("profiler-server", "serve", "--port", str(port), "--log-level", "info", env=env)
+    _, stderr = interrupt_when(process, "Uvicorn running on")
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and error_lines(stderr)[-1] == "profiler-server: interrupted"
