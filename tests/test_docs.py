@@ -9,6 +9,7 @@ search) are run by `bench/check_readme_commands.py`.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import shlex
@@ -113,7 +114,11 @@ def dead_links(path: Path, text: str) -> list[str]:
 @dataclass(frozen=True)
 class CommandLine:
     where: str
-    words: tuple[str, ...]  # from the CLI's name on, up to a shell operator
+    words: tuple[str, ...]  # from the CLI's name (or the bench script's path) on, up to a shell operator
+
+
+SHELL_OPERATORS = {"&", "&&", "|", "||", ";", ">", "2>", "<"}
+BENCH_SCRIPT = re.compile(r"^(?:\./)?bench/\w+\.py$")
 
 
 def shell_words(line: str) -> list[str]:
@@ -137,16 +142,24 @@ def command_lines(path: Path, text: str) -> list[CommandLine]:
         pending = ""
     for number, line in prose:
         snippets.extend((number, span) for span in INLINE_CODE.findall(line) if span.split()[0] in CLI_APPS)
+    variables: dict[str, str] = {}  # ARGS="--width 0.5 ..." then `bench/x.py $ARGS`
     found = []
     for number, snippet in snippets:
-        words = shell_words(snippet.removeprefix("$ ").strip())
+        snippet = snippet.removeprefix("$ ").strip()
+        if assignment := re.fullmatch(r'([A-Z_]+)="([^"]*)"', snippet):
+            variables[assignment[1]] = assignment[2]
+            continue
+        snippet = re.sub(r"\$([A-Z_]+)\b", lambda m: variables.get(m[1], m[0]), snippet)
+        words = shell_words(snippet)
         for start, word in enumerate(words):
-            if Path(word).name not in CLI_APPS or (start and words[start - 1] in {"which", "command"}):
+            is_cli = Path(word).name in CLI_APPS and not (start and words[start - 1] in {"which", "command"})
+            if not (is_cli or BENCH_SCRIPT.match(word)):
                 continue
             end = start + 1
-            while end < len(words) and words[end] not in {"&", "&&", "|", "||", ";", ">", "2>", "<"}:
+            while end < len(words) and words[end] not in SHELL_OPERATORS:
                 end += 1
-            found.append(CommandLine(f"{path.relative_to(ROOT)}:{number}", (Path(word).name, *words[start + 1:end])))
+            name = Path(word).name if is_cli else word.removeprefix("./")
+            found.append(CommandLine(f"{path.relative_to(ROOT)}:{number}", (name, *words[start + 1:end])))
     return found
 
 
@@ -163,8 +176,36 @@ def option_names(command: Any) -> set[str]:
     return names
 
 
+@cache
+def bench_options(script: str) -> frozenset[str]:
+    """The options a bench script's argparse parser declares, read from its source (and from the bench modules it
+    imports): running `--help` would import torch for each script."""
+    names = {"--help", "-h"}
+    path = ROOT / script
+    sources = [path]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and (ROOT / "bench" / f"{node.module}.py").exists():
+            sources.append(ROOT / "bench" / f"{node.module}.py")
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument"):
+                continue
+            flags = [arg.value for arg in node.args if isinstance(arg, ast.Constant) and str(arg.value).startswith("-")]
+            names.update(flags)
+            if any(ast.unparse(keyword.value).endswith("BooleanOptionalAction") for keyword in node.keywords):
+                names.update(f"--no-{flag[2:]}" for flag in flags if flag.startswith("--"))
+    return frozenset(names)
+
+
 def unknown_options(line: CommandLine) -> list[str]:
     """What in this command line its CLI does not have: a subcommand or an option (checked against the CLI objects)."""
+    if BENCH_SCRIPT.match(line.words[0]):
+        if not (ROOT / line.words[0]).exists():
+            return [f"{line.where}: no such script {line.words[0]}"]
+        known = bench_options(line.words[0])
+        return [f"{line.where}: `{line.words[0]}` has no option {word.split('=', 1)[0]}" for word in line.words[1:]
+                if word.startswith("--") and word.split("=", 1)[0] not in known]
     command = cli_command(line.words[0])
     path = [line.words[0]]
     problems = []
@@ -211,13 +252,14 @@ def test_every_command_shown_uses_options_the_cli_has(path: Path) -> None:
 def test_the_checks_catch_a_dead_link_and_an_unknown_option() -> None:
     page = ROOT / "docs" / "example.md"
     text = ("See [a](missing.md), [b](search.md#no-such-heading), [c](search.md#what-the-search-does).\n"
-            "```\n$ dnas search --device my-cpu --no-such-option 3 \\\n    --out runs\ndnas lute pull\n```\n"
+            "```\n$ dnas search --device my-cpu --no-such-option 3 \\\n    --out runs\ndnas lute pull\n"
+            'ARGS="--n 30 --seeds 2"\n.venv/bin/python bench/bench_fidelity.py $ARGS --rounds 3\n```\n'
             "Or `device-agent run --server URL --sever URL`.\n")
     assert [problem.split(": ", 1)[1] for problem in dead_links(page, text)] == [
         "missing.md: no such file", "search.md#no-such-heading: no heading #no-such-heading in docs/search.md"]
     problems = [p.split(": ", 1)[1] for line in command_lines(page, text) for p in unknown_options(line)]
     assert problems == ["`dnas search` has no option --no-such-option", "`dnas` has no command 'lute'",
-                        "`device-agent run` has no option --sever"]
+                        "`bench/bench_fidelity.py` has no option --seeds", "`device-agent run` has no option --sever"]
 
 
 def test_github_slugs_match_how_headings_with_code_and_links_render() -> None:
