@@ -37,8 +37,8 @@ FORBIDDEN = (
     (re.compile(r"\bsessions?\b", re.IGNORECASE), "the word 'session'"),
     (re.compile(r"\bengineers?\b", re.IGNORECASE), "the word 'engineer'"),
     (re.compile(r"\bissues? ?#?\d+", re.IGNORECASE), "an issue number"),
-    (re.compile(r"\b(MISSION|MEASURING|ANCHORS)\.md\b|\bshared/"), "a file outside the repository"),
 )
+MD_MENTION = re.compile(r"(?<![\w/.-])([\w./-]*\w\.md)\b")
 # README commands that finish in a second or two and need no server: run as shown.
 FAST_COMMANDS = {("dnas", "--help"), ("dnas", "space"), ("dnas", "models"), ("device-agent", "--help"),
                  ("profiler-server", "--help")}
@@ -101,7 +101,9 @@ def dead_links(path: Path, text: str) -> list[str]:
             file_part, _, anchor = target.partition("#")
             linked = (path.parent / file_part).resolve() if file_part else path
             where = f"{path.relative_to(ROOT)}:{number}: {target}"
-            if not linked.exists():
+            if not linked.is_relative_to(ROOT):
+                problems.append(f"{where}: outside the repository")
+            elif not linked.exists():
                 problems.append(f"{where}: no such file")
             elif anchor and (linked.suffix != ".md" or anchor not in anchors(linked)):
                 problems.append(f"{where}: no heading #{anchor} in {linked.relative_to(ROOT)}")
@@ -241,6 +243,21 @@ def test_pages_are_short_and_in_the_users_words(path: Path) -> None:
     found = [f"{path.relative_to(ROOT)}:{n}: {what}" for n, line in enumerate(text.splitlines(), start=1)
              for pattern, what in FORBIDDEN if pattern.search(line)]
     assert found == []
+    assert files_outside_the_repository(path, text) == []
+
+
+@cache
+def repository_md_names() -> frozenset[str]:
+    return frozenset(p.name for p in ROOT.rglob("*.md") if ".venv" not in p.parts and ".git" not in p.parts)
+
+
+def files_outside_the_repository(path: Path, text: str) -> list[str]:
+    """Markdown files the page names that the repository lacks."""
+    problems = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        problems += [f"{path.relative_to(ROOT)}:{number}: {name}: no such file in the repository"
+                     for name in MD_MENTION.findall(line) if Path(name).name not in repository_md_names()]
+    return problems
 
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -251,12 +268,16 @@ def test_every_command_shown_uses_options_the_cli_has(path: Path) -> None:
 
 def test_the_checks_catch_a_dead_link_and_an_unknown_option() -> None:
     page = ROOT / "docs" / "example.md"
-    text = ("See [a](missing.md), [b](search.md#no-such-heading), [c](search.md#what-the-search-does).\n"
+    text = ("See [a](missing.md), [b](search.md#no-such-heading), [c](search.md#what-the-search-does), "
+            "[d](../../README.md).\n"
             "```\n$ dnas search --device my-cpu --no-such-option 3 \\\n    --out runs\ndnas lute pull\n"
             'ARGS="--n 30 --seeds 2"\n.venv/bin/python bench/bench_fidelity.py $ARGS --rounds 3\n```\n'
             "Or `device-agent run --server URL --sever URL`.\n")
+    assert [problem.split(": ", 1)[1] for problem in files_outside_the_repository(page, "as GUIDE.md says")] == [
+        "GUIDE.md: no such file in the repository"]
     assert [problem.split(": ", 1)[1] for problem in dead_links(page, text)] == [
-        "missing.md: no such file", "search.md#no-such-heading: no heading #no-such-heading in docs/search.md"]
+        "missing.md: no such file", "search.md#no-such-heading: no heading #no-such-heading in docs/search.md",
+        "../../README.md: outside the repository"]
     problems = [p.split(": ", 1)[1] for line in command_lines(page, text) for p in unknown_options(line)]
     assert problems == ["`dnas search` has no option --no-such-option", "`dnas` has no command 'lute'",
                         "`bench/bench_fidelity.py` has no option --seeds", "`device-agent run` has no option --sever"]
