@@ -52,15 +52,19 @@ INLINE_CODE = re.compile(r"`([^`\n]+)`")
 
 
 def split_code(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-    """(prose lines, fenced code lines), each as (line number, text)."""
+    """(prose lines, fenced code lines), each as (line number, text). A block fenced as ```text is a figure or
+    a diagram, not commands: it is neither prose nor code here."""
     prose: list[tuple[int, str]] = []
     code: list[tuple[int, str]] = []
-    inside = False
+    fence: str | None = None  # the open block's info string
     for number, line in enumerate(text.splitlines(), start=1):
         if FENCE.match(line):
-            inside = not inside
+            fence = line.strip()[3:].strip() if fence is None else None
             continue
-        (code if inside else prose).append((number, line))
+        if fence is None:
+            prose.append((number, line))
+        elif fence != "text":
+            code.append((number, line))
     return prose, code
 
 
