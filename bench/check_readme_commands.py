@@ -14,8 +14,10 @@ Prints each command, its exit status and wall time, and exits non-zero at the fi
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -94,11 +96,14 @@ def main() -> int:
     script.write_text(script_for(commands, free_port()), encoding="utf-8")
     print(f"running {len(commands)} commands of {args.readme.name}'s '{args.section}' in {workdir}", flush=True)
     started = time.monotonic()
+    # Its own process group, so that a timeout or Ctrl-C stops the background server and agent with the script.
+    process = subprocess.Popen(["bash", str(script)], cwd=workdir, start_new_session=True)
     try:
-        completed = subprocess.run(["bash", str(script)], cwd=workdir, timeout=args.timeout_s)
-        status = completed.returncode
-    except subprocess.TimeoutExpired:
-        print(f"timed out after {args.timeout_s:.0f} s")
+        status = process.wait(timeout=args.timeout_s)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as stop:
+        print(f"timed out after {args.timeout_s:.0f} s" if isinstance(stop, subprocess.TimeoutExpired) else "stopped")
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
         status = 124
     print(f"{'ok' if status == 0 else 'failed'} in {time.monotonic() - started:.0f} s")
     if args.keep is None:
