@@ -148,7 +148,8 @@ def command_lines(path: Path, text: str) -> list[CommandLine]:
         snippets.append((number, pending + line))
         pending = ""
     for number, line in prose:
-        snippets.extend((number, span) for span in INLINE_CODE.findall(line) if span.split()[0] in CLI_APPS)
+        snippets.extend((number, span) for span in INLINE_CODE.findall(line)
+                        if span.split()[0] in CLI_APPS or any(BENCH_SCRIPT.match(word) for word in span.split()))
     variables: dict[str, str] = {}  # ARGS="--width 0.5 ..." then `bench/x.py $ARGS`
     found = []
     for number, snippet in snippets:
