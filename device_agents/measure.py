@@ -38,7 +38,7 @@ def measure_op(
             measurement = runner.measure(policy, clock)
             attempts = 1
             # A burst of interference (a neighbour's job, a thermal step) makes an op unstable; measuring it
-            # again and keeping the steadier result is MEASURING.md's "re-measure flagged entries".
+            # again and keeping the steadier result keeps one noisy pass out of the LUT.
             stats = sample_stats(measurement.samples_us)
             while attempts <= policy.remeasure_unstable and stats.unstable:
                 again = runner.measure(policy, clock)

@@ -1,8 +1,8 @@
 """int8 precision for the onnxruntime backend: each op is statically quantised on the agent before it is timed.
 
 A deployment that runs int8 models is a different device from the same CPU running fp32: its kernels, and so its
-LUT, differ (on this machine blocks with grouped 1x1 convolutions cost 1.5-3x more in int8, wide expansions up to
-40 % less). The server and the search client keep handing out fp32 ONNX ops; the agent converts them the way a
+LUT, differ (on x86 CPUs with VNNI, blocks with grouped 1x1 convolutions cost more in int8 than in fp32 and wide
+expansions less: docs/agents.md). The server and the search client keep handing out fp32 ONNX ops; the agent converts them the way a
 user would ship them: onnxruntime's `quant_pre_process` (shape inference, BatchNorm folded into the convolution), then
 `quantize_static` in QDQ format - signed 8-bit per-channel weights, unsigned 8-bit activations - which onnxruntime
 fuses into integer kernels (QLinearConv, QLinearAdd, ...) when it loads the model.

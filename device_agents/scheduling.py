@@ -1,9 +1,8 @@
 """Real-time scheduling of the measuring process: on a shared host, other processes cannot preempt a timed run.
 
-With SCHED_FIFO the agent runs until it blocks, whatever the other processes' priorities; on this 2-core machine
-with other users' jobs on the measuring CPU, up to 99 % of a whole network's runs were preempted under the default
-policy (the engine discards them, then has too few clean runs and keeps them all), against 0 - 1.5 % under
-SCHED_FIFO. The kernel's RT throttling (sched_rt_runtime_us, 95 % by default) still leaves the other processes
+With SCHED_FIFO the agent runs until it blocks, whatever the other processes' priorities. On a host where other
+jobs share the measuring CPU, most runs of a long op can be preempted under the default policy (the engine discards
+them, then has too few clean runs and keeps them all); under SCHED_FIFO almost none are. The kernel's RT throttling (sched_rt_runtime_us, 95 % by default) still leaves the other processes
 a share of the CPU. Linux only; needs root or CAP_SYS_NICE. The policy in force is recorded with every
 measurement, however it was set (this option, or `chrt` around the agent).
 """

@@ -186,8 +186,8 @@ class _Pairing:
         self._log: list[tuple[float, float]] = []  # (op seconds, one reference run's seconds), per timed run
 
     def run(self) -> float:
-        # The reference's run evicted the op's code and data, which inside a network stay warm (docs/validation.md,
-        # diagnosis 3): one untimed run first, so the timed one is a warm run, as without a reference.
+        # The reference's run evicted the op's code and data, which inside a network stay warm (docs/agents.md, the
+        # speed reference): one untimed run first, so the timed one is a warm run, as without a reference.
         self._time_op()
         op_s = self._time_op()
         reference_s = self._reference.time_runs(self.repeats) / self.repeats

@@ -11,8 +11,7 @@ which counts the fixed cost once per network. The agent also measures each op's 
 output shapes (`us`, `input_us`, `output_us`: the fixed cost plus onnxruntime's layout conversions at the op's
 edges); those stay in the LUT for inspection but are not subtracted, because a whole network keeps paying about
 half of them: onnxruntime leaves 8 - 13 layout conversions inside a 22-layer network (around grouped convolutions'
-channel shuffles and residual additions), and subtracting every boundary predicted networks 7 - 32 % too fast
-where subtracting the fixed cost alone came within 3 - 9 % (docs/validation.md).
+channel shuffles and residual additions), so subtracting every boundary predicts networks too fast.
 
 Where some entry has no fixed cost (an agent that does not measure it, a LUT from an older agent), every
 prediction is the raw sum of medians, so that two networks are never predicted under different models. The raw

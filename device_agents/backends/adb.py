@@ -140,7 +140,8 @@ class AdbBackend:
         self._timeout_s = invocation_timeout_s
         self._run = run
         binary_sha256 = hashlib.sha256(binary.read_bytes()).hexdigest()
-        # The build matters (MEASURING.md): without a stated version, the binary's hash names it.
+        # The build matters (two builds of one runtime version can time differently): without a stated version, the
+        # binary's hash names it.
         self._runtime_version = runtime_version or f"binary-sha256:{binary_sha256[:16]}"
         self._pushed: set[str] = set()
         state = self._run([*self._adb, "get-state"], 30.0).strip()

@@ -1,8 +1,8 @@
 """Strict parsers for the text that on-device benchmark binaries print.
 
 A parse failure raises `OpFailedError` carrying the tool's output: a latency is never read as 0 because a
-line moved (the failure MEASURING.md quotes from nn-Meter's tracker). Each parser returns the mean latency
-of one invocation in microseconds and the tool's own figures for the record.
+line moved (a failure seen with benchmark tools whose output format changed between releases). Each parser returns
+the mean latency of one invocation in microseconds and the tool's own figures for the record.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Offline measurements stored on PostgreSQL in one autocommit statement: one round trip per batch.
 
 Separate statements cost a round trip each (BEGIN, the op and result_id lookups, the two inserts, the task and
-device updates, COMMIT: 8 per batch, 0.5 to 2 ms each on a loaded machine), more than the database's own work.
+device updates, COMMIT: 8 per batch), and on a busy host the round trips cost more than the database's own work.
 Here data-modifying CTEs do all of it, atomically (a single statement is its own transaction):
 - `resolved`/`checked`: every key names an op with the claimed model, or nothing is written (`ok` false; the
   caller then looks the ops up to say which result is at fault);
@@ -13,9 +13,9 @@ Here data-modifying CTEs do all of it, atomically (a single statement is its own
   moves when a measurement was stored, with the NOTIFY that empties every replica's cached version on commit.
 
 The batch travels as two parameters: the rows as JSON (`json_to_recordset`; psycopg dumped 24 array parameters
-element by element in Python, which cost more than PostgreSQL's parsing of the same rows as JSON) and every
-row's samples, as float64, in one binary string that each row slices (as base64 text in the JSON they doubled
-PostgreSQL's parsing time). Ops are looked up by index, one probe per row: with the ops table's statistics stale
+element by element in Python, which costs more than PostgreSQL's parsing of the same rows as JSON) and every
+row's samples, as float64, in one binary string that each row slices (base64 text inside the JSON would make
+PostgreSQL parse far more bytes). Ops are looked up by index, one probe per row: with the ops table's statistics stale
 (after an upload of many ops) the planner hashed the whole table instead.
 """
 

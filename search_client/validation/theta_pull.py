@@ -7,8 +7,8 @@ consistently; the batch-to-batch spread of the cross-entropy part is noise that 
 Averaged over n steps, that noise shrinks as 1 / sqrt(n) while a steady pull stays, so the pull of size b shows
 through noise of size s after about (s / b)^2 steps: `theta_samples_needed` counts them in samples, for the
 theta entry where the latency pull stands out most, to set against the samples a search gives theta.
-On digits the paper's CE * alpha * log(LAT)^beta gives a latency pull tens of times weaker than the
-cross-entropy's (docs/search.md, RQ2): with a train CE near 0.1, a small CE change is a large relative change of
+On digits the paper's CE * alpha * log(LAT)^beta on plain cross-entropy gives a latency pull much weaker than
+the cross-entropy's (docs/search.md, the loss): with a train CE near 0.1, a small CE change is a large relative change of
 the loss, while LAT's relative sensitivity is only beta / log(LAT).
 """
 

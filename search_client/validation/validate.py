@@ -239,7 +239,7 @@ def measure_and_compare(
 
     With `rounds` > 1 the whole networks are measured that many times in all, round after round, and each
     network's latency is the median of its rounds': a network's own run-to-run spread, not the LUT, is what
-    limits the ranking on a noisy machine (docs/validation.md). `wait` is how to wait for the agent (the CLI's
+    limits the ranking on a noisy machine (docs/results/README.md, LUT fidelity). `wait` is how to wait for the agent (the CLI's
     draws a progress bar), `on_round(r)` is told when round r >= 2 starts. Needs the admin token (uploading ops,
     queueing jobs)."""
     if rounds < 1:

@@ -70,7 +70,7 @@ def test_fbnet_entries_are_networks_of_the_space() -> None:
     assert get_model("fbnet_96_035_1").params.resolution == 96
 
 
-# The paper's table, with the tolerances of issue 3: 2% multiply-adds, 3% parameters (4% for MobileNetV2 1.0).
+# The paper's table (Wu et al., CVPR 2019, table 2), with these tolerances: 2% multiply-adds, 3% parameters (4% for MobileNetV2 1.0).
 # FBNet-B's 4.5M parameters and MobileNetV2-1.4's 6.9M do not reproduce from any public definition and
 # FBNet-C's 375M only to 385M: see docs/models.md.
 REPRODUCIBLE = [
