@@ -14,8 +14,6 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from search_client.errors import SearchClientError
 
 FIT = "fit"
@@ -88,6 +86,8 @@ def relative_least_squares(
     predictions = [*known, *(v for row in rows for v in row)]
     if any(m <= 0 or not math.isfinite(m) for m in measured_us) or not all(map(math.isfinite, predictions)):
         raise CalibrationError("latencies must be finite and measurements positive")
+    import numpy as np  # here, not at the top: `dnas --help` imports this module for its defaults
+
     weighted = np.asarray(rows, dtype=np.float64) / np.asarray(measured_us, dtype=np.float64)[:, None]
     if np.linalg.matrix_rank(weighted) < weighted.shape[1]:
         raise CalibrationError("the fit networks do not vary enough to fit every coefficient")

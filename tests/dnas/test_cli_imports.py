@@ -1,4 +1,4 @@
-"""`dnas --help` and the server-only commands start without torch, matplotlib or scipy: the command modules
+"""`dnas --help` and the server-only commands start without torch, matplotlib, scipy or numpy: the command modules
 import them inside the commands that run networks or draw figures (bench/bench_cli_startup.py times it)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "matplotlib", "scipy")
+HEAVY = ("torch", "matplotlib", "scipy", "numpy")
 
 
 def test_importing_the_cli_loads_no_torch_matplotlib_or_scipy() -> None:
