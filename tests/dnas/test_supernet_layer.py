@@ -61,16 +61,16 @@ def test_fused_weighted_sum_equals_the_plain_candidates(spec: LayerSpec, trainin
     fused = layer.weighted(x, weights)
     reference = sum(weights[:, index].view(-1, 1, 1, 1) * block(x) for index, block in enumerate(plain))
     assert isinstance(reference, torch.Tensor)
-    torch.testing.assert_close(fused, reference, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(fused, reference, rtol=1e-10, atol=1e-10)
     upstream = torch.randn(fused.shape, generator=generator, dtype=torch.float64)
     fused_grads = torch.autograd.grad(fused, [x, weights, *layer.parameters()], upstream)
     plain_grads = torch.autograd.grad(reference, [x, weights, *plain.parameters()], upstream)
     for fused_grad, plain_grad in zip(fused_grads, plain_grads, strict=True):
-        torch.testing.assert_close(fused_grad, plain_grad, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(fused_grad, plain_grad, rtol=1e-10, atol=1e-10)
     for (name, fused_buffer), plain_buffer in zip(
         layer.state_dict().items(), plain.state_dict().values(), strict=True
     ):
-        torch.testing.assert_close(fused_buffer, plain_buffer, rtol=1e-9, atol=1e-9, msg=name)
+        torch.testing.assert_close(fused_buffer, plain_buffer, rtol=1e-10, atol=1e-10, msg=name)
 
 
 def test_the_layer_state_is_the_plain_candidates_and_exports_as_blocks() -> None:
