@@ -117,7 +117,13 @@ class SupernetLayer(nn.ModuleList):
         return torch.cat(outputs).index_select(0, torch.cat(members).argsort())
 
     def _run_drawn(self, x: torch.Tensor, weights: torch.Tensor, index: int) -> torch.Tensor:
-        return self[index](x) * _per_sample(weights[:, index])
+        block, weight = self[index], weights[:, index : index + 1]
+        if not isinstance(block, InvertedResidual):
+            return block(x) * _per_sample(weight)
+        # The block with its weight folded into its last BatchNorm and residual: no pass over memory to scale it.
+        projection = block.pwl[0](block.dw(self._expansion(index, x)))
+        extras = [x] if block.use_residual else []
+        return weighted_norm_sum([projection], [block.pwl[1]], weight, extras, weight if extras else None)
 
 
 def _per_sample(weights: torch.Tensor) -> torch.Tensor:
