@@ -15,7 +15,7 @@ configuration, every variant is built in one process and timed in alternating ro
 warm-up round); the figures are medians over the rounds: the fused weighted sum (`weighted`), the same sum
 written the straightforward way (`Supernet(reference=True)`: every candidate's output weighted and added up),
 the nine plain networks and their sum (the floor), single path with a fixed draw and the plain network of the
-drawn blocks. Peak memory is measured apart, one child process per variant: its peak RSS over three steps above
+drawn blocks. Peak memory is measured apart, one child process per variant (`--memory-variants`): its peak RSS over three steps above
 its RSS before the model was built. `--profile` prints torch.profiler's table of one fused weighted step.
 
 `--baseline-checkout DIR` also times the weighted step of another checkout of this repository (e.g. an earlier
@@ -139,7 +139,9 @@ def rss_mib() -> float:
 def memory_child(variant: str, config: Config, num_classes: int) -> dict[str, float]:
     idle_mib = rss_mib()
     runner = Runner(variant, config, num_classes)
-    step_s = [runner.step() for _ in range(3)]
+    step_s = [
+        runner.step() for _ in range(3)
+    ]  # a warm-up step, then two: the baseline's child also times two
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - idle_mib
     return {"peak_mib": peak_mib, "step_ms": 1000 * statistics.median(step_s[1:])}
 
@@ -218,9 +220,8 @@ def report(config_key: str, args: argparse.Namespace) -> None:
     config = CONFIGS[config_key]
     print(f"== {config.name}, {args.threads} threads, torch {torch.__version__}, {args.rounds} rounds")
     step_ms = time_alternating(config, args)
-    peak_mib = (
-        {variant: measure_memory(variant, config_key, args) for variant in step_ms} if args.memory else {}
-    )
+    memory_variants = [variant for variant in args.memory_variants.split(",") if variant]
+    peak_mib = {variant: measure_memory(variant, config_key, args) for variant in memory_variants}
 
     def line(label: str, variant: str) -> str:
         memory = f"   peak {peak_mib[variant]:6.0f} MiB" if variant in peak_mib else ""
@@ -263,7 +264,9 @@ def main() -> None:
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--configs", default="224,32", help="comma-separated, of: " + ",".join(CONFIGS))
     parser.add_argument(
-        "--no-memory", dest="memory", action="store_false", help="skip the peak-memory children"
+        "--memory-variants",
+        default="weighted,weighted_reference,single_path,plain_drawn",
+        help=f"variants whose peak memory to measure ('' for none), of: {','.join(variant_names())}",
     )
     parser.add_argument(
         "--profile", action="store_true", help="torch.profiler table of one fused weighted step"
