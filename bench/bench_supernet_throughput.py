@@ -1,11 +1,12 @@
-"""Benchmark (any device, the GPU configuration of bench/gpu_check.sh): supernet training throughput, weighted sum of all candidates (the paper) vs single path, against
-the straightforward implementation ANCHORS.md measured (`straightforward_*`, a few lines below) and a plain
+"""Benchmark on any device (the supernet step of bench/gpu_check.sh): supernet training throughput, weighted
+sum of all candidates (the paper) vs single path, against the straightforward implementation
+(`straightforward_*`, a few lines below) and a plain
 network (k5_e6 in every layer), all measured in the same run. One child process per mode, so that each peak
 memory figure is its own.
 
     .venv/bin/python bench/bench_supernet_throughput.py                     # CPU, 32x32, batch 32, width 1.0, 10 classes
     .venv/bin/python bench/bench_supernet_throughput.py --device cuda --resolution 224 --batch 192 --num-classes 100 \\
-        --bf16 --channels-last                                      # the H200 configuration of ANCHORS.md
+        --bf16 --channels-last                                      # the H200 configuration
 
 A step is forward + cross-entropy + backward + SGD step over weights and theta, as in the search. Prints img/s
 (median step), peak memory (CPU: the child's peak RSS above its RSS before the model was built; CUDA: the peak
@@ -57,7 +58,7 @@ class Plain(nn.Module):
 
 
 class Straightforward(nn.Module):
-    """ANCHORS.md's baseline, written the obvious way: each layer holds the 9 blocks.py candidates; weighted mode
+    """The baseline, written the obvious way: each layer holds the 9 blocks.py candidates; weighted mode
     sums all of them with per-sample Gumbel-softmax weights, single path runs one Gumbel-hard candidate per layer
     for the whole batch."""
 
@@ -165,7 +166,7 @@ def main() -> None:
         "--schedule",
         choices=("imagenet", "small-input"),
         default="imagenet",
-        help="stride schedule: imagenet (total stride 32, as ANCHORS.md) or small-input (total stride 8)",
+        help="stride schedule: imagenet (total stride 32) or small-input (total stride 8)",
     )
     parser.add_argument(
         "--path-groups", type=int, default=DEFAULT_PATH_GROUPS, help="single_path's sample groups per batch"

@@ -10,7 +10,7 @@
 # Written to $OUT (default ./gpu-check-out), each file also printed:
 #   env.txt             GPU, driver, torch and onnxruntime versions
 #   pytest.txt          the torch backend's tests (on a GPU host the CUDA test must pass instead of refusing)
-#   supernet.txt        bench_supernet_throughput.py at ANCHORS.md's configuration: 224x224, batch 192, 100 classes, bf16
+#   supernet.txt        bench_supernet_throughput.py at the H200 configuration: 224x224, batch 192, 100 classes, bf16
 #                       autocast, channels_last (docs/search.md, "Speed")
 #   torch-cuda.jsonl    the offline agent's results for the FBNet space at 224x224 (10 classes) on CUDA (torch
 #                       backend, CUDA events): bring it back, `device-agent upload torch-cuda.jsonl --server URL
