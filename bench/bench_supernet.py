@@ -278,6 +278,7 @@ def main() -> None:
     parser.add_argument("--baseline-configs", default="32", help="configurations timed against the baseline")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)  # CONFIG:VARIANT, in the child processes
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each figure shows as soon as it is measured
     torch.set_num_threads(args.threads)
     if args.memory_child:
         config_key, variant = args.memory_child.split(":")
