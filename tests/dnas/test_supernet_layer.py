@@ -79,7 +79,10 @@ def test_the_layer_state_is_the_plain_candidates_and_exports_as_blocks() -> None
     block.load_state_dict(layer[CANDIDATES.index("k5_e6")].state_dict())
     assert not any(isinstance(m, DepthwiseConv2d) and m.crop_to_map for m in block.modules())
     assert all(m.crop_to_map for m in layer.modules() if isinstance(m, DepthwiseConv2d))
-    assert "7.dw.0.weight" in layer.state_dict() and "expanded_order" not in layer.state_dict()
+    assert "7.dw.0.weight" in layer.state_dict()
+    # The g2 candidates' shuffle orders are derived buffers, not state a checkpoint or a plain block would carry.
+    assert isinstance(getattr(layer, f"shuffle_order_{CANDIDATES.index('k3_e1_g2')}"), torch.Tensor)
+    assert not any(key.startswith("shuffle_order") for key in layer.state_dict())
 
 
 @pytest.mark.parametrize("map_hw", [(1, 1), (2, 2), (3, 5), (6, 6)])
