@@ -1,27 +1,39 @@
-"""Benchmark: supernet training throughput, weighted sum of all candidates (the paper) vs single path, against
-the straightforward implementation a reimplementation usually writes (`straightforward_*`, a few lines below) and a plain
-network (k5_e6 in every layer), all measured in the same run. One child process per mode, so that each peak
-memory figure is its own.
+"""Benchmark: the supernet's training step against its arithmetic floor, on the CPU.
 
-    .venv/bin/python bench/bench_supernet.py                       # CPU, 32x32, batch 32, width 1.0, 10 classes
-    .venv/bin/python bench/bench_supernet.py --device cuda --resolution 224 --batch 192 --num-classes 100 \\
-        --bf16 --channels-last                                      # an ImageNet-scale GPU configuration
+The weighted-sum supernet computes every candidate of every layer, so its floor is the work of the nine candidates
+themselves: the sum of the step times of nine plain networks, each using one candidate in every layer (this floor
+even counts the stem and head nine times). Single path runs one network per step, so its yardstick is the plain
+network of the blocks it draws. Two configurations, in one run:
 
-A step is forward + cross-entropy + backward + SGD step over weights and theta, as in the search. Prints img/s
-(median step), peak memory (CPU: the child's peak RSS above its RSS before the model was built; CUDA: the peak
-allocated), and the ratios of ours against the straightforward implementation of the same mode, against the
-plain network, and of single path against weighted.
+    224x224 with the ImageNet strides, batch 8
+    32x32 with the small-input strides (total stride 8), batch 32
+
+    flock /tmp/timing.lock .venv/bin/python bench/bench_supernet.py [--threads 2] [--rounds 3] [--profile]
+
+A step is forward + cross-entropy + backward + SGD step over weights and theta, as in the search. Per
+configuration, every variant is built in one process and timed in alternating rounds (one step each, after one
+warm-up round); the figures are medians over the rounds: the fused weighted sum (`weighted`), the same sum
+written the straightforward way (`Supernet(reference=True)`: every candidate's output weighted and added up),
+the nine plain networks and their sum (the floor), single path with a fixed draw and the plain network of the
+drawn blocks. Peak memory is measured apart, one child process per variant (`--memory-variants`): its peak RSS over three steps above
+its RSS before the model was built. `--profile` prints torch.profiler's table of one fused weighted step.
+
+`--baseline-checkout DIR` also times the weighted step of another checkout of this repository (e.g. an earlier
+commit via `git worktree add`), whose bench/bench_supernet.py answers `--mode weighted` with a JSON line holding
+`step_ms`: child processes of it and of this checkout alternate, `--baseline-rounds` each.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,21 +42,32 @@ from torch import nn
 from fbnet_core.arch import Architecture
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.space import SearchSpace, fbnet_space
-from search_client.search.gumbel import gumbel_softmax_weights, sample_gumbel_noise
-from search_client.search.supernet import DEFAULT_PATH_GROUPS, Supernet
-from search_client.space.blocks import make_block
-from search_client.space.model import build_model, make_classifier, make_head, make_stem
+from search_client.search.gumbel import sample_gumbel_noise
+from search_client.search.supernet import Supernet
+from search_client.space.model import build_model
 
-MODES = ("weighted", "straightforward_weighted", "single_path", "straightforward_single_path", "plain")
+TEMPERATURE = 5.0
 
 
-def rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+@dataclass(frozen=True)
+class Config:
+    name: str
+    resolution: int
+    batch: int
+    small_input: bool
+
+    def space(self, num_classes: int) -> SearchSpace:
+        return fbnet_space(self.resolution, 1.0, num_classes, 1984, self.small_input)
+
+
+CONFIGS = {
+    "224": Config("224x224, ImageNet strides, batch 8", 224, 8, small_input=False),
+    "32": Config("32x32, small-input strides, batch 32", 32, 32, small_input=True),
+}
 
 
 class Plain(nn.Module):
-    """The plain network with the supernet's call signature (no theta, no Gumbel weights)."""
+    """A plain network with the supernet's call signature (no theta, no Gumbel weights)."""
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
@@ -56,170 +79,213 @@ class Plain(nn.Module):
         return self.net(images), None
 
 
-class Straightforward(nn.Module):
-    """The baseline, written the obvious way: each layer holds the 9 blocks.py candidates; weighted mode
-    sums all of them with per-sample Gumbel-softmax weights, single path runs one Gumbel-hard candidate per layer
-    for the whole batch."""
+def drawn_blocks(noise: torch.Tensor) -> tuple[str, ...]:
+    """The path single path draws from a uniform theta with this noise: its first sample's argmax per layer."""
+    return tuple(CANDIDATES[index] for index in noise[0].argmax(-1).tolist())
 
-    def __init__(self, space: SearchSpace, single_path: bool) -> None:
-        super().__init__()
-        self.single_path = single_path
-        self.stem = make_stem(space.stem)
-        self.layers = nn.ModuleList(
-            nn.ModuleList(
-                make_block(name, layer.in_channels, layer.out_channels, layer.stride) for name in CANDIDATES
-            )
-            for layer in space.layers
+
+def variant_names() -> list[str]:
+    return [
+        "weighted",
+        "weighted_reference",
+        *(f"plain_{name}" for name in CANDIDATES),
+        "single_path",
+        "plain_drawn",
+    ]
+
+
+def build_variant(variant: str, space: SearchSpace, noise: torch.Tensor) -> nn.Module:
+    if variant == "weighted":
+        return Supernet(space, "weighted")
+    if variant == "weighted_reference":
+        return Supernet(space, "weighted", reference=True)
+    if variant == "single_path":
+        return Supernet(space, "single_path")
+    if variant == "plain_drawn":
+        return Plain(build_model(Architecture(drawn_blocks(noise)), space))
+    return Plain(build_model(Architecture((variant.removeprefix("plain_"),) * len(space.layers)), space))
+
+
+class Runner:
+    """One variant's model, optimizer and data: `step()` is one timed training step."""
+
+    def __init__(self, variant: str, config: Config, num_classes: int) -> None:
+        space = config.space(num_classes)
+        generator = torch.Generator().manual_seed(0)
+        self.noise = sample_gumbel_noise(
+            config.batch, torch.zeros(len(space.layers), len(CANDIDATES)), generator
         )
-        self.head, self.classifier = make_head(space.head), make_classifier(space.classifier)
-        self.theta = nn.Parameter(torch.zeros(len(space.layers), len(CANDIDATES)))
+        torch.manual_seed(0)
+        self.model = build_variant(variant, space, self.noise)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        self.images = torch.randn(config.batch, 3, config.resolution, config.resolution, generator=generator)
+        self.labels = torch.randint(0, num_classes, (config.batch,), generator=generator)
 
-    def forward(
-        self, images: torch.Tensor, temperature: float, noise: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        # Single path: the first sample's draw for the whole batch, as our single path with one group.
-        noise = noise[:1] if self.single_path else noise
-        weights = gumbel_softmax_weights(self.theta, noise, temperature, hard=self.single_path)
-        x = self.stem(images)
-        for candidates, layer_weights in zip(self.layers, weights.unbind(1), strict=True):
-            if self.single_path:
-                index = int(layer_weights[0].argmax())
-                x = candidates[index](x) * layer_weights[0, index]
-            else:
-                x = sum(
-                    layer_weights[:, k].view(-1, 1, 1, 1) * block(x) for k, block in enumerate(candidates)
-                )
-        return self.classifier(self.head(x)), weights
-
-
-def build_bench_model(args: argparse.Namespace, space: SearchSpace) -> nn.Module:
-    if args.mode == "plain":
-        return Plain(build_model(Architecture(("k5_e6",) * len(space.layers)), space))
-    if args.mode.startswith("straightforward_"):
-        return Straightforward(space, single_path=args.mode == "straightforward_single_path")
-    return Supernet(space, args.mode, args.path_groups)
-
-
-def measure_mode(args: argparse.Namespace) -> dict[str, float | str]:
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    space = fbnet_space(
-        args.resolution, args.width, args.num_classes, args.head_channels, args.schedule == "small-input"
-    )
-    idle_mib = rss_mib()
-    model = build_bench_model(args, space)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images = torch.randn(args.batch, 3, args.resolution, args.resolution, device=device)
-    images = images.contiguous(memory_format=memory_format)
-    labels = torch.randint(0, args.num_classes, (args.batch,), device=device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    # Every mode draws the same noise, so both single-path implementations train the same random paths.
-    noise_generator = torch.Generator().manual_seed(1)
-    step_s: list[float] = []
-    for step in range(args.warmup + args.steps):
-        noise = sample_gumbel_noise(
-            args.batch, torch.empty(len(space.layers), len(CANDIDATES)), noise_generator
-        )
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+    def step(self) -> float:
         started = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
-            logits, _ = model(images, 5.0, noise=noise.to(device))
-            loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
+        logits, _ = self.model(self.images, TEMPERATURE, noise=self.noise)
+        loss = F.cross_entropy(logits, self.labels)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if step >= args.warmup:
-            step_s.append(time.perf_counter() - started)
-    if device.type == "cuda":
-        peak_mib = torch.cuda.max_memory_allocated(device) / 2**20
-    else:
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - idle_mib
-    median_s = statistics.median(step_s)
-    return {
-        "mode": args.mode,
-        "img_per_s": args.batch / median_s,
-        "step_ms": 1000 * median_s,
-        "peak_mib": peak_mib,
-    }
+        self.optimizer.step()
+        return time.perf_counter() - started
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def memory_child(variant: str, config: Config, num_classes: int) -> dict[str, float]:
+    idle_mib = rss_mib()
+    runner = Runner(variant, config, num_classes)
+    step_s = [
+        runner.step() for _ in range(3)
+    ]  # a warm-up step, then two: the baseline's child also times two
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - idle_mib
+    return {"peak_mib": peak_mib, "step_ms": 1000 * statistics.median(step_s[1:])}
+
+
+def measure_memory(variant: str, config_key: str, args: argparse.Namespace) -> float:
+    command = [
+        sys.executable,
+        __file__,
+        "--threads",
+        str(args.threads),
+        "--num-classes",
+        str(args.num_classes),
+    ]
+    command += ["--memory-child", f"{config_key}:{variant}"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return float(json.loads(output.strip().splitlines()[-1])["peak_mib"])
+
+
+def time_alternating(config: Config, args: argparse.Namespace) -> dict[str, float]:
+    """Median step ms per variant over `args.rounds` rounds, each round one step of every variant in turn."""
+    runners = {variant: Runner(variant, config, args.num_classes) for variant in variant_names()}
+    step_ms: dict[str, list[float]] = {variant: [] for variant in runners}
+    for round_index in range(args.warmup + args.rounds):
+        for variant, runner in runners.items():
+            elapsed_s = runner.step()
+            if round_index >= args.warmup:
+                step_ms[variant].append(1000 * elapsed_s)
+    if args.profile:
+        profile_step(runners["weighted"])
+    return {variant: statistics.median(times) for variant, times in step_ms.items()}
+
+
+def profile_step(runner: Runner) -> None:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        runner.step()
+    print("torch.profiler, one fused weighted step:")
+    print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+
+
+def time_against_baseline(config_key: str, args: argparse.Namespace) -> tuple[float, float]:
+    """(ours, baseline) weighted step ms at the 32 px configuration: medians of alternating child processes."""
+    config = CONFIGS[config_key]
+    common = ["--threads", str(args.threads), "--num-classes", str(args.num_classes)]
+    old_args = [
+        f"--resolution={config.resolution}",
+        f"--batch={config.batch}",
+        "--schedule=small-input" if config.small_input else "--schedule=imagenet",
+        "--steps=2",
+        "--warmup=1",
+        "--mode=weighted",
+        *common,
+    ]
+    ours_ms, baseline_ms = [], []
+    for _ in range(args.baseline_rounds):
+        ours = subprocess.run(
+            [sys.executable, __file__, *common, "--memory-child", f"{config_key}:weighted"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        ours_ms.append(json.loads(ours.strip().splitlines()[-1])["step_ms"])
+        environment = {**os.environ, "PYTHONPATH": args.baseline_checkout}
+        baseline = subprocess.run(
+            [sys.executable, os.path.join(args.baseline_checkout, "bench", "bench_supernet.py"), *old_args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=args.baseline_checkout,
+        ).stdout
+        baseline_ms.append(json.loads(baseline.strip().splitlines()[-1])["step_ms"])
+    return statistics.median(ours_ms), statistics.median(baseline_ms)
+
+
+def report(config_key: str, args: argparse.Namespace) -> None:
+    config = CONFIGS[config_key]
+    print(f"== {config.name}, {args.threads} threads, torch {torch.__version__}, {args.rounds} rounds")
+    step_ms = time_alternating(config, args)
+    memory_variants = [variant for variant in args.memory_variants.split(",") if variant]
+    peak_mib = {variant: measure_memory(variant, config_key, args) for variant in memory_variants}
+
+    def line(label: str, variant: str) -> str:
+        memory = f"   peak {peak_mib[variant]:6.0f} MiB" if variant in peak_mib else ""
+        return f"  {label:<34}{step_ms[variant]:9.0f} ms/step{memory}"
+
+    print(line("weighted (fused)", "weighted"))
+    print(line("weighted (straightforward sum)", "weighted_reference"))
+    for name in CANDIDATES:
+        print(line(f"plain network, {name} everywhere", f"plain_{name}"))
+    floor_ms = sum(step_ms[f"plain_{name}"] for name in CANDIDATES)
+    print(f"  {'floor (sum of the nine)':<34}{floor_ms:9.0f} ms/step")
+    print(
+        f"  weighted / floor: fused {step_ms['weighted'] / floor_ms:.2f}x, "
+        f"straightforward {step_ms['weighted_reference'] / floor_ms:.2f}x; "
+        f"fused is {step_ms['weighted_reference'] / step_ms['weighted']:.2f}x as fast as straightforward"
+    )
+    path = "-".join(drawn_blocks(Runner("plain_skip", config, args.num_classes).noise))
+    print(line("single path", "single_path"))
+    print(line("plain network of the drawn blocks", "plain_drawn"))
+    print(
+        f"  single path is {step_ms['plain_drawn'] / step_ms['single_path']:.2f}x as fast as the plain network "
+        f"of its blocks ({path})"
+    )
+    if args.baseline_checkout and config_key in args.baseline_configs.split(","):
+        ours_ms, baseline_ms = time_against_baseline(config_key, args)
+        print(
+            f"  weighted, this checkout {ours_ms:.0f} ms/step vs {args.baseline_checkout} {baseline_ms:.0f} "
+            f"ms/step ({args.baseline_rounds} alternating child processes each): "
+            f"{baseline_ms / ours_ms:.2f}x as fast"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--resolution", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--rounds", type=int, default=3, help="timed alternating rounds per configuration")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--head-channels", type=int, default=1984)
+    parser.add_argument("--configs", default="224,32", help="comma-separated, of: " + ",".join(CONFIGS))
     parser.add_argument(
-        "--schedule",
-        choices=("imagenet", "small-input"),
-        default="imagenet",
-        help="stride schedule: imagenet (total stride 32) or small-input (total stride 8)",
+        "--memory-variants",
+        default="weighted,weighted_reference,single_path,plain_drawn",
+        help=f"variants whose peak memory to measure ('' for none), of: {','.join(variant_names())}",
     )
     parser.add_argument(
-        "--path-groups", type=int, default=DEFAULT_PATH_GROUPS, help="single_path's sample groups per batch"
+        "--profile", action="store_true", help="torch.profiler table of one fused weighted step"
     )
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--mode", help=argparse.SUPPRESS)  # set in the child processes
+    parser.add_argument(
+        "--baseline-checkout", help="another checkout whose weighted step to time against ours"
+    )
+    parser.add_argument("--baseline-rounds", type=int, default=3)
+    parser.add_argument("--baseline-configs", default="32", help="configurations timed against the baseline")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)  # CONFIG:VARIANT, in the child processes
     args = parser.parse_args()
-    if args.mode:
-        print(json.dumps(measure_mode(args)))
+    sys.stdout.reconfigure(line_buffering=True)  # each figure shows as soon as it is measured
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        config_key, variant = args.memory_child.split(":")
+        print(json.dumps(memory_child(variant, CONFIGS[config_key], args.num_classes)))
         return
-    child_args = [
-        f"--{name.replace('_', '-')}={value}"
-        for name, value in vars(args).items()
-        if name not in ("modes", "mode", "bf16", "channels_last") and value is not None
-    ]
-    child_args += ["--bf16"] * args.bf16 + ["--channels-last"] * args.channels_last
-    results = {}
-    for mode in args.modes.split(","):
-        output = subprocess.run(
-            [sys.executable, __file__, *child_args, "--mode", mode],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        results[mode] = json.loads(output.strip().splitlines()[-1])
-    print(
-        f"supernet step on {args.device}, {args.resolution}x{args.resolution} ({args.schedule} strides), "
-        f"batch {args.batch}, width {args.width}, "
-        f"{'bf16' if args.bf16 else 'fp32'}{', channels_last' if args.channels_last else ''}, "
-        f"torch {torch.__version__}, threads {args.threads or torch.get_num_threads()}, "
-        f"single_path groups {args.path_groups}"
-    )
-    plain = results.get("plain")
-    for mode, result in results.items():
-        ratio = f", {result['img_per_s'] / plain['img_per_s']:.2f}x the plain network" if plain else ""
-        print(
-            f"{mode:>27}: {result['img_per_s']:8.1f} img/s ({result['step_ms']:.0f} ms/step), "
-            f"peak {result['peak_mib']:.0f} MiB{ratio}"
-        )
-    comparisons = [(mode, f"straightforward_{mode}") for mode in ("weighted", "single_path")]
-    for faster, slower in [*comparisons, ("single_path", "weighted")]:
-        if faster in results and slower in results:
-            print(f"{faster} vs {slower}: {compare(results[faster], results[slower])}")
-
-
-def compare(ours: dict[str, float | str], other: dict[str, float | str]) -> str:
-    speedup = float(ours["img_per_s"]) / float(other["img_per_s"])
-    memory = float(ours["peak_mib"]) / max(float(other["peak_mib"]), 1e-9)
-    return f"{speedup:.2f}x img/s, {memory:.2f}x the peak memory"
+    for config_key in args.configs.split(","):
+        report(config_key, args)
 
 
 if __name__ == "__main__":

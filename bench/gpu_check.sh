@@ -10,11 +10,11 @@
 # Written to $OUT (default ./gpu-check-out), each file also printed:
 #   env.txt             GPU, driver, torch and onnxruntime versions
 #   pytest.txt          the torch backend's tests (on a GPU host the CUDA test must pass instead of refusing)
-#   supernet.txt        bench_supernet.py at an ImageNet-scale configuration: 224x224, batch 192, 100 classes, bf16
+#   supernet.txt        bench_supernet_throughput.py at the H200 configuration: 224x224, batch 192, 100 classes, bf16
 #                       autocast, channels_last (docs/results/README.md, "Supernet speed")
 #   torch-cuda.jsonl    the offline agent's results for the FBNet space at 224x224 (10 classes) on CUDA (torch
 #                       backend, CUDA events): bring it back, `device-agent upload torch-cuda.jsonl --server URL
-#                       --name NAME`
+#                       --device NAME`
 #   search.txt          2-epoch DNAS searches on the GPU with that LUT (digits at 224, weighted and single path)
 # GPU_CHECK_DEVICE=cpu runs the same steps on the CPU at toy sizes: the check of this script where no GPU is.
 # GPU_CHECK_STEP_LIMITS=off runs each step without its time limit (the test suite: a loaded machine is slow, not
@@ -110,7 +110,7 @@ export PY DEVICE OUT WORK RESOLUTION BATCH CLASSES WIDTH HEAD SCHEDULE STEPS MAX
 export -f dnas device_agent environment profile_space search
 step environment 60 env.txt environment
 step pytest 120 pytest.txt "$PY" -m pytest -q -p no:cacheprovider tests/agents/test_torch_backend.py
-step supernet 240 supernet.txt "$PY" bench/bench_supernet.py --device "$DEVICE" --resolution "$RESOLUTION" \
+step supernet 240 supernet.txt "$PY" bench/bench_supernet_throughput.py --device "$DEVICE" --resolution "$RESOLUTION" \
   --batch "$BATCH" --num-classes "$CLASSES" --width "$WIDTH" --head-channels "$HEAD" --schedule "$SCHEDULE" \
   --steps "$STEPS" $PRECISION
 step profile 180 "profile-$DEVICE.txt" profile_space

@@ -7,6 +7,9 @@ only the candidate drawn for it: at most `path_groups` candidates per layer, one
 default of 1 (the cost of a plain network, and BatchNorm sees the whole batch), and theta still receives
 gradients through the soft weights behind the straight-through estimator.
 
+`reference=True` computes the weighted mode the straightforward way (`SupernetLayer.weighted_reference`), for
+the tests and the benchmark that check the fused computation against it.
+
 `forward` returns the logits *and* the weights it used, so the latency term is computed from the very same m.
 """
 
@@ -30,14 +33,19 @@ from search_client.space.model import make_classifier, make_head, make_stem
 
 class Supernet(nn.Module):
     def __init__(
-        self, space: SearchSpace, mode: SupernetMode = "weighted", path_groups: int = DEFAULT_PATH_GROUPS
+        self,
+        space: SearchSpace,
+        mode: SupernetMode = "weighted",
+        path_groups: int = DEFAULT_PATH_GROUPS,
+        *,
+        reference: bool = False,
     ) -> None:
         super().__init__()
         if mode not in SUPERNET_MODES:
             raise ValueError(f"mode must be one of {SUPERNET_MODES}, got {mode!r}")
         if path_groups < 1:
             raise ValueError(f"path_groups must be at least 1, got {path_groups}")
-        self.space, self.mode, self.path_groups = space, mode, path_groups
+        self.space, self.mode, self.path_groups, self.reference = space, mode, path_groups, reference
         self.stem = make_stem(space.stem)
         self.layers = nn.ModuleList(SupernetLayer(layer) for layer in space.layers)
         self.head = make_head(space.head)
@@ -70,13 +78,19 @@ class Supernet(nn.Module):
         if mode == "single_path":
             noise = share_within_groups(noise, group_count)
         weights = gumbel_softmax_weights(self.theta, noise, temperature, hard=mode == "single_path")
+        if mode == "weighted" and not self.reference and images.device.type == "cpu":
+            images = images.contiguous(memory_format=torch.channels_last)  # the layers' layout from the stem on
         x = self.stem(images)
+        # The candidates drawn for each sample group, read once per step: (groups, layers).
+        drawn = weights[:group_count].argmax(-1).T.tolist() if mode == "single_path" else []
         for layer_index, layer in enumerate(self.layers):
             layer_weights = weights[:, layer_index]
-            if mode == "weighted":
-                x = layer.weighted(x, layer_weights)
+            if mode == "single_path":
+                x = layer.single_path(x, layer_weights, group_count, drawn[layer_index])
+            elif self.reference:
+                x = layer.weighted_reference(x, layer_weights)
             else:
-                x = layer.single_path(x, layer_weights, group_count)
+                x = layer.weighted(x, layer_weights)
         return self.classifier(self.head(x)), weights
 
     def argmax_blocks(self) -> list[str]:

@@ -1,13 +1,15 @@
-"""One searchable layer of the supernet: its candidate blocks and the two ways the search runs them.
+"""One searchable layer of the supernet: its candidate blocks and the ways the search runs them.
 
 The candidates are the plain `blocks.py` modules and own every parameter and statistic, so the layer's state
 is theirs (`layers.<l>.<k>.*`) and any candidate exports as a standalone block. Only the computation differs:
 
-`weighted` is the paper's sum_k m_k * block_k(x) with per-sample weights m, computed with the candidates fused
-where they share an input: one 1x1 expansion convolution producing every candidate's expansion channels
-(grouped weights as block-diagonal dense ones), one BatchNorm over all of them, one depthwise convolution per
-kernel extent, each candidate's own projection, one BatchNorm over the projections and one weighted sum.
-Exactly the same function as running the candidates one by one (tests/dnas/test_supernet_layer.py).
+`weighted` is the paper's sum_k m_k * block_k(x) with per-sample weights m. On the CPU it runs on channels-last
+data throughout (oneDNN's convolutions, BatchNorm and depthwise kernels work on it without layout copies) and
+each candidate on its own activations, so that no activation is concatenated, split or re-ordered: the
+grouped candidates' channel shuffle is folded into their expansion weights, and the candidates' last BatchNorm,
+the per-sample weighting and the sum are one autograd node (`weighted_norm.py`). Exactly the same function,
+gradients and running statistics as `weighted_reference`, the sum written the straightforward way
+(tests/dnas/test_supernet_layer.py).
 
 `single_path` runs one candidate per sample group: the candidate drawn for the group, on the group's samples.
 """
@@ -20,9 +22,10 @@ from torch import nn
 
 from fbnet_core.blocks import CANDIDATES
 from fbnet_core.space import LayerSpec
-from search_client.search.concat_norm import concat_batch_norm
+from search_client.search.norm_state import normalises_locally, permuted_batch_norm
+from search_client.search.weighted_norm import weighted_norm_sum
 from search_client.space.blocks import ChannelShuffle, InvertedResidual, make_block
-from search_client.space.depthwise import DepthwiseConv2d, depthwise_conv, receptive_kernel
+from search_client.space.depthwise import DepthwiseConv2d
 
 
 def dense_pointwise_weight(conv: nn.Conv2d) -> torch.Tensor:
@@ -43,7 +46,6 @@ class SupernetLayer(nn.ModuleList):
         super().__init__(
             make_block(name, layer.in_channels, layer.out_channels, layer.stride) for name in CANDIDATES
         )
-        self.stride = layer.stride
         self.use_residual = layer.stride == 1 and layer.in_channels == layer.out_channels
         self.skip_index = CANDIDATES.index("skip")
         self.block_indices = [
@@ -52,71 +54,76 @@ class SupernetLayer(nn.ModuleList):
         for module in self.modules():
             if isinstance(module, DepthwiseConv2d):
                 module.crop_to_map = True
-        # After the expansion, each grouped candidate's channels are shuffled before its depthwise conv.
-        order, start = [], 0
-        for block in self._blocks():
-            channels = block.dw[0].in_channels
-            groups = block.shuffle.groups if isinstance(block.shuffle, ChannelShuffle) else 1
-            order.append(start + shuffle_index(groups, channels))
-            start += channels
-        self.register_buffer("expanded_order", torch.cat(order), persistent=False)
-
-    def _blocks(self) -> list[InvertedResidual]:
-        return [self[index] for index in self.block_indices]
+        for index in self.block_indices:
+            block = self[index]
+            if isinstance(block.shuffle, ChannelShuffle):
+                order = shuffle_index(block.shuffle.groups, block.dw[0].in_channels)
+                self.register_buffer(f"shuffle_order_{index}", order, persistent=False)
 
     def weighted(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """sum_k weights[:, k] * candidate_k(x), weights (batch, candidates)."""
-        blocks = self._blocks()
-        hidden = F.conv2d(x, torch.cat([dense_pointwise_weight(block.pw[0]) for block in blocks]))
-        hidden = F.relu_(concat_batch_norm(hidden, [block.pw[1] for block in blocks]))
-        hidden = hidden.index_select(1, self.expanded_order)
-        hidden = self._depthwise(hidden, blocks)
-        hidden = F.relu_(concat_batch_norm(hidden, [block.dw[1] for block in blocks]))
-        mid_sizes = [block.dw[0].out_channels for block in blocks]
-        projected = torch.cat(
-            [block.pwl[0](part) for block, part in zip(blocks, hidden.split(mid_sizes, 1), strict=True)], 1
-        )
-        projected = concat_batch_norm(projected, [block.pwl[1] for block in blocks])
-        batch, _, height, width = projected.shape
+        if x.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        blocks = [self[index] for index in self.block_indices]
+        projections = [
+            block.pwl[0](block.dw(self._expansion(index, x)))
+            for index, block in zip(self.block_indices, blocks, strict=True)
+        ]
         block_weights = weights[:, self.block_indices]
-        output = torch.einsum(
-            "bk,bkchw->bchw", block_weights, projected.view(batch, len(blocks), -1, height, width)
-        )
-        output = output + _per_sample(weights[:, self.skip_index]) * self[self.skip_index](x)
-        if self.use_residual:
-            output = output + _per_sample(block_weights.sum(1)) * x
+        skip, skip_weight = self[self.skip_index], weights[:, self.skip_index]
+        if self.use_residual and isinstance(skip, nn.Identity):
+            # m_skip * x + sum_k m_k * x in one term.
+            extras, extra_weights = [x], [skip_weight + block_weights.sum(1)]
+        else:
+            extras, extra_weights = [skip(x)], [skip_weight]
+            if self.use_residual:
+                extras.append(x)
+                extra_weights.append(block_weights.sum(1))
+        norms = [block.pwl[1] for block in blocks]
+        return weighted_norm_sum(projections, norms, block_weights, extras, torch.stack(extra_weights, 1))
+
+    def _expansion(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Candidate `index`'s expansion (1x1 conv + BN + activation) followed by its channel shuffle; the
+        shuffle as the order of the expansion's output channels, so that no activation is copied for it."""
+        block = self[index]
+        if not isinstance(block.shuffle, ChannelShuffle) or not normalises_locally(block.pw[1]):
+            return block.shuffle(block.pw(x))
+        order = getattr(self, f"shuffle_order_{index}")
+        hidden = F.conv2d(x, dense_pointwise_weight(block.pw[0]).index_select(0, order))
+        return block.pw[2](permuted_batch_norm(hidden, block.pw[1], order))
+
+    def weighted_reference(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The same sum written the straightforward way, every candidate's output weighted and added up: the
+        reference that `weighted` is tested and benchmarked against."""
+        output = _per_sample(weights[:, 0]) * self[0](x)
+        for index in range(1, len(self)):
+            output = output + _per_sample(weights[:, index]) * self[index](x)
         return output
 
-    def _depthwise(self, hidden: torch.Tensor, blocks: list[InvertedResidual]) -> torch.Tensor:
-        """Each block's depthwise conv on its channels: one conv per run of blocks whose receptive kernels match."""
-        map_hw = (hidden.shape[-2], hidden.shape[-1])
-        kernels = [receptive_kernel(block.dw[0].weight, map_hw) for block in blocks]
-        runs, first = [], 0
-        for end in range(1, len(blocks) + 1):
-            if end == len(blocks) or kernels[end].shape != kernels[first].shape:
-                runs.append(torch.cat(kernels[first:end]))
-                first = end
-        # split, not slicing: its backward concatenates the gradients instead of zero-filling one per slice.
-        parts = hidden.split([run.shape[0] for run in runs], 1)
-        outputs = [depthwise_conv(part, run, self.stride) for part, run in zip(parts, runs, strict=True)]
-        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, 1)
-
-    def single_path(self, x: torch.Tensor, weights: torch.Tensor, group_count: int) -> torch.Tensor:
-        """Each sample group (sample i in group i mod `group_count`) through the candidate its shared one-hot,
-        straight-through weights select, scaled by that weight so that theta receives the gradient."""
+    def single_path(
+        self, x: torch.Tensor, weights: torch.Tensor, group_count: int, drawn: list[int]
+    ) -> torch.Tensor:
+        """Each sample group (sample i in group i mod `group_count`) through the candidate drawn for it
+        (`drawn[group]`), scaled by its one-hot, straight-through weight so that theta receives the gradient."""
         if group_count == 1:
-            return self._run_drawn(x, weights)
+            return self._run_drawn(x, weights, drawn[0])
         members = [
             torch.arange(group, x.shape[0], group_count, device=x.device) for group in range(group_count)
         ]
         outputs = [
-            self._run_drawn(x.index_select(0, rows), weights.index_select(0, rows)) for rows in members
+            self._run_drawn(x.index_select(0, rows), weights.index_select(0, rows), drawn[group])
+            for group, rows in enumerate(members)
         ]
         return torch.cat(outputs).index_select(0, torch.cat(members).argsort())
 
-    def _run_drawn(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        index = int(weights[0].argmax())
-        return self[index](x) * _per_sample(weights[:, index])
+    def _run_drawn(self, x: torch.Tensor, weights: torch.Tensor, index: int) -> torch.Tensor:
+        block, weight = self[index], weights[:, index : index + 1]
+        if not isinstance(block, InvertedResidual):
+            return block(x) * _per_sample(weight)
+        # The block with its weight folded into its last BatchNorm and residual: no pass over memory to scale it.
+        projection = block.pwl[0](block.dw(self._expansion(index, x)))
+        extras = [x] if block.use_residual else []
+        return weighted_norm_sum([projection], [block.pwl[1]], weight, extras, weight if extras else None)
 
 
 def _per_sample(weights: torch.Tensor) -> torch.Tensor:
