@@ -14,7 +14,7 @@ def test_the_cache_stays_under_its_bound_dropping_the_least_recently_used(tmp_pa
     sha = {key: hashlib.sha256(content).hexdigest() for key, content in models.items()}
     fetched: list[str] = []
 
-    def fetch(key: str) -> bytes:
+    def fetch(key: str, model_format: str) -> bytes:
         fetched.append(key)
         return models[key]
 

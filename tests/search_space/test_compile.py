@@ -3,7 +3,7 @@ PyTorch op within 1e-4, and compiling twice gives the same bytes.
 
 ExecuTorch and ai-edge-litert are installed with the project's dev extras, so the .pte tests and the .tflite
 runtime tests always run. The LiteRT converter lives in its own environment (.venv-litert, about 2 GB), which
-CI does not build: the .tflite runtime tests read files converted once by scripts/make-tflite-fixtures.py
+CI does not build: the .tflite runtime tests read files converted once by scripts/make-compiled-fixtures.py
 (data/), and the tests that run the converter itself run only where it is installed.
 """
 
@@ -87,6 +87,9 @@ def test_pte_compilation_is_deterministic_across_processes() -> None:
     )
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True, timeout=600).stdout
     assert other == here
+    # ... and across runs: the committed file was compiled earlier (by scripts/make-compiled-fixtures.py, which an
+    # ExecuTorch upgrade that changes the program's bytes makes one rerun).
+    assert (DATA / f"{op.key}.pte").read_bytes() == here
 
 
 def test_the_tflite_fixtures_are_there() -> None:

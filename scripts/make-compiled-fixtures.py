@@ -1,10 +1,11 @@
-"""Write the .tflite test fixtures (tests/search_space/data/) with the LiteRT converter (.venv-litert).
+"""Write the compiled test fixtures (tests/search_space/data/): .tflite files with the LiteRT converter
+(.venv-litert), and one .pte file (the server's tests store real files of each format).
 
 CI has no converter (it is about 2 GB, scripts/setup-litert-converter.sh), so the tests that run a .tflite on
 LiteRT read these files, converted once from the ops below; tests/search_space/test_compile.py checks, where the
 converter is installed, that converting again gives the same bytes.
 
-    .venv/bin/python scripts/make-tflite-fixtures.py
+    .venv/bin/python scripts/make-compiled-fixtures.py
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def main() -> None:
         path = DATA / f"{op.key}.tflite"
         path.write_bytes(data)
         print(f"wrote {path} ({len(data):,} bytes)")
+    path = DATA / f"{chosen[0].key}.pte"
+    path.write_bytes(compile_ops([chosen[0].spec], "pte")[0])
+    print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
 if __name__ == "__main__":
