@@ -54,3 +54,7 @@ class InvalidSearchConfigError(SearchClientError, ValueError):
 
 class CompilerUnavailableError(SearchClientError):
     """The compiler of a model format (ExecuTorch, the LiteRT converter) is not installed where it is looked for."""
+
+
+class FormatMismatchError(SearchClientError, ValueError):
+    """A model format asked for that is not the one the device registered (its agent is leased that one)."""

@@ -19,6 +19,7 @@ from fbnet_core.space_manifest import space_manifest
 from fbnet_core.space_manifest import space_name as server_space_name
 from search_client.commands.space_cmds import (
     HeadChannels,
+    ModelFormatOption,
     NumClasses,
     Resolution,
     SmallInput,
@@ -69,6 +70,7 @@ def connect(server: str | None, token: str | None) -> ProfilerClient:
 @lut_app.command("request")
 def request(
     device: Annotated[str, typer.Option("--device", help="Device name, as its agent registered it.")],
+    model_format: ModelFormatOption = None,
     space_name: SpaceName = "fbnet",
     resolution: Resolution = 224,
     width: Width = 1.0,
@@ -85,17 +87,19 @@ def request(
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """Upload the ops the space needs (only those the server lacks) and queue jobs for the missing entries."""
+    """Upload the ops the space needs (only those the server lacks, compiled for the device's format: --format,
+    default the one the device registered) and queue jobs for the missing entries."""
     space = _space(space_name, resolution, width, num_classes, head_channels, small_input)
     ops = ops_for_space(space)
     try:
         with connect(server, token) as client:
             # Registering the space lets the server report coverage and draw the heat map per space.
             client.put_space(server_space_name(space.params), space_manifest(space))
-            report = request_lut(client, device, ops)
+            report = request_lut(client, device, ops, model_format)
+            compiled = f" ({report.compiled} compiled to .{report.model_format})" if report.compiled else ""
             typer.echo(
                 f"{device}: {report.needed} entries needed, {len(report.missing)} missing; "
-                f"uploaded {len(report.uploaded)} ops, queued {report.queued} jobs "
+                f"uploaded {len(report.uploaded)} ops{compiled}, queued {report.queued} jobs "
                 f"({report.already_queued} already queued)"
             )
             if not wait or not report.missing:

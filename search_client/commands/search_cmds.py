@@ -19,6 +19,7 @@ from fbnet_core.formats.lut_file import read_lut_file
 from fbnet_core.lut_costs import LutCosts
 from fbnet_core.space import build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
+from search_client.commands.space_cmds import ModelFormatOption
 from search_client.lut.client import LutCache, pull_lut
 from search_client.search.distributed import DistContext, init_from_environment
 from search_client.search.loop import (
@@ -33,7 +34,7 @@ from search_client.search.loop import (
 from search_client.search.loss import LOSS_FORMS, LossConfig
 from search_client.search.supernet import DEFAULT_PATH_GROUPS, SUPERNET_MODES
 from search_client.search.train import TrainConfig, TrainEpoch, train_architecture
-from search_client.space.export import export_module, export_onnx
+from search_client.space.compile import compile_modules, compile_op
 from search_client.space.model import build_model
 from search_client.space.zoo import get_model
 from search_client.validation.plots import PLOT_NAME, plot_probabilities, read_history
@@ -368,7 +369,7 @@ def train(
 
 
 def export(
-    output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write (.onnx, or .pte / .tflite with --format).")],
     arch: Annotated[Path | None, typer.Option("--arch", help="Architecture JSON.")] = None,
     model_name: Annotated[
         str | None,
@@ -379,8 +380,11 @@ def export(
         ),
     ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="model.pt from dnas train --out.")] = None,
+    model_format: ModelFormatOption = None,
 ) -> None:
-    """Export an architecture (freshly initialised, or with trained weights) to ONNX, batch 1, eval mode."""
+    """Export an architecture (freshly initialised, or with trained weights) to ONNX, batch 1, eval mode; or, with
+    --format pte / tflite, compiled for ExecuTorch / LiteRT from the same module and weights."""
+    fmt = model_format or "onnx"
     if (arch is None) == (model_name is None):
         raise fail("give exactly one of --arch and --model")
     try:
@@ -388,7 +392,7 @@ def export(
             if weights is not None:
                 raise fail("--weights goes with --arch (a zoo model is exported freshly initialised)")
             spec = get_model(model_name).spec()
-            output.write_bytes(export_onnx(spec))
+            output.write_bytes(compile_op(spec, fmt))
             input_shape = list(spec["input_shape"])
         else:
             loaded = load_architecture(arch)
@@ -396,7 +400,7 @@ def export(
             model = build_model(loaded.arch, space)
             if weights is not None:
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            output.write_bytes(export_module(model.eval(), space.input_shape))
+            output.write_bytes(compile_modules([(model.eval(), space.input_shape)], fmt)[0])
             input_shape = list(space.input_shape)
     except (FbnetLutError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
