@@ -237,7 +237,8 @@ def upload(
         runtime = measurements[0].runtime or {}
         device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
         credentials = ensure_registered(settings, token, device, threading.Event(),
-                                        str(runtime.get("runtime") or "onnxruntime"), runtime.get("model_format"))
+                                        str(runtime.get("runtime") or "onnxruntime"),
+                                        runtime.get("extra", {}).get("model_format"))
         with ProfilerClient(server, credentials.device_token) as client:
             receipt = client.post_measurements([record.to_json() for record in measurements])
     except (AgentError, OSError, ValueError) as exc:

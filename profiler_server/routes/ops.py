@@ -25,7 +25,8 @@ async def upload(
     database: DatabaseDep,
 ) -> OpsReceipt:
     decoded = await run_in_threadpool(ops.decode_uploads, body.ops)
-    known = await database.read(lambda session: ops.known_models(session, {d.sha256 for d in decoded}))
+    shas = {file.sha256 for i, item in enumerate(decoded) for file in item.files(i)}
+    known = await database.read(lambda session: ops.known_models(session, shas))
     await run_in_threadpool(ops.store_new_models, decoded, known, request.app.state.blobs)
     now = utcnow()
     return await database.write(lambda session: ops.upload_ops(session, decoded, now))

@@ -104,3 +104,39 @@ def test_an_executorch_device_registers_its_format_is_leased_pte_files_and_fills
     # The agent downloaded the .pte (by its sha256), never the ONNX file.
     cached = sorted(path.name for path in settings.paths.onnx_cache.iterdir())
     assert cached == [f"{hashlib.sha256(pte).hexdigest()}.pte"]
+
+
+def test_offline_profile_with_executorch_then_upload_registers_the_device_as_executorch(
+    live_server, unique_name, tmp_path
+):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    onnx = export_onnx(SPEC)
+    (tmp_path / f"{KEY}.onnx").write_bytes(onnx)
+    shutil.copy(DATA / f"{KEY}.pte", tmp_path / f"{KEY}.pte")
+    line = {"format_version": 1, "key": KEY, "spec": SPEC, "file": f"{KEY}.onnx",
+            "sha256": hashlib.sha256(onnx).hexdigest(),
+            "models": {"pte": {"file": f"{KEY}.pte", "sha256": _sha256(DATA / f"{KEY}.pte")}}}  # fmt: skip
+    (tmp_path / "ops.jsonl").write_text(json.dumps(line) + "\n")
+    results = tmp_path / "results.jsonl"
+    env = {**os.environ, "PROFILER_STATE_DIR": str(tmp_path / "state")}
+    run = [sys.executable, "-m", "device_agents"]
+    profile = subprocess.run([*run, "profile", "--ops", str(tmp_path / "ops.jsonl"), "--out", str(results),
+                              "--backend", "executorch", "--max-s", "0.05", "--no-invocation-overhead"],
+                             capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
+    assert profile.returncode == 0, profile.stderr
+    assert json.loads(results.read_text())["runtime"]["runtime"] == "executorch"
+    admin = live_server.client(live_server.admin_token)
+    admin.upload_ops([OpUpload(KEY, SPEC, onnx, {"pte": (DATA / f"{KEY}.pte").read_bytes()})])
+    name = unique_name("lab-et")
+    upload = subprocess.run([*run, "upload", str(results), "--server", live_server.url, "--name", name,
+                             "--enroll-token", live_server.enroll_token],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert "accepted 1, duplicates 0" in upload.stdout, upload.stderr
+    device = admin.get_device(name)
+    assert (device.runtime, device.format) == ("executorch", "pte")
+    assert list(admin.get_lut(name).entries) == [KEY]
