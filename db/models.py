@@ -60,11 +60,16 @@ class Device(Base):
     last_seen_at: Mapped[datetime | None]
     # Bumped whenever the device's LUT changes: the LUT's ETag, so a 304 costs one indexed read.
     lut_version: Mapped[int] = mapped_column(Integer, default=0)
+    # What runs the ops (onnxruntime, executorch, litert, ...) and the model format it loads
+    # (fbnet_core.model_formats): tasks are leased with the op's file in that format.
+    runtime: Mapped[str] = mapped_column(String(100), default="onnxruntime")
+    model_format: Mapped[str] = mapped_column(String(16), default="onnx")
 
 
 class OnnxModel(Base):
-    """An ONNX file, content-addressed: stored once however many op keys share it. Its bytes are a file of the
-    blob store (profiler_server/blobs.py), not a column."""
+    """A model file (ONNX, or an op compiled for another runtime: `op_artifacts`), content-addressed: stored once
+    however many op keys share it. Its bytes are a file of the blob store (profiler_server/blobs.py), not a
+    column. (The table kept its first name, from when every model was ONNX.)"""
 
     __tablename__ = "onnx_models"
 
@@ -82,6 +87,18 @@ class Op(Base):
     key: Mapped[str] = mapped_column(String(KEY_MAX_CHARS), unique=True)
     spec: Mapped[dict[str, Any]]
     onnx_sha256: Mapped[str] = mapped_column(ForeignKey("onnx_models.sha256"))
+    created_at: Mapped[datetime]
+
+
+class OpArtifact(Base):
+    """An op's model in one format: one file per (op, format). The ONNX row is written with the op (its sha256 is
+    `ops.onnx_sha256`, the op's identity); the other formats are compiled from the same spec and added later."""
+
+    __tablename__ = "op_artifacts"
+
+    op_id: Mapped[int] = mapped_column(ForeignKey("ops.id"), primary_key=True)
+    model_format: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sha256: Mapped[str] = mapped_column(ForeignKey("onnx_models.sha256"))
     created_at: Mapped[datetime]
 
 

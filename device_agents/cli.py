@@ -36,7 +36,9 @@ Precision = Annotated[
 ]
 TorchDevice = Annotated[str, typer.Option(help="torch backend: 'cpu' or 'cuda[:N]'.")]
 CudaGraphs = Annotated[bool, typer.Option(help="torch backend on CUDA: replay one captured CUDA graph per run.")]
-AdbTool = Annotated[str, typer.Option(help="adb: onnxruntime_perf_test or benchmark_model.")]
+AdbTool = Annotated[
+    str, typer.Option(help="adb: onnxruntime_perf_test, executor_runner (ExecuTorch) or benchmark_model (LiteRT).")
+]
 AdbBinary = Annotated[Path | None, typer.Option(help="adb: the benchmark binary built for the phone.")]
 AdbSerial = Annotated[str | None, typer.Option(help="adb: device serial when several are attached.")]
 RuntimeVersion = Annotated[str | None, typer.Option(help="adb: the binary's runtime version, when known.")]
@@ -198,9 +200,9 @@ def profile(
                                cuda_graphs, adb_tool, adb_binary, adb_serial, runtime_version, adb_runs, max_model_mib)
     try:
         policy = _policy(max_s, target_ci, warmup_max_s, cooldown_s, op_timeout_s)
-        op_inputs = read_ops(ops)
         _apply_realtime_priority(realtime_priority)
         referenced = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
+        op_inputs = read_ops(ops, referenced.model_format)
         chosen = _with_overhead(referenced, invocation_overhead)
         summary = run_profile(op_inputs, out, chosen, policy, manifest=ops)
     except (AgentError, ValueError) as exc:
@@ -257,7 +259,10 @@ def upload(
         raise _fail(f"{results} holds no successful measurement to upload")
     runtime = measurements[0].runtime or {}
     device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
-    credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, threading.Event())
+    credentials = ensure_registered(
+        settings, enroll_token or _dev_enroll_token(server), device, threading.Event(),
+        str(runtime.get("runtime") or "onnxruntime"), runtime.get("extra", {}).get("model_format"),
+    )
     with ProfilerClient(server, credentials.device_token) as client:
         missing = unknown_keys(client, (record.key for record in measurements))
         if missing:
@@ -347,8 +352,10 @@ def run(
         _apply_realtime_priority(realtime_priority)
         referenced = _with_speed_reference(load_backend(backend, options), speed_reference, state_dir)
         chosen = _with_overhead(referenced, invocation_overhead)
-        device = {**chosen.describe_device(), "runtime": chosen.runtime_info().__dict__}
-        credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, stop)
+        runtime = chosen.runtime_info()
+        device = {**chosen.describe_device(), "runtime": runtime.__dict__}
+        credentials = ensure_registered(settings, enroll_token or _dev_enroll_token(server), device, stop,
+                                        runtime.runtime, chosen.model_format)
         with ProfilerClient(server, credentials.device_token) as client:
             summary = Agent(client, chosen, policy, settings, stop).run()
     except ValueError as exc:

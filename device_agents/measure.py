@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from device_agents import AGENT_VERSION
 from device_agents.backends.base import Backend, OpInput
 from device_agents.errors import OpFailedError
-from device_agents.manifest import verify_onnx
+from device_agents.manifest import verify_files
 from device_agents.scheduling import current_scheduler
 from device_agents.timing import Clock, TimingPolicy
 from fbnet_core.measurement import MeasurementRecord
@@ -32,7 +32,7 @@ def measure_op(
     result_id = str(uuid.uuid4())
     started_at = _utc_now()
     try:
-        verify_onnx(op)
+        verify_files(op)
         runner = backend.prepare(op)
         try:
             measurement = runner.measure(policy, clock)

@@ -37,6 +37,7 @@ from fbnet_core.client import (
 )
 from fbnet_core.formats.jsonl import append_records
 from fbnet_core.measurement import MeasurementRecord
+from fbnet_core.model_formats import DEFAULT_RUNTIME
 
 log = logging.getLogger("device_agents")
 T = TypeVar("T")
@@ -70,9 +71,16 @@ class AgentSummary:
 
 
 def ensure_registered(
-    settings: AgentSettings, enroll_token: str | None, device: dict[str, Any], stop: threading.Event
+    settings: AgentSettings,
+    enroll_token: str | None,
+    device: dict[str, Any],
+    stop: threading.Event,
+    runtime: str = DEFAULT_RUNTIME,
+    model_format: str | None = None,
 ) -> Credentials:
-    """The saved device token, or a new registration (with the enroll token) saved mode 0600."""
+    """The saved device token, or a new registration (with the enroll token) saved mode 0600. `device`: the
+    description to register (a backend's `describe_device()` plus its runtime); `runtime` and `model_format`
+    (None: the runtime's own) say which file of each op the device is leased."""
     saved = load_credentials(settings.paths)
     if saved is not None:
         if saved.server_url.rstrip("/") != settings.server_url.rstrip("/") or saved.name != settings.name:
@@ -82,11 +90,12 @@ def ensure_registered(
         return saved
     if not enroll_token:
         raise AgentError("no saved device token and no enroll token (--enroll-token, or `profiler-server serve --dev`)")
-    """`device`: the description to register (a backend's `describe_device()` plus its runtime)."""
     with ProfilerClient(settings.server_url, enroll_token) as enroll:
         try:
             registered = call_with_retry(
-                lambda: enroll.register_device(settings.name, str(device.get("platform") or "unknown")[:100], device),
+                lambda: enroll.register_device(
+                    settings.name, str(device.get("platform") or "unknown")[:100], device, runtime, model_format
+                ),
                 is_retryable, settings.retry, stop.wait, "register",
             )
         except ConflictError as exc:
@@ -125,8 +134,8 @@ class Agent:
     def _retry(self, call: Callable[[], T], what: str) -> T:
         return call_with_retry(call, is_retryable, self._settings.retry, self._stop.wait, what)
 
-    def _download(self, key: str) -> bytes:
-        return self._retry(lambda: self._client.get_op_model(key), f"download {key}")
+    def _download(self, key: str, model_format: str) -> bytes:
+        return self._retry(lambda: self._client.get_op_model(key, model_format), f"download {key}.{model_format}")
 
     def _remaining(self) -> int | None:
         try:
@@ -171,8 +180,7 @@ class Agent:
 
     def _work(self, task: LeasedTask, progress: OpProgress) -> None:
         try:
-            onnx_path = self._cache.path_for(task.key, task.onnx_sha256)
-            record = measure_op(self._backend, OpInput(task.key, onnx_path, task.onnx_sha256, task.spec), self._policy)
+            record = measure_op(self._backend, self._op_input(task), self._policy)
         except (AgentError, ProfilerError) as exc:  # a model the server cannot give (correctly): this task fails
             if isinstance(exc, AuthError):
                 raise
@@ -188,6 +196,20 @@ class Agent:
         if self._oldest_unposted is None:
             self._oldest_unposted = time.monotonic()
         progress.advance(failed=record.is_failure)
+
+    def _op_input(self, task: LeasedTask) -> OpInput:
+        """The task's op with its file in the backend's format, downloaded once (the cache)."""
+        model_format = self._backend.model_format
+        if model_format == "onnx":
+            return OpInput(task.key, self._cache.path_for(task.key, task.onnx_sha256), task.onnx_sha256, task.spec)
+        if task.format != model_format or task.model_sha256 is None:
+            raise AgentError(
+                f"the server leases {task.key} as {task.format} (file {task.model_sha256 or 'missing'}), but the "
+                f"{self._backend.name} backend loads {model_format}: register this backend under its own --name"
+            )
+        model_path = self._cache.path_for(task.key, task.model_sha256, model_format)
+        return OpInput(task.key, None, task.onnx_sha256, task.spec, model_path=model_path,
+                       model_sha256=task.model_sha256)
 
     def _due(self) -> bool:
         pending = self._unposted()

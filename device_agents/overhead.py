@@ -137,6 +137,7 @@ class OverheadMeasuringBackend:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
         self.name = backend.name
+        self.model_format = backend.model_format
         self._folder = Path(tempfile.mkdtemp(prefix="overhead-probes-"))
         self._by_shape: dict[Shape, ShapeOverhead] = {}
         self._unavailable: str | None = None
@@ -153,7 +154,7 @@ class OverheadMeasuringBackend:
     def prepare(self, op: OpInput) -> _OverheadRunner:
         runner = self._backend.prepare(op)
         try:
-            shapes: tuple[Shape, Shape] | None = io_shapes(op.onnx_path)
+            shapes: tuple[Shape, Shape] | None = io_shapes(op.file_in("onnx"))
         except OpFailedError as exc:
             # The backend ran a file onnx cannot read (another format): measured, without an overhead figure.
             log.warning("%s: no overhead figure (%s)", op.key, exc)

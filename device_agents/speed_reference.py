@@ -145,6 +145,7 @@ class SpeedReferencedBackend:
             raise BackendUnavailableError(f"--speed-reference: cannot read {reference_onnx}: {exc}") from exc
         self._backend = backend
         self.name = backend.name
+        self.model_format = backend.model_format
         try:
             runner = backend.prepare(OpInput("speed-reference", reference_onnx, self._sha256, {}))
         except OpFailedError as exc:

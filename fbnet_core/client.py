@@ -26,6 +26,7 @@ import httpx
 
 from fbnet_core import __version__
 from fbnet_core.errors import FbnetLutError
+from fbnet_core.model_formats import DEFAULT_FORMAT, DEFAULT_RUNTIME
 
 DEFAULT_TIMEOUT_S = 30.0
 # Keeps each POST well under the server's default body limit (64 MiB).
@@ -73,6 +74,8 @@ class OpUpload:
     key: str
     spec: Mapping[str, Any]
     onnx_bytes: bytes
+    # The same op compiled for other runtimes: {format ("pte", "tflite"): the file's bytes}.
+    artifacts: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,8 @@ class Coverage:
 class Device:
     name: str
     platform: str
+    runtime: str
+    format: str
     attributes: dict[str, Any]
     created_at: str
     last_seen_at: str | None
@@ -104,6 +109,7 @@ class Device:
 class OpsReceipt:
     created: list[str]
     existing: list[str]
+    artifacts_added: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,9 @@ class LeasedTask:
     onnx_sha256: str
     attempt: int
     lease_expires_at: str
+    # The device's model format and the sha256 of the op's file in it (None: the server has none).
+    format: str = "onnx"
+    model_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +193,8 @@ def _device(body: Mapping[str, Any]) -> Device:
     return Device(
         name=body["name"],
         platform=body["platform"],
+        runtime=body["runtime"],
+        format=body["format"],
         attributes=body["attributes"],
         created_at=body["created_at"],
         last_seen_at=body["last_seen_at"],
@@ -258,13 +269,20 @@ class ProfilerClient:
 
     # -- devices ------------------------------------------------------------------------------------------------
     def register_device(
-        self, name: str, platform: str, attributes: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        platform: str,
+        attributes: Mapping[str, Any] | None = None,
+        runtime: str = DEFAULT_RUNTIME,
+        model_format: str | None = None,
     ) -> RegisteredDevice:
-        """Needs the enroll token; the returned device token is shown only this once."""
+        """Needs the enroll token; the returned device token is shown only this once. `runtime` and
+        `model_format` (default: the runtime's) say which file of each op the device's agent is leased."""
         body = self._json(
             "POST",
             "/devices/register",
-            json={"name": name, "platform": platform, "attributes": dict(attributes or {})},
+            json={"name": name, "platform": platform, "attributes": dict(attributes or {}), "runtime": runtime,
+                  "format": model_format},
         )
         return RegisteredDevice(name=body["name"], token=body["token"])
 
@@ -279,19 +297,21 @@ class ProfilerClient:
         """Upload ops (admin token), in as many requests as the size limit needs."""
         created: list[str] = []
         existing: list[str] = []
+        artifacts_added = 0
         for batch in _batches_by_size(ops, max_request_bytes):
             body = self._json("POST", "/ops", json={"ops": batch})
             created += body["created"]
             existing += body["existing"]
-        return OpsReceipt(created=created, existing=existing)
+            artifacts_added += body["artifacts_added"]
+        return OpsReceipt(created=created, existing=existing, artifacts_added=artifacts_added)
 
     def get_op(self, key: str) -> dict[str, Any]:
         return self._json("GET", f"/ops/{key}")
 
-    def get_op_model(self, key: str) -> bytes:
-        """The op's ONNX bytes, checked against the sha256 the server announces."""
-        response = self._request("GET", f"/ops/{key}/model.onnx")
-        announced = response.headers.get("X-Onnx-Sha256")
+    def get_op_model(self, key: str, model_format: str = DEFAULT_FORMAT) -> bytes:
+        """The op's file in `model_format` (ONNX by default), checked against the sha256 the server announces."""
+        response = self._request("GET", f"/ops/{key}/models/{model_format}")
+        announced = response.headers.get("X-Model-Sha256")
         if announced and hashlib.sha256(response.content).hexdigest() != announced:
             raise ServerUnavailable(f"model of {key!r} arrived corrupted (sha256 mismatch)")
         return response.content
@@ -396,8 +416,11 @@ def _batches_by_size(ops: Iterable[OpUpload], max_request_bytes: int) -> Iterato
     batch: list[dict[str, Any]] = []
     size = 0
     for op in ops:
-        item = {"key": op.key, "spec": dict(op.spec), "onnx_b64": base64.b64encode(op.onnx_bytes).decode()}
-        item_size = len(item["onnx_b64"]) + len(json.dumps(item["spec"])) + len(op.key) + 64
+        artifacts = {fmt: base64.b64encode(data).decode() for fmt, data in op.artifacts.items()}
+        item = {"key": op.key, "spec": dict(op.spec), "onnx_b64": base64.b64encode(op.onnx_bytes).decode(),
+                "artifacts": artifacts}
+        item_size = (len(item["onnx_b64"]) + sum(len(b64) + 32 for b64 in artifacts.values())
+                     + len(json.dumps(item["spec"])) + len(op.key) + 64)
         if batch and size + item_size > max_request_bytes:
             yield batch
             batch, size = [], 0

@@ -18,6 +18,7 @@ from pydantic import (
 
 from fbnet_core.keys import KEY_PATTERN
 from fbnet_core.measurement import MAX_ERROR_CHARS
+from fbnet_core.model_formats import DEFAULT_RUNTIME, CompiledFormat, ModelFormat
 
 Key = Annotated[str, StringConstraints(pattern=rf"^{KEY_PATTERN.pattern}$")]
 DeviceName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,100}$")]
@@ -103,6 +104,9 @@ class DeviceRegister(BaseModel):
     name: DeviceName
     platform: ShortText
     attributes: JsonObject = Field(default_factory=dict)
+    # What times the ops, and the model format it loads (default: the runtime's own, fbnet_core.model_formats).
+    runtime: ShortText = DEFAULT_RUNTIME
+    format: ModelFormat | None = None
 
 
 class DeviceRegistered(BaseModel):
@@ -120,6 +124,8 @@ class Coverage(BaseModel):
 class DevicePublic(BaseModel):
     name: str
     platform: str
+    runtime: str
+    format: str
     attributes: dict[str, Any]
     created_at: datetime
     last_seen_at: datetime | None
@@ -136,6 +142,9 @@ class OpUpload(BaseModel):
     key: Key
     spec: JsonObject
     onnx_b64: str = Field(min_length=1)
+    # The op compiled for other runtimes, from the same spec: {format: base64 of the file}; an existing op's key
+    # may be uploaded again to add formats.
+    artifacts: dict[CompiledFormat, str] = Field(default_factory=dict)
 
 
 class OpsUpload(BaseModel):
@@ -145,6 +154,8 @@ class OpsUpload(BaseModel):
 class OpsReceipt(BaseModel):
     created: list[str]
     existing: list[str]
+    # Files of other formats stored by this upload (new ops' and existing ops' alike).
+    artifacts_added: int = 0
 
 
 class OpPublic(BaseModel):
@@ -153,6 +164,8 @@ class OpPublic(BaseModel):
     onnx_sha256: str
     size_bytes: int
     created_at: datetime
+    # {format: sha256} of every file the server has for this op (the ONNX one included).
+    formats: dict[str, str]
 
 
 class JobsCreate(BaseModel):
@@ -178,6 +191,9 @@ class LeasedTask(BaseModel):
     key: str
     spec: dict[str, Any]
     onnx_sha256: str
+    # The device's model format, and the sha256 of the op's file in it (GET /ops/{key}/models/{format}).
+    format: str
+    model_sha256: str | None
     attempt: int
     lease_expires_at: datetime
 

@@ -50,3 +50,11 @@ class CheckpointError(SearchClientError):
 
 class InvalidSearchConfigError(SearchClientError, ValueError):
     """Search or training settings that cannot work together (e.g. a data split smaller than one batch)."""
+
+
+class CompilerUnavailableError(SearchClientError):
+    """The compiler of a model format (ExecuTorch, the LiteRT converter) is not installed where it is looked for."""
+
+
+class FormatMismatchError(SearchClientError, ValueError):
+    """A model format asked for that is not the one the device registered (its agent is leased that one)."""

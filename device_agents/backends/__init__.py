@@ -8,7 +8,7 @@ from pathlib import Path
 from device_agents.backends.base import Backend, OpInput, Runner, RuntimeInfo
 from device_agents.errors import BackendUnavailableError
 
-BACKEND_NAMES = ("onnxruntime", "torch", "adb")
+BACKEND_NAMES = ("onnxruntime", "torch", "executorch", "litert", "adb")
 # A model whose tensors add up to more than this is refused before it is loaded (onnxruntime backend).
 DEFAULT_MAX_MODEL_MIB = 2048
 
@@ -24,7 +24,7 @@ class BackendOptions:
     precision: str = "fp32"  # onnxruntime: fp32, or int8 (device_agents/quantize.py)
     torch_device: str = "cpu"  # torch
     cuda_graphs: bool = False  # torch
-    adb_tool: str = "onnxruntime_perf_test"  # adb
+    adb_tool: str = "onnxruntime_perf_test"  # adb: or executor_runner (ExecuTorch), benchmark_model (LiteRT)
     adb_binary: Path | None = None  # adb
     adb_serial: str | None = None  # adb
     adb_runs_per_invocation: int = 50  # adb
@@ -50,6 +50,14 @@ def load_backend(name: str, options: BackendOptions) -> Backend:
         from device_agents.backends.torch import TorchBackend
 
         return TorchBackend(options.torch_device, options.threads, options.cpu_affinity, options.cuda_graphs)
+    if name == "executorch":
+        from device_agents.backends.executorch import ExecuTorchBackend
+
+        return ExecuTorchBackend(options.threads, options.cpu_affinity)
+    if name == "litert":
+        from device_agents.backends.litert import LiteRtBackend
+
+        return LiteRtBackend(options.threads, options.cpu_affinity)
     if name == "adb":
         from device_agents.backends.adb import AdbBackend
 

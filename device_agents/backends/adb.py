@@ -1,5 +1,6 @@
-"""Android over adb: push the ONNX (or its .tflite twin) and a user-supplied benchmark binary, pin it with
-taskset, run it, and parse its output strictly.
+"""Android over adb: push the op's model in the tool's format (ONNX for onnxruntime_perf_test, .pte for
+ExecuTorch's executor_runner, .tflite for LiteRT's benchmark_model) and a user-supplied benchmark binary, pin it
+with taskset, run it, and parse its output strictly.
 
 Each invocation of the binary runs the op `runs_per_invocation` times and reports their mean; one invocation
 is one sample for the shared timing engine, which repeats invocations until the median of those means is
@@ -20,10 +21,16 @@ from typing import Any
 
 from device_agents import AGENT_VERSION
 from device_agents.backends.base import OpInput, RuntimeInfo
-from device_agents.backends.tool_output import ToolReading, parse_ort_perf_test, parse_tflite_benchmark_model
+from device_agents.backends.tool_output import (
+    ToolReading,
+    parse_executor_runner,
+    parse_ort_perf_test,
+    parse_tflite_benchmark_model,
+)
 from device_agents.errors import BackendUnavailableError, OpFailedError
 from device_agents.system import SensorReadings
 from device_agents.timing import Clock, Measurement, TimingPolicy, measure
+from fbnet_core.model_formats import FORMAT_SUFFIX
 
 CommandRunner = Callable[[list[str], float], str]  # argv, timeout in seconds -> combined output
 
@@ -56,25 +63,34 @@ def cpu_mask(cpus: list[int]) -> str:
 
 @dataclass(frozen=True)
 class BenchmarkTool:
-    """How to drive one benchmark binary: its model format, its command line and its parser."""
+    """How to drive one benchmark binary: its runtime, the model format it loads, its command line and its parser."""
 
     name: str
     runtime: str
-    model_suffix: str
+    model_format: str
     parse: Callable[[str], ToolReading]
 
     def arguments(self, remote_model: str, threads: int, runs: int) -> list[str]:
         if self.name == "onnxruntime_perf_test":
             # -I: random inputs from the model's static shapes; -m times -r: fixed run count; -y 1: no inter-op pool.
             return ["-e", "cpu", "-I", "-m", "times", "-r", str(runs), "-x", str(threads), "-y", "1", remote_model]
+        if self.name == "executor_runner":
+            # Inputs are all ones (the tool's own choice); one run more than asked: the first, cold, is left out.
+            return [f"--model_path={remote_model}", f"--num_executions={runs + 1}", f"--cpu_threads={threads}"]
         return [f"--graph={remote_model}", f"--num_threads={threads}", f"--num_runs={runs}", "--min_secs=0",
                 "--warmup_runs=5", "--warmup_min_secs=0"]
 
 
 TOOLS = {
-    "onnxruntime_perf_test": BenchmarkTool("onnxruntime_perf_test", "onnxruntime", ".onnx", parse_ort_perf_test),
-    "benchmark_model": BenchmarkTool("benchmark_model", "tflite", ".tflite", parse_tflite_benchmark_model),
+    "onnxruntime_perf_test": BenchmarkTool("onnxruntime_perf_test", "onnxruntime", "onnx", parse_ort_perf_test),
+    "executor_runner": BenchmarkTool("executor_runner", "executorch", "pte", parse_executor_runner),
+    "benchmark_model": BenchmarkTool("benchmark_model", "litert", "tflite", parse_tflite_benchmark_model),
 }
+
+
+# What runs the op inside each tool: onnxruntime's CPU provider; the XNNPACK delegate the .pte was compiled for;
+# XNNPACK, LiteRT's default CPU delegate for float models.
+_EXECUTION_PROVIDER = {"onnxruntime": "CPUExecutionProvider", "executorch": "XnnpackBackend", "litert": "XNNPACK"}
 
 
 def parse_sensor_lines(output: str) -> SensorReadings:
@@ -132,6 +148,7 @@ class AdbBackend:
         if not binary.is_file():
             raise BackendUnavailableError(f"benchmark binary not found: {binary}")
         self._tool = TOOLS[tool]
+        self.model_format = self._tool.model_format
         self._cpus = sorted(set(cpus))
         self._threads = threads
         self._runs = runs_per_invocation
@@ -161,12 +178,13 @@ class AdbBackend:
         return self._tool.parse(self.shell(command, self._timeout_s))
 
     def prepare(self, op: OpInput) -> AdbRunner:
-        local = op.onnx_path.with_suffix(self._tool.model_suffix)
-        if not local.is_file():
-            raise OpFailedError(
-                f"{self._tool.name} needs {local.name} beside {op.onnx_path.name} (convert the ONNX, e.g. with onnx2tf)"
-            )
-        remote = f"{self._remote_dir}/{op.onnx_sha256}{self._tool.model_suffix}"
+        local = op.file_in(self.model_format)
+        try:
+            content = local.read_bytes()
+        except OSError as exc:
+            raise OpFailedError(f"{self._tool.name} needs {local}: {exc.strerror or exc}") from exc
+        # Named by its own content: the phone's cache never serves a stale file under a reused name.
+        remote = f"{self._remote_dir}/{hashlib.sha256(content).hexdigest()}{FORMAT_SUFFIX[self.model_format]}"
         if remote not in self._pushed:
             self._run([*self._adb, "push", str(local), remote], self._timeout_s)
             self._pushed.add(remote)
@@ -178,11 +196,11 @@ class AdbBackend:
         return RuntimeInfo(
             runtime=self._tool.runtime,
             runtime_version=self._runtime_version,
-            execution_provider="CPUExecutionProvider" if self._tool.runtime == "onnxruntime" else "cpu",
+            execution_provider=_EXECUTION_PROVIDER[self._tool.runtime],
             threads=self._threads,
             cpu_affinity=self._cpus,
             graph_optimization="ORT_ENABLE_ALL" if self._tool.runtime == "onnxruntime" else None,
-            extra={"benchmark_tool": self._tool.name, "runs_per_sample": self._runs,
+            extra={"benchmark_tool": self._tool.name, "runs_per_sample": self._runs, "model_format": self.model_format,
                    "sample": "mean of runs_per_sample runs in one invocation of the tool"},
         )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from device_agents.errors import OpFailedError
 from device_agents.system import SensorReadings, describe_host, involuntary_switches, read_sensors
 from device_agents.timing import (
     Clock,
@@ -24,6 +25,7 @@ from device_agents.timing import (
     measure,
     timed_by_clock,
 )
+from fbnet_core.model_formats import FORMAT_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,23 @@ class RuntimeInfo:
 
 @dataclass(frozen=True)
 class OpInput:
-    """One op to measure: its key, its ONNX file (with sha256) and its spec (for rebuilding backends)."""
+    """One op to measure: its key, its ONNX file's sha256 (the op's identity, which results carry), its spec (for
+    rebuilding backends) and its file in the backend's format: `onnx_path` for ONNX backends, `model_path` for
+    the others (.pte, .tflite; then `onnx_path` may be None: the ONNX file is not downloaded)."""
 
     key: str
-    onnx_path: Path
+    onnx_path: Path | None
     onnx_sha256: str
     spec: dict[str, Any]
+    model_path: Path | None = None
+    model_sha256: str | None = None  # of `model_path`'s file
+
+    def file_in(self, model_format: str) -> Path:
+        """The op's file in `model_format`; the op fails when it was not given."""
+        path = self.onnx_path if model_format == "onnx" else self.model_path
+        if path is None:
+            raise OpFailedError(f"{self.key}: no {FORMAT_SUFFIX[model_format]} file was given for this op")
+        return path
 
 
 class Runner(Protocol):
@@ -57,6 +70,8 @@ class Runner(Protocol):
 
 class Backend(Protocol):
     name: str
+    # The file format the backend loads (fbnet_core.model_formats): which file of each op the agent fetches.
+    model_format: str
 
     def runtime_info(self) -> RuntimeInfo: ...
 

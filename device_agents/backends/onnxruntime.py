@@ -39,6 +39,7 @@ class OnnxRuntimeRunner(InProcessRunner):
 
 class OnnxRuntimeBackend(OnThisHost):
     name = "onnxruntime"
+    model_format = "onnx"
 
     def __init__(
         self,
@@ -109,8 +110,9 @@ class OnnxRuntimeBackend(OnThisHost):
             raise OpFailedError(f"refused to load {model_path.name}: {exc}") from exc
 
     def prepare(self, op: OpInput) -> OnnxRuntimeRunner:
-        self._check_allocation(op.onnx_path)
-        model_path = self._int8.quantized(op.onnx_path, op.onnx_sha256) if self._int8 else op.onnx_path
+        onnx_path = op.file_in("onnx")
+        self._check_allocation(onnx_path)
+        model_path = self._int8.quantized(onnx_path, op.onnx_sha256) if self._int8 else onnx_path
         try:
             session = ort.InferenceSession(
                 str(model_path),
@@ -118,7 +120,7 @@ class OnnxRuntimeBackend(OnThisHost):
                 providers=[(self._provider, self._provider_options)],
             )
         except Exception as exc:  # onnxruntime raises its own pybind classes (Fail, InvalidProtobuf, ...)
-            raise OpFailedError(f"onnxruntime could not load {op.onnx_path.name}: {exc}") from exc
+            raise OpFailedError(f"onnxruntime could not load {onnx_path.name}: {exc}") from exc
         feed = {}
         rng = np.random.default_rng(0)
         for model_input in session.get_inputs():
@@ -132,5 +134,5 @@ class OnnxRuntimeBackend(OnThisHost):
         try:
             runner.run_once()  # a runtime error must fail here, as the op's failure, not mid-timing
         except Exception as exc:
-            raise OpFailedError(f"onnxruntime failed to run {op.onnx_path.name}: {exc}") from exc
+            raise OpFailedError(f"onnxruntime failed to run {onnx_path.name}: {exc}") from exc
         return runner

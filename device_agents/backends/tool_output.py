@@ -79,3 +79,34 @@ def parse_tflite_benchmark_model(output: str) -> ToolReading:
     details = {"first_us": float(first), "min_us": float(low), "max_us": float(high), "std_us": float(std),
                "avg_us": float(avg)}
     return ToolReading(_positive(tool, "Inference (avg)", mean.group(1), output), int(count), details)
+
+
+# ExecuTorch's log prefix (runtime/platform/default/posix.cpp): "<level> hh:mm:ss.uuuuuu executorch:<file>:<line>] ".
+_ET_LOG = r"^I [0-9]{2,}:[0-9]{2}:[0-9]{2}\.[0-9]{6} executorch:executor_runner\.cpp:[0-9]+\] "
+_ET_BUILD_HINT = ("build executor_runner with -DEXECUTORCH_ENABLE_LOGGING=ON -DEXECUTORCH_LOG_LEVEL=Info "
+                  "-DEXECUTORCH_PAL_DEFAULT=posix so that it prints its timings (docs/agents.md)")  # fmt: skip
+
+
+def parse_executor_runner(output: str) -> ToolReading:
+    """ExecuTorch's executor_runner with --num_executions=N: 'Iteration i of N: X ms' per run, then 'Model executed
+    successfully N time(s) in T ms.'. The tool runs no warm-up, so its first run (a cold start: caches, page faults,
+    XNNPACK's weight packing) is left out of the mean when there is more than one; it is kept as `first_us`."""
+    tool = "executor_runner"
+    total = _one(tool, rf"{_ET_LOG}Model executed successfully ([0-9]+) time\(s\) in {_NUMBER} ms\.\s*$", output,
+                 f"Model executed successfully (or {_ET_BUILD_HINT})")  # fmt: skip
+    count = int(total.group(1))
+    if count < 1:
+        raise _fail(tool, "no timed runs", output)
+    total_ms = float(total.group(2))
+    iterations = re.findall(rf"{_ET_LOG}Iteration ([0-9]+) of ([0-9]+): {_NUMBER} ms\s*$", output, flags=re.MULTILINE)
+    if not iterations:  # releases before the per-run lines: the mean of every run
+        return ToolReading(_positive(tool, "the total", str(total_ms), output) * 1e3 / count, count, {})
+    numbers = [int(index) for index, _, _ in iterations]
+    if numbers != list(range(1, count + 1)) or any(int(of) != count for _, of, _ in iterations):
+        raise _fail(tool, f"expected 'Iteration 1..{count} of {count}' lines, found runs {numbers}", output)
+    runs_us = [_positive(tool, f"iteration {i}", ms, output) * 1e3 for i, (_, _, ms) in enumerate(iterations, 1)]
+    if not math.isclose(sum(runs_us) / 1e3, total_ms, rel_tol=1e-3, abs_tol=1e-3 * count):
+        raise _fail(tool, f"the runs add up to {sum(runs_us) / 1e3:g} ms, the total says {total_ms:g} ms", output)
+    timed = runs_us[1:] if count > 1 else runs_us
+    details = {"first_us": runs_us[0], "min_us": min(timed), "max_us": max(timed), "total_ms": total_ms}
+    return ToolReading(sum(timed) / len(timed), len(timed), details)

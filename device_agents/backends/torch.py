@@ -72,6 +72,7 @@ class TorchCudaRunner(InProcessRunner):
 
 class TorchBackend(OnThisHost):
     name = "torch"
+    model_format = "onnx"
 
     def __init__(
         self,

@@ -30,6 +30,8 @@ class DeviceRow:
     id: int
     name: str
     platform: str
+    runtime: str
+    model_format: str
     created_at: datetime
     last_seen_at: datetime | None
     lut_version: int
@@ -54,7 +56,8 @@ class TaskRow:
 def devices(session: Session, now: datetime, name: str | None = None) -> list[DeviceRow]:
     """Devices (all, or the one named) with LUT size, tasks by status, coverage per space and latest run."""
     query = select(
-        Device.id, Device.name, Device.platform, Device.created_at, Device.last_seen_at, Device.lut_version
+        Device.id, Device.name, Device.platform, Device.runtime, Device.model_format, Device.created_at,
+        Device.last_seen_at, Device.lut_version,
     ).order_by(Device.name)
     if name is not None:
         query = query.where(Device.name == name)

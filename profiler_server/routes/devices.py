@@ -29,8 +29,11 @@ async def register(
     database: DatabaseDep,
 ) -> DeviceRegistered:
     now = utcnow()
+    model_format = devices.device_format(body.runtime, body.format)
     token = await database.write(
-        lambda session: devices.register_device(session, body.name, body.platform, body.attributes, now)
+        lambda session: devices.register_device(
+            session, body.name, body.platform, body.attributes, now, body.runtime, model_format
+        )
     )
     return DeviceRegistered(name=body.name, token=token)
 

@@ -10,14 +10,32 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from db.models import ACTIVE_TASK_STATUSES, Device, LutEntry, Task, TaskStatus
-from profiler_server.errors import Conflict, NotFound
+from fbnet_core.model_formats import DEFAULT_FORMAT, DEFAULT_RUNTIME, UnknownFormatError, format_for_runtime
+from profiler_server.errors import BadRequest, Conflict, NotFound
 from profiler_server.schemas import Coverage, DevicePublic
 from profiler_server.security import new_token, token_sha256
 from profiler_server.services.leasing import task_state
 
 
+def device_format(runtime: str, model_format: str | None) -> str:
+    """The format a registering device loads: the one it states, else its runtime's (422 for a runtime that has
+    no default format and states none)."""
+    if model_format is not None:
+        return model_format
+    try:
+        return format_for_runtime(runtime)
+    except UnknownFormatError as exc:
+        raise BadRequest(str(exc), field="format") from exc
+
+
 def register_device(
-    session: Session, name: str, platform: str, attributes: dict[str, Any], now: datetime
+    session: Session,
+    name: str,
+    platform: str,
+    attributes: dict[str, Any],
+    now: datetime,
+    runtime: str = DEFAULT_RUNTIME,
+    model_format: str = DEFAULT_FORMAT,
 ) -> str:
     """Create the device and return its token (shown once; only its hash is stored)."""
     if session.scalar(select(Device.id).where(Device.name == name)) is not None:
@@ -31,6 +49,8 @@ def register_device(
             token_sha256=token_sha256(token),
             created_at=now,
             lut_version=0,
+            runtime=runtime,
+            model_format=model_format,
         )
     )
     try:
@@ -82,6 +102,8 @@ def device_public(session: Session, device: Device, now: datetime) -> DevicePubl
     return DevicePublic(
         name=device.name,
         platform=device.platform,
+        runtime=device.runtime,
+        format=device.model_format,
         attributes=device.attributes,
         created_at=device.created_at,
         last_seen_at=device.last_seen_at,

@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from db.models import ACTIVE_TASK_STATUSES, LutEntry, Op, Task, TaskStatus
-from profiler_server.errors import NotFound
+from db.models import ACTIVE_TASK_STATUSES, LutEntry, Op, OpArtifact, Task, TaskStatus
+from fbnet_core.model_formats import FORMAT_SUFFIX
+from profiler_server.errors import Conflict, NotFound
 from profiler_server.schemas import JobsReceipt
 from profiler_server.services.bulk_rows import insert_rows
 from profiler_server.services.devices import device_by_name
@@ -57,6 +58,19 @@ def create_jobs(
         more = f" and {len(unknown) - 1} more" if len(unknown) > 1 else ""
         raise NotFound(
             f"unknown op key {unknown[0]!r}{more}: upload it with POST /ops first", f"keys[{position}]"
+        )
+    # The device's agent is leased the op's file in its format: an op without one could never be measured.
+    with_format = _op_ids_where(
+        session, OpArtifact.op_id, ids.values(), OpArtifact.model_format == device.model_format
+    )
+    lacking = [key for key in unique_keys if ids[key] not in with_format]
+    if lacking:
+        more = f" and {len(lacking) - 1} more" if len(lacking) > 1 else ""
+        raise Conflict(
+            f"device {device.name!r} runs {device.runtime} on {FORMAT_SUFFIX[device.model_format]} files, which "
+            f"op {lacking[0]!r}{more} lacks: compile and upload them with "
+            f"`dnas lut request --device {device.name} --format {device.model_format}`",
+            f"keys[{keys.index(lacking[0])}]",
         )
 
     active = _op_ids_where(

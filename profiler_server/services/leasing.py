@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, case, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Device, Op, Task, TaskStatus
+from db.models import Device, Op, OpArtifact, Task, TaskStatus
+from fbnet_core.model_formats import DEFAULT_FORMAT
 from profiler_server.errors import Forbidden, NotFound
 from profiler_server.schemas import LeasedTask
 
@@ -69,9 +70,12 @@ def lease_tasks(
             )
         )
     session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=now))
+    model_format = session.scalar(select(Device.model_format).where(Device.id == device_id)) or DEFAULT_FORMAT
     rows = session.execute(
-        select(Task.id, Task.attempts, Op.key, Op.spec, Op.onnx_sha256)
+        select(Task.id, Task.attempts, Op.key, Op.spec, Op.onnx_sha256, OpArtifact.sha256.label("model_sha256"))
         .join(Op, Op.id == Task.op_id)
+        # Outer: a task queued before its op lost the file is still handed out (its download then says why).
+        .outerjoin(OpArtifact, (OpArtifact.op_id == Op.id) & (OpArtifact.model_format == model_format))
         .where(Task.id.in_(task_ids))
         .order_by(Task.id)
     ).all()
@@ -82,6 +86,8 @@ def lease_tasks(
             key=row.key,
             spec=row.spec,
             onnx_sha256=row.onnx_sha256,
+            format=model_format,
+            model_sha256=row.model_sha256,
             attempt=row.attempts,
             lease_expires_at=expires_at,
         )

@@ -1,4 +1,5 @@
-"""Ops: content-addressed ONNX models under URL-safe keys, validated against docs/contracts.md."""
+"""Ops: content-addressed models under URL-safe keys, validated against docs/contracts.md: each op's ONNX file
+(its identity) and the same op compiled for other runtimes (`.pte`, `.tflite`), one file per (key, format)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import onnx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import OnnxModel, Op
+from db.models import OnnxModel, Op, OpArtifact
+from fbnet_core.model_formats import FORMAT_SUFFIX, header_problem
 from fbnet_core.onnx_safety import UnsafeModelError, check_allocation, check_self_contained
 from profiler_server.blobs import BlobMissing, BlobStore
 from profiler_server.errors import BadRequest, Conflict, Gone, NotFound
@@ -55,10 +57,24 @@ def check_onnx(content: bytes, field: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class DecodedFile:
+    model_format: str
+    content: bytes
+    sha256: str
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
 class DecodedUpload:
     upload: OpUpload
     content: bytes
     sha256: str
+    artifacts: tuple[DecodedFile, ...] = ()
+
+    def files(self, index: int) -> list[DecodedFile]:
+        """The ONNX file and every other format's, each with the request field that carried it."""
+        onnx_file = DecodedFile("onnx", self.content, self.sha256, f"ops[{index}].onnx_b64")
+        return [onnx_file, *self.artifacts]
 
 
 def decode_uploads(uploads: list[OpUpload]) -> list[DecodedUpload]:
@@ -72,7 +88,15 @@ def decode_uploads(uploads: list[OpUpload]) -> list[DecodedUpload]:
             )
         seen[upload.key] = i
         content = decode_onnx(upload.onnx_b64, f"ops[{i}].onnx_b64")
-        decoded.append(DecodedUpload(upload, content, hashlib.sha256(content).hexdigest()))
+        artifacts = []
+        for model_format, b64 in sorted(upload.artifacts.items()):
+            field = f"ops[{i}].artifacts.{model_format}"
+            data = decode_onnx(b64, field)
+            problem = header_problem(model_format, data)
+            if problem is not None:
+                raise BadRequest(problem, field=field)
+            artifacts.append(DecodedFile(model_format, data, hashlib.sha256(data).hexdigest(), field))
+        decoded.append(DecodedUpload(upload, content, hashlib.sha256(content).hexdigest(), tuple(artifacts)))
     return decoded
 
 
@@ -90,45 +114,80 @@ def store_new_models(decoded: list[DecodedUpload], known: dict[str, bool], blobs
     database's write lock. A file whose row is never committed is removed by `gc`."""
     checked: set[str] = set()
     for i, item in enumerate(decoded):
-        if item.sha256 in checked or known.get(item.sha256, False):
-            continue
-        if item.sha256 not in known:
-            check_onnx(item.content, f"ops[{i}].onnx_b64")
-        blobs.put(item.sha256, item.content)
-        checked.add(item.sha256)
+        for file in item.files(i):
+            if file.sha256 in checked or known.get(file.sha256, False):
+                continue
+            if file.sha256 not in known and file.model_format == "onnx":
+                check_onnx(file.content, file.field)  # the other formats' headers were checked when decoded
+            blobs.put(file.sha256, file.content)
+            checked.add(file.sha256)
 
 
 def upload_ops(session: Session, decoded: list[DecodedUpload], now: datetime) -> OpsReceipt:
     """Store checked uploads (`store_new_models` checked and wrote every model unknown when it ran; one stored
-    since is skipped here)."""
+    since is skipped here). An existing key with the same ONNX file gains the formats it lacked; a format it
+    has with a different file is a conflict."""
     keys = [item.upload.key for item in decoded]
     existing_ops = {
-        op.key: op.onnx_sha256
-        for op in session.execute(select(Op.key, Op.onnx_sha256).where(Op.key.in_(keys)))
+        op.key: (op.id, op.onnx_sha256)
+        for op in session.execute(select(Op.key, Op.id, Op.onnx_sha256).where(Op.key.in_(keys)))
     }
-    stored = known_models(session, {item.sha256 for item in decoded})
+    existing_files: dict[tuple[int, str], str] = {
+        (row.op_id, row.model_format): row.sha256
+        for row in session.execute(
+            select(OpArtifact.op_id, OpArtifact.model_format, OpArtifact.sha256).where(
+                OpArtifact.op_id.in_([op_id for op_id, _ in existing_ops.values()])
+            )
+        )
+    }
+    stored = known_models(session, {file.sha256 for i, item in enumerate(decoded) for file in item.files(i)})
     created: list[str] = []
     existing: list[str] = []
+    artifacts_added = 0
     for i, item in enumerate(decoded):
         upload, sha = item.upload, item.sha256
-        if upload.key in existing_ops and existing_ops[upload.key] != sha:
+        if upload.key in existing_ops and existing_ops[upload.key][1] != sha:
             raise Conflict(
                 f"key {upload.key!r} already exists with a different model "
-                f"(sha256 {existing_ops[upload.key]}, uploaded {sha})",
+                f"(sha256 {existing_ops[upload.key][1]}, uploaded {sha})",
                 field=f"ops[{i}].onnx_b64",
             )
-        if sha not in stored:
-            session.add(OnnxModel(sha256=sha, size_bytes=len(item.content), created_at=now))
-        elif not stored[sha]:  # gc removed its file; `store_new_models` wrote it again
-            session.execute(update(OnnxModel).where(OnnxModel.sha256 == sha).values(removed_at=None))
-        stored[sha] = True
+        for file in item.files(i):
+            if file.sha256 not in stored:
+                session.add(OnnxModel(sha256=file.sha256, size_bytes=len(file.content), created_at=now))
+            elif not stored[file.sha256]:  # gc removed its file; `store_new_models` wrote it again
+                session.execute(update(OnnxModel).where(OnnxModel.sha256 == file.sha256).values(removed_at=None))
+            stored[file.sha256] = True
         if upload.key in existing_ops:
             existing.append(upload.key)
-            continue
-        session.add(Op(key=upload.key, spec=upload.spec, onnx_sha256=sha, created_at=now))
-        created.append(upload.key)
+            op_id = existing_ops[upload.key][0]
+        else:
+            op = Op(key=upload.key, spec=upload.spec, onnx_sha256=sha, created_at=now)
+            session.add(op)
+            session.flush()  # its id, for its files' rows
+            op_id = op.id
+            created.append(upload.key)
+        for file in item.files(i):
+            known_sha = existing_files.get((op_id, file.model_format))
+            if known_sha is None:
+                session.add(OpArtifact(op_id=op_id, model_format=file.model_format, sha256=file.sha256, created_at=now))
+                existing_files[(op_id, file.model_format)] = file.sha256
+                artifacts_added += file.model_format != "onnx"
+            elif known_sha != file.sha256:
+                raise Conflict(
+                    f"op {upload.key!r} already has a {FORMAT_SUFFIX[file.model_format]} file with sha256 "
+                    f"{known_sha}, uploaded {file.sha256} (compiled by another compiler version?)",
+                    field=file.field,
+                )
     session.commit()
-    return OpsReceipt(created=created, existing=existing)
+    return OpsReceipt(created=created, existing=existing, artifacts_added=artifacts_added)
+
+
+def formats_of(session: Session, op_id: int) -> dict[str, str]:
+    rows = session.execute(
+        select(OpArtifact.model_format, OpArtifact.sha256).where(OpArtifact.op_id == op_id).order_by(OpArtifact.model_format)
+    )
+    return dict(rows.tuples().all())
 
 
 def get_op(session: Session, key: str) -> OpPublic:
@@ -141,19 +200,27 @@ def get_op(session: Session, key: str) -> OpPublic:
         raise NotFound(f"unknown op key {key!r}", field="key")
     op, size_bytes = row
     return OpPublic(
-        key=op.key, spec=op.spec, onnx_sha256=op.onnx_sha256, size_bytes=size_bytes, created_at=op.created_at
+        key=op.key, spec=op.spec, onnx_sha256=op.onnx_sha256, size_bytes=size_bytes, created_at=op.created_at,
+        formats=formats_of(session, op.id),
     )
 
 
-def model_sha256(session: Session, key: str) -> str:
-    """The sha256 of an op's model, whose file is in the blob store (410 once gc removed it)."""
+def model_sha256(session: Session, key: str, model_format: str = "onnx") -> str:
+    """The sha256 of an op's model in `model_format`, whose file is in the blob store (410 once gc removed it)."""
+    op_id = session.scalar(select(Op.id).where(Op.key == key))
+    if op_id is None:
+        raise NotFound(f"unknown op key {key!r}", field="key")
     row = session.execute(
         select(OnnxModel.sha256, OnnxModel.removed_at)
-        .join(Op, Op.onnx_sha256 == OnnxModel.sha256)
-        .where(Op.key == key)
+        .join(OpArtifact, OpArtifact.sha256 == OnnxModel.sha256)
+        .where(OpArtifact.op_id == op_id, OpArtifact.model_format == model_format)
     ).first()
     if row is None:
-        raise NotFound(f"unknown op key {key!r}", field="key")
+        raise NotFound(
+            f"op {key!r} has no {FORMAT_SUFFIX[model_format]} file: compile and upload it with "
+            f"`dnas lut request --format {model_format}`",
+            field="format",
+        )
     if row.removed_at is not None:
         raise _removed(key)
     return row.sha256

@@ -3,7 +3,7 @@
 One-off ops are those whose spec `kind` is one of `kinds` (by default the whole networks a validation measures:
 `network`, `mobilenetv2`); their model file goes once every op sharing it is one-off, older than the retention
 period and has no queued or leased task. The rows stay - the ops, their measurements, the LUT entries - with the
-model marked removed (`GET /ops/{key}/model.onnx` answers 410; uploading the op again brings the file back).
+model marked removed (`GET /ops/{key}/models/{format}` answers 410; uploading the op again brings the file back).
 Files that no row names (an upload that failed after writing its file) go once older than `ORPHAN_AGE_S`.
 """
 
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_TASK_STATUSES, OnnxModel, Op, Task
+from db.models import ACTIVE_TASK_STATUSES, OnnxModel, Op, OpArtifact, Task
 from db.session import begin_write
 from profiler_server.blobs import BlobStore
 
@@ -39,8 +39,9 @@ def expired_models(session: Session, kinds: tuple[str, ...], older_than: datetim
     live = set(session.scalars(select(OnnxModel.sha256).where(OnnxModel.removed_at.is_(None))))
     keep: set[str] = set()
     candidates: set[str] = set()
+    # Every file of every op: its ONNX one and those compiled for other runtimes.
     for op_id, sha256, spec, created_at in session.execute(
-        select(Op.id, Op.onnx_sha256, Op.spec, Op.created_at)
+        select(Op.id, OpArtifact.sha256, Op.spec, Op.created_at).join(OpArtifact, OpArtifact.op_id == Op.id)
     ):
         one_off = isinstance(spec, dict) and spec.get("kind") in kinds
         if one_off and created_at < older_than and op_id not in active:

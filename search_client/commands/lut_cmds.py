@@ -18,6 +18,7 @@ from fbnet_core.space_manifest import space_manifest
 from fbnet_core.space_manifest import space_name as server_space_name
 from search_client.commands.space_options import (
     HeadChannels,
+    ModelFormatOption,
     NumClasses,
     Resolution,
     SmallInput,
@@ -74,6 +75,7 @@ def connect(server: str | None, token: str | None) -> ProfilerClient:
 @lut_app.command("request")
 def request(
     device: Annotated[str, typer.Option("--device", help="Device name, as its agent registered it.")],
+    model_format: ModelFormatOption = None,
     space_name: Annotated[
         str | None,
         typer.Option(
@@ -101,8 +103,8 @@ def request(
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """Register the space on the server, upload the ops it needs (only those the server lacks) and queue jobs
-    for the missing entries."""
+    """Register the space on the server, upload the ops it needs (only those the server lacks, compiled for the device's
+    format: --format, default the one the device registered) and queue jobs for the missing entries."""
     flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
         with connect(server, token) as client:
@@ -112,10 +114,11 @@ def request(
             name = space_name or server_space_name(params)
             # The space travels by name: `dnas search|validate|train|export --space NAME` read it back.
             client.put_space(name, space_manifest(space))
-            report = request_lut(client, device, ops)
+            report = request_lut(client, device, ops, model_format)
+            compiled = f" ({report.compiled} compiled to .{report.model_format})" if report.compiled else ""
             typer.echo(
                 f"{device}: space {name}: {report.needed} entries needed, {len(report.missing)} missing; "
-                f"uploaded {len(report.uploaded)} ops, queued {report.queued} jobs "
+                f"uploaded {len(report.uploaded)} ops{compiled}, queued {report.queued} jobs "
                 f"({report.already_queued} already queued)"
             )
             if not wait or not report.missing:

@@ -20,6 +20,7 @@ from fbnet_core.space import SpaceParams, build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
 from search_client.commands.space_options import (
     HeadChannels,
+    ModelFormatOption,
     NumClasses,
     Resolution,
     SmallInput,
@@ -423,7 +424,10 @@ def train(
 
 
 def export(
-    output: Annotated[Path, typer.Option("-o", "--out", "--output", help="ONNX file to write.")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--out", "--output", help="File to write (.onnx, or .pte / .tflite with --format)."),
+    ],
     arch: Annotated[Path | None, typer.Option("--arch", help="Architecture JSON.")] = None,
     model_name: Annotated[
         str | None,
@@ -442,14 +446,17 @@ def export(
     small_input: SmallInput = None,
     server: Server = None,
     token: Token = None,
+    model_format: ModelFormatOption = None,
 ) -> None:
-    """Export an architecture (freshly initialised, or with trained weights) to ONNX, batch 1, eval mode."""
+    """Export an architecture (freshly initialised, or with trained weights) to ONNX, batch 1, eval mode; or, with
+    --format pte / tflite, compiled for ExecuTorch / LiteRT from the same module and weights."""
     import torch
 
-    from search_client.space.export import export_module, export_onnx
+    from search_client.space.compile import compile_modules, compile_op
     from search_client.space.model import build_model
     from search_client.space.zoo import get_model
 
+    fmt = model_format or "onnx"
     if (arch is None) == (model_name is None):
         raise fail("give exactly one of --arch and --model")
     flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
@@ -460,7 +467,7 @@ def export(
             if flags.given() or space_name is not None:
                 raise fail("space options go with --arch (a zoo model has its own space)")
             spec = get_model(model_name).spec()
-            output.write_bytes(export_onnx(spec))
+            output.write_bytes(compile_op(spec, fmt))
             input_shape = list(spec["input_shape"])
         else:
             assert arch is not None  # exactly one of the two, checked above
@@ -470,7 +477,7 @@ def export(
             model = build_model(loaded.arch, space)
             if weights is not None:
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            output.write_bytes(export_module(model.eval(), space.input_shape))
+            output.write_bytes(compile_modules([(model.eval(), space.input_shape)], fmt)[0])
             input_shape = list(space.input_shape)
     except typer.Exit:
         raise  # already reported (click's Exit is a RuntimeError)

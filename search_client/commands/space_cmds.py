@@ -17,10 +17,12 @@ from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.ops_manifest import OPS_MANIFEST_NAME, ManifestEntry, write_manifest
 from fbnet_core.keys import Op, candidate_ops, make_op, ops_for_space
+from fbnet_core.model_formats import FORMAT_SUFFIX, check_format
 from fbnet_core.space import SearchSpace, build_space
 from search_client.commands.lut_cmds import Server, Token, connect
 from search_client.commands.space_options import (
     HeadChannels,
+    ModelFormatOption,
     NumClasses,
     Resolution,
     SmallInput,
@@ -172,6 +174,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 
 def export_ops(
     out: Annotated[Path, typer.Option("-o", "--out", "--output", help="Folder for the ONNX files and ops.jsonl.")],
+    model_format: ModelFormatOption = None,
     space_name: SpaceName = None,
     resolution: Resolution = None,
     width: Width = None,
@@ -185,7 +188,9 @@ def export_ops(
     server: Server = None,
     token: Token = None,
 ) -> None:
-    """Write one ONNX file per op plus ops.jsonl (key, spec, file, sha256): the input of `device-agent profile`."""
+    """Write one ONNX file per op plus ops.jsonl (key, spec, file, sha256): the input of `device-agent profile`.
+    With --format pte or tflite, each op compiled for that runtime too (ops.jsonl names both files)."""
+    from search_client.space.compile import compile_ops
     from search_client.space.export import export_onnx, sha256_hex
     from search_client.space.zoo import get_model
 
@@ -195,20 +200,32 @@ def export_ops(
         ops = ops_for_space(searched) + [make_op(get_model(name).spec()) for name in model or []]
     except FbnetLutError as exc:
         raise _fail(f"--model: {exc}") from exc
+    compiled_format = None if model_format in (None, "onnx") else model_format
     try:
+        if compiled_format is not None:
+            check_format(compiled_format)
         out.mkdir(parents=True, exist_ok=True)
+        models: dict[str, dict[str, tuple[str, str]]] = {op.key: {} for op in ops}
+        if compiled_format is not None:
+            # One batch: the LiteRT converter starts once for all ops.
+            typer.echo(f"compiling {len(ops)} ops to .{compiled_format} ...", err=True)
+            for op, data in zip(ops, compile_ops([op.spec for op in ops], compiled_format), strict=True):
+                file_name = f"{op.key}{FORMAT_SUFFIX[compiled_format]}"
+                _write_if_changed(out / file_name, data)
+                models[op.key][compiled_format] = (file_name, sha256_hex(data))
         entries = []
         for op in track(ops, description="exporting ops", transient=True):
             data = export_onnx(op.spec)
             file_name = f"{op.key}.onnx"
             _write_if_changed(out / file_name, data)
-            entries.append(ManifestEntry(op.key, op.spec, file_name, sha256_hex(data)))
+            entries.append(ManifestEntry(op.key, op.spec, file_name, sha256_hex(data), models[op.key]))
         write_manifest(out / OPS_MANIFEST_NAME, entries)
     except OSError as exc:
         raise _fail(f"--out: cannot write to {out}: {exc}") from exc
     except FbnetLutError as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"wrote {len(ops)} ONNX files and {out / OPS_MANIFEST_NAME}")
+    also = f" and {len(ops)} .{compiled_format} files" if compiled_format else ""
+    typer.echo(f"wrote {len(ops)} ONNX files{also} and {out / OPS_MANIFEST_NAME}")
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ import typer
 
 from fbnet_core.client import NotFoundError, ProfilerClient
 from fbnet_core.errors import InvalidSpaceError
+from fbnet_core.model_formats import MODEL_FORMATS
 from fbnet_core.space import SpaceParams, space_params, space_params_from_dict
 
 _DEFAULTS = SpaceParams()
@@ -112,3 +113,14 @@ def resolve_space(
                 "was given: drop the flag or name another space"
             )
     return named
+
+
+ModelFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help=f"Model format the ops are compiled to: {', '.join(MODEL_FORMATS)} (onnx for onnxruntime, pte for "
+        "ExecuTorch, tflite for LiteRT; a .tflite needs the LiteRT converter, scripts/setup-litert-converter.sh); "
+        "default: the device's.",
+    ),
+]

@@ -20,7 +20,8 @@ from fbnet_core.client import Lut, NotFoundError, OpUpload, ProfilerClient, Serv
 from fbnet_core.errors import LutFormatError
 from fbnet_core.formats.lut_file import read_lut_file, write_lut_file
 from fbnet_core.keys import Op
-from search_client.errors import LutUnavailableError
+from fbnet_core.model_formats import FORMAT_SUFFIX, check_format
+from search_client.errors import FormatMismatchError, LutUnavailableError
 
 CACHE_ENV = "FBNET_LUT_CACHE"
 
@@ -121,29 +122,59 @@ class RequestReport:
     uploaded: list[str]
     queued: int
     already_queued: int
+    model_format: str = "onnx"
+    compiled: int = 0  # ops compiled to `model_format` and uploaded (new ones and existing ones alike)
 
 
-def request_lut(client: ProfilerClient, device: str, ops: Sequence[Op]) -> RequestReport:
-    """Queue profiling jobs for every op of `ops` the device's LUT lacks, uploading the ONNX files the server
-    does not have yet (exported deterministically, see search_client/space/export.py). Needs the admin token."""
+def device_format(client: ProfilerClient, device: str, model_format: str | None = None) -> str:
+    """The model format the device registered (its agent is leased that file of each op); `model_format`, when
+    given, must be that one."""
+    registered = client.get_device(device).format
+    if model_format is not None and check_format(model_format) != registered:
+        raise FormatMismatchError(
+            f"device {device!r} registered the {registered} format, not {model_format} (its agent loads "
+            f"{FORMAT_SUFFIX[registered]} files); leave the format out to use the device's"
+        )
+    return registered
+
+
+def request_lut(
+    client: ProfilerClient, device: str, ops: Sequence[Op], model_format: str | None = None
+) -> RequestReport:
+    """Queue profiling jobs for every op of `ops` the device's LUT lacks, uploading what the server does not have
+    yet: the ops' ONNX files (exported deterministically, see search_client/space/export.py) and, for a device of
+    another format (`model_format`, default the device's registered one), the ops compiled for it
+    (search_client/space/compile.py). Needs the admin token."""
+    fmt = device_format(client, device, model_format)
     missing = missing_keys(client, device, [op.key for op in ops])
     missing_set = set(missing)
-    to_upload = [op for op in ops if op.key in missing_set and not _server_has_op(client, op.key)]
-    from search_client.space.export import export_onnx  # torch: loaded only when ops are uploaded
+    server_formats = {op.key: _server_formats(client, op.key) for op in ops if op.key in missing_set}
+    to_upload = [op for op in ops if op.key in missing_set and fmt not in server_formats[op.key]]
+    uploaded: list[str] = []
+    if to_upload:
+        # torch: loaded only when ops are uploaded.
+        from search_client.space.compile import compile_ops
+        from search_client.space.export import export_onnx
 
-    uploaded = client.upload_ops(OpUpload(op.key, op.spec, export_onnx(op.spec)) for op in to_upload).created
+        compiled = compile_ops([op.spec for op in to_upload], fmt) if fmt != "onnx" else [b""] * len(to_upload)
+        uploads = (
+            OpUpload(op.key, op.spec, export_onnx(op.spec), {fmt: data} if fmt != "onnx" else {})
+            for op, data in zip(to_upload, compiled, strict=True)
+        )
+        uploaded = client.upload_ops(uploads).created
+    compiled_count = len(to_upload) if fmt != "onnx" else 0
     if not missing:
-        return RequestReport(len(ops), [], uploaded, 0, 0)
+        return RequestReport(len(ops), [], uploaded, 0, 0, fmt, compiled_count)
     receipt = client.create_jobs(device, missing)
-    return RequestReport(len(ops), missing, uploaded, receipt.queued, receipt.already_queued)
+    return RequestReport(len(ops), missing, uploaded, receipt.queued, receipt.already_queued, fmt, compiled_count)
 
 
-def _server_has_op(client: ProfilerClient, key: str) -> bool:
+def _server_formats(client: ProfilerClient, key: str) -> set[str]:
+    """The formats the server has the op's file in (none: the op is not there)."""
     try:
-        client.get_op(key)
+        return set(client.get_op(key)["formats"])
     except NotFoundError:
-        return False
-    return True
+        return set()
 
 
 class Waiter(Protocol):

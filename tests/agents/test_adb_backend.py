@@ -14,7 +14,11 @@ import pytest
 
 from device_agents.backends.adb import AdbBackend, cpu_mask, parse_sensor_lines
 from device_agents.backends.base import OpInput
-from device_agents.backends.tool_output import parse_ort_perf_test, parse_tflite_benchmark_model
+from device_agents.backends.tool_output import (
+    parse_executor_runner,
+    parse_ort_perf_test,
+    parse_tflite_benchmark_model,
+)
 from device_agents.errors import BackendUnavailableError, OpFailedError
 from device_agents.measure import measure_op
 from device_agents.timing import TimingPolicy
@@ -71,13 +75,17 @@ ADB_POLICY = TimingPolicy(warmup_min_runs=1, warmup_window=1, warmup_min_s=0.0, 
 
 
 def _op(tmp_path: Path, suffix: str = ".onnx") -> OpInput:
-    model = tmp_path / "blk.onnx"
-    model.write_bytes(b"model bytes")
-    if suffix != ".onnx":
-        model.with_suffix(suffix).write_bytes(b"tflite bytes")
+    """The op's ONNX file, and for another suffix its file in that format too (as a manifest or the server gives)."""
     import hashlib
 
-    return OpInput("blk", model, hashlib.sha256(b"model bytes").hexdigest(), {})
+    model = tmp_path / "blk.onnx"
+    model.write_bytes(b"model bytes")
+    op = OpInput("blk", model, hashlib.sha256(b"model bytes").hexdigest(), {})
+    if suffix == ".onnx":
+        return op
+    compiled = model.with_suffix(suffix)
+    compiled.write_bytes(f"{suffix} bytes".encode())
+    return OpInput(op.key, model, op.onnx_sha256, {}, compiled, hashlib.sha256(compiled.read_bytes()).hexdigest())
 
 
 def test_mock_adb_pushes_once_pins_with_taskset_and_reports_the_tool_mean_in_us(mock_adb, tmp_path):
@@ -104,7 +112,7 @@ def test_mock_adb_pushes_once_pins_with_taskset_and_reports_the_tool_mean_in_us(
     assert len(runs) == 1 + runtime["warmup_runs"] + runtime["timed_runs"]  # prepare's check run + engine runs
 
 
-def test_mock_adb_benchmark_model_runs_the_tflite_twin(mock_adb, tmp_path, monkeypatch):
+def test_mock_adb_benchmark_model_runs_the_ops_tflite_file(mock_adb, tmp_path, monkeypatch):
     adb, binary, calls = mock_adb
     monkeypatch.setenv("MOCK_ADB_TOOL_OUTPUT", str(DATA / "tflite_benchmark_model_android.txt"))
     backend = AdbBackend("benchmark_model", binary, cpus=[0], threads=4, adb=str(adb))
@@ -112,14 +120,15 @@ def test_mock_adb_benchmark_model_runs_the_tflite_twin(mock_adb, tmp_path, monke
     assert set(record.samples_us) == {33209.4}
     command = next(call[1] for call in calls() if call[0] == "shell" and call[1].startswith("taskset"))
     assert "--graph=/data/local/tmp/fbnet-lut/" in command and "--num_threads=4" in command
-    assert record.runtime["runtime"] == "tflite"
+    assert record.runtime["runtime"] == "litert" and record.runtime["execution_provider"] == "XNNPACK"
+    assert record.runtime["extra"]["model_format"] == "tflite"
 
 
 def test_mock_adb_benchmark_model_without_a_tflite_is_a_failed_task(mock_adb, tmp_path):
     adb, binary, _ = mock_adb
     backend = AdbBackend("benchmark_model", binary, cpus=[0], adb=str(adb))
     record = measure_op(backend, _op(tmp_path), ADB_POLICY)
-    assert record.is_failure and "needs blk.tflite" in record.error
+    assert record.is_failure and "blk: no .tflite file was given for this op" in record.error
 
 
 def test_mock_adb_unparsable_output_is_a_failed_task_carrying_the_output(mock_adb, tmp_path, monkeypatch):
@@ -214,3 +223,52 @@ def test_mock_adb_profile_from_the_command_line_records_the_phone_as_the_device(
     assert set(record["samples_us"]) == {144871.0}
     assert record["runtime"]["extra"]["runs_per_sample"] == 20
     assert record["runtime"]["extra"]["device"]["platform"] == "android-arm64-v8a"  # what `upload` registers
+
+
+def test_mock_adb_executor_runner_runs_the_ops_pte_file_on_output_composed_in_its_format(
+    mock_adb, tmp_path, monkeypatch
+):
+    """fake adb replays text composed from executor_runner's format strings (data/README.md: not a capture)."""
+    adb, binary, calls = mock_adb
+    monkeypatch.setenv("MOCK_ADB_TOOL_OUTPUT", str(DATA / "executor_runner_composed.txt"))
+    backend = AdbBackend("executor_runner", binary, cpus=[4, 5], threads=2, runs_per_invocation=5, adb=str(adb))
+    op = _op(tmp_path, ".pte")
+    record = measure_op(backend, op, ADB_POLICY)
+    assert not record.is_failure, record.error
+    assert record.samples_us == pytest.approx([411.0] * len(record.samples_us))  # runs 2..6: the cold first left out
+    pushes = [call[2] for call in calls() if call[0] == "push"]
+    assert pushes[-1] == f"/data/local/tmp/fbnet-lut/{op.model_sha256}.pte"
+    command = next(call[1] for call in calls() if call[0] == "shell" and call[1].startswith("taskset"))
+    assert command == (f"taskset 30 /data/local/tmp/fbnet-lut/executor_runner --model_path={pushes[-1]} "
+                       "--num_executions=6 --cpu_threads=2")  # fmt: skip
+    runtime = record.runtime
+    assert (runtime["runtime"], runtime["execution_provider"], runtime["threads"]) == ("executorch", "XnnpackBackend", 2)
+    assert runtime["extra"]["benchmark_tool"] == "executor_runner" and runtime["extra"]["model_format"] == "pte"
+
+
+def test_parse_executor_runner_output_composed_in_its_format_leaves_the_cold_first_run_out():
+    reading = parse_executor_runner((DATA / "executor_runner_composed.txt").read_text())
+    assert reading.runs == 5
+    assert reading.mean_us == pytest.approx((412 + 408 + 415 + 409 + 411) / 5)
+    assert reading.details == {"first_us": pytest.approx(1094.0), "min_us": pytest.approx(408.0),
+                               "max_us": pytest.approx(415.0), "total_ms": 3.149}  # fmt: skip
+
+
+def test_parse_executor_runner_without_its_log_lines_names_the_build_flags():
+    with pytest.raises(OpFailedError, match="EXECUTORCH_ENABLE_LOGGING=ON"):
+        parse_executor_runner((DATA / "executor_runner_no_logging.txt").read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda text: text.replace("Iteration 4 of 6: 0.415000 ms\n", ""), "expected 'Iteration 1..6 of 6' lines"),
+        (lambda text: text.replace("in 3.149000 ms", "in 31.49000 ms"), "the runs add up to 3.149 ms"),
+        (lambda text: text.replace("Iteration 3 of 6: 0.408000", "Iteration 3 of 6: 0.000000"), "not a positive"),
+        (lambda text: text + text, "expected one 'Model executed successfully"),
+    ],
+)
+def test_parse_executor_runner_fails_loudly_never_zero(edit, problem):
+    text = edit((DATA / "executor_runner_composed.txt").read_text())
+    with pytest.raises(OpFailedError, match=problem):
+        parse_executor_runner(text)

@@ -16,6 +16,7 @@ class ScriptedBackend:
     """A backend whose runner returns scripted measurements in turn."""
 
     name = "scripted"
+    model_format = "onnx"
 
     def __init__(self, measurements: list[Measurement]) -> None:
         self.measurements = measurements

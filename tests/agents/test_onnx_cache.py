@@ -14,7 +14,7 @@ def test_the_cache_stays_under_its_bound_dropping_the_least_recently_used(tmp_pa
     sha = {key: hashlib.sha256(content).hexdigest() for key, content in models.items()}
     fetched: list[str] = []
 
-    def fetch(key: str) -> bytes:
+    def fetch(key: str, model_format: str) -> bytes:
         fetched.append(key)
         return models[key]
 
@@ -32,5 +32,5 @@ def test_the_cache_stays_under_its_bound_dropping_the_least_recently_used(tmp_pa
 def test_a_model_larger_than_the_bound_is_still_kept_for_its_measurement(tmp_path: Path):
     content = b"x" * 5000
     sha = hashlib.sha256(content).hexdigest()
-    path = OnnxCache(tmp_path, lambda _key: content, max_bytes=1000).path_for("big", sha)
+    path = OnnxCache(tmp_path, lambda _key, _format: content, max_bytes=1000).path_for("big", sha)
     assert path.read_bytes() == content

@@ -43,6 +43,7 @@ class KnownCostRuntime:
     """A backend whose runs take exactly `scripted_us` of the model (the timing itself is not under test)."""
 
     name = "known-cost"
+    model_format = "onnx"
 
     def __init__(self) -> None:
         self.prepared: list[str] = []

@@ -162,3 +162,27 @@ def test_lut_body_medians_and_malformed_bodies() -> None:
         median_us_by_key({"device": "d"})
     with pytest.raises(LutFormatError, match="median_us"):
         median_us_by_key({"entries": {"a": {"p10_us": 1.0}}})
+
+
+def test_an_ops_manifest_names_each_ops_compiled_files_and_reads_back(tmp_path):
+    from fbnet_core.formats.ops_manifest import ManifestEntry, read_manifest, write_manifest
+
+    entries = [
+        ManifestEntry("a", {"kind": "block"}, "a.onnx", "1" * 64, {"pte": ("a.pte", "2" * 64)}),
+        ManifestEntry("b", {"kind": "block"}, "b.onnx", "3" * 64),
+    ]
+    write_manifest(tmp_path / "ops.jsonl", entries)
+    assert read_manifest(tmp_path / "ops.jsonl") == entries
+    assert '"models"' not in (tmp_path / "ops.jsonl").read_text().splitlines()[1]  # ONNX only: the line is as before
+
+
+def test_an_ops_manifest_with_malformed_models_names_the_line(tmp_path):
+    import pytest
+
+    from fbnet_core.errors import FormatError
+    from fbnet_core.formats.ops_manifest import read_manifest
+
+    path = tmp_path / "ops.jsonl"
+    path.write_text('{"format_version": 1, "key": "a", "spec": {}, "file": "a.onnx", "sha256": "x", "models": {"pte": "a.pte"}}\n')
+    with pytest.raises(FormatError, match=r"ops.jsonl:1: field 'models' must map formats"):
+        read_manifest(path)

@@ -42,6 +42,19 @@ def test_user_strings_are_escaped_and_no_token_is_shown(live_server, unique_name
             assert secret not in page
 
 
+def test_each_devices_runtime_and_format_are_shown(live_server, unique_name):
+    enroll = live_server.client(live_server.enroll_token)
+    phone, host = unique_name("pixel-et"), unique_name("host-ort")
+    enroll.register_device(phone, "android-arm64", {}, "executorch")
+    enroll.register_device(host, "linux")
+    index = httpx.get(f"{live_server.url}/").text
+    for name, runtime, model_format in ((phone, "executorch", "pte"), (host, "onnxruntime", "onnx")):
+        row = index.split(f'data-device="{name}"', 1)[1].split("</tr>", 1)[0]
+        assert f'<td class="runtime">{runtime} <span class="muted">.{model_format}</span></td>' in row
+    page = httpx.get(f"{live_server.url}/dashboard/devices/{phone}").text
+    assert "runtime executorch (.pte files)" in page
+
+
 def test_unknown_device_or_space_page_is_a_404_page(live_server, unique_name):
     device = unique_name("dev")
     live_server.client(live_server.enroll_token).register_device(device, "linux")

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from device_agents.manifest import read_ops, verify_onnx
+from device_agents.manifest import read_ops, verify_files
 from fbnet_core.keys import op_key
 from search_client.commands.cli import app
 
@@ -70,7 +70,7 @@ def test_export_ops_writes_what_the_agent_reads(tmp_path: Path) -> None:
     assert len(ops) == 105 + 1
     assert ops[-1].spec["kind"] == "network"
     for op in ops:
-        verify_onnx(op)  # sha256 of each file matches its manifest line
+        verify_files(op)  # sha256 of each file matches its manifest line
         assert op_key(op.spec) == op.key and op.onnx_path.name == f"{op.key}.onnx"
     model = onnx.load(str(ops[1].onnx_path))
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == ops[1].spec[
