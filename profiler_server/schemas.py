@@ -139,6 +139,8 @@ class OpPublic(BaseModel):
     onnx_sha256: str
     size_bytes: int
     created_at: datetime
+    # `profiler-server gc` removed the model file: the op's model answers 410 until the op is uploaded again.
+    model_removed: bool
 
 
 class JobsCreate(BaseModel):

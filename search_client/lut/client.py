@@ -126,23 +126,27 @@ class RequestReport:
 
 def request_lut(client: ProfilerClient, device: str, ops: Sequence[Op]) -> RequestReport:
     """Queue profiling jobs for every op of `ops` the device's LUT lacks, uploading the ONNX files the server
-    does not have yet (exported deterministically, see search_client/space/export.py). Needs the admin token."""
+    does not have yet or whose model file `profiler-server gc` removed (exported deterministically, see
+    search_client/space/export.py). Needs the admin token."""
     missing = missing_keys(client, device, [op.key for op in ops])
     missing_set = set(missing)
-    to_upload = [op for op in ops if op.key in missing_set and not _server_has_op(client, op.key)]
-    uploaded = client.upload_ops(OpUpload(op.key, op.spec, export_onnx(op.spec)) for op in to_upload).created
+    to_upload = [op for op in ops if op.key in missing_set and not _server_has_model(client, op.key)]
+    receipt = client.upload_ops(OpUpload(op.key, op.spec, export_onnx(op.spec)) for op in to_upload)
+    uploaded = [*receipt.created, *receipt.existing]  # existing: an op whose removed model file came back
     if not missing:
         return RequestReport(len(ops), [], uploaded, 0, 0)
-    receipt = client.create_jobs(device, missing)
-    return RequestReport(len(ops), missing, uploaded, receipt.queued, receipt.already_queued)
+    jobs = client.create_jobs(device, missing)
+    return RequestReport(len(ops), missing, uploaded, jobs.queued, jobs.already_queued)
 
 
-def _server_has_op(client: ProfilerClient, key: str) -> bool:
+def _server_has_model(client: ProfilerClient, key: str) -> bool:
+    """Whether an agent can download the op's model: the op is known and `profiler-server gc` has not removed its
+    file (an upload of the same op brings the file back)."""
     try:
-        client.get_op(key)
+        op = client.get_op(key)
     except NotFoundError:
         return False
-    return True
+    return not op.get("model_removed", False)
 
 
 class Waiter(Protocol):
