@@ -166,6 +166,8 @@ class OpPublic(BaseModel):
     created_at: datetime
     # {format: sha256} of every file the server has for this op (the ONNX one included).
     formats: dict[str, str]
+    # `profiler-server gc` removed the model file: the op's model answers 410 until the op is uploaded again.
+    model_removed: bool
 
 
 class JobsCreate(BaseModel):

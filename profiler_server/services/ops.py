@@ -192,16 +192,17 @@ def formats_of(session: Session, op_id: int) -> dict[str, str]:
 
 def get_op(session: Session, key: str) -> OpPublic:
     row = session.execute(
-        select(Op, OnnxModel.size_bytes)
+        select(Op, OnnxModel.size_bytes, OnnxModel.removed_at)
         .join(OnnxModel, OnnxModel.sha256 == Op.onnx_sha256)
         .where(Op.key == key)
     ).first()
     if row is None:
         raise NotFound(f"unknown op key {key!r}", field="key")
-    op, size_bytes = row
+    op, size_bytes, removed_at = row
     return OpPublic(
         key=op.key, spec=op.spec, onnx_sha256=op.onnx_sha256, size_bytes=size_bytes, created_at=op.created_at,
         formats=formats_of(session, op.id),
+        model_removed=removed_at is not None,
     )
 
 

@@ -142,9 +142,9 @@ def request_lut(
     client: ProfilerClient, device: str, ops: Sequence[Op], model_format: str | None = None
 ) -> RequestReport:
     """Queue profiling jobs for every op of `ops` the device's LUT lacks, uploading what the server does not have
-    yet: the ops' ONNX files (exported deterministically, see search_client/space/export.py) and, for a device of
-    another format (`model_format`, default the device's registered one), the ops compiled for it
-    (search_client/space/compile.py). Needs the admin token."""
+    yet (or whose model file `profiler-server gc` removed): the ops' ONNX files (exported deterministically, see
+    search_client/space/export.py) and, for a device of another format (`model_format`, default the device's
+    registered one), the ops compiled for it (search_client/space/compile.py). Needs the admin token."""
     fmt = device_format(client, device, model_format)
     missing = missing_keys(client, device, [op.key for op in ops])
     missing_set = set(missing)
@@ -161,7 +161,9 @@ def request_lut(
             OpUpload(op.key, op.spec, export_onnx(op.spec), {fmt: data} if fmt != "onnx" else {})
             for op, data in zip(to_upload, compiled, strict=True)
         )
-        uploaded = client.upload_ops(uploads).created
+        receipt = client.upload_ops(uploads)
+        # existing: an op whose removed model file came back, or that gained the device's format.
+        uploaded = [*receipt.created, *receipt.existing]
     compiled_count = len(to_upload) if fmt != "onnx" else 0
     if not missing:
         return RequestReport(len(ops), [], uploaded, 0, 0, fmt, compiled_count)
@@ -170,11 +172,13 @@ def request_lut(
 
 
 def _server_formats(client: ProfilerClient, key: str) -> set[str]:
-    """The formats the server has the op's file in (none: the op is not there)."""
+    """The formats the server has the op's file in (none: the op is not there, or `profiler-server gc` removed its
+    model file, which an upload of the same op brings back)."""
     try:
-        return set(client.get_op(key)["formats"])
+        op = client.get_op(key)
     except NotFoundError:
         return set()
+    return set() if op.get("model_removed", False) else set(op["formats"])
 
 
 class Waiter(Protocol):

@@ -26,7 +26,7 @@ BOUNDARY_US_PER_CHANNEL = 0.5  # what each side's conversion costs, per channel 
 NODE_US = 7.0  # what one node's work costs
 
 
-def scripted_us(path: Path) -> float:
+def scripted_us(path: Path, boundary_us_per_channel: float = BOUNDARY_US_PER_CHANNEL) -> float:
     """The stand-in runtime's time for a model: fixed + a boundary at the input and the output + its nodes."""
     graph = onnx.load(str(path)).graph
 
@@ -35,7 +35,7 @@ def scripted_us(path: Path) -> float:
         return dims[1].dim_value if len(dims) > 1 else 0
 
     channels_in, channels_out = channels(graph.input[0]), channels(graph.output[0])
-    boundary_us = BOUNDARY_US_PER_CHANNEL * (channels_in + channels_out)
+    boundary_us = boundary_us_per_channel * (channels_in + channels_out)
     return FIXED_US + boundary_us + NODE_US * len(graph.node)
 
 
@@ -45,12 +45,13 @@ class KnownCostRuntime:
     name = "known-cost"
     model_format = "onnx"
 
-    def __init__(self) -> None:
+    def __init__(self, boundary_us_per_channel: float = BOUNDARY_US_PER_CHANNEL) -> None:
         self.prepared: list[str] = []
+        self.boundary_us_per_channel = boundary_us_per_channel
 
     def prepare(self, op: OpInput) -> KnownCostRunner:
         self.prepared.append(op.key)
-        return KnownCostRunner(scripted_us(op.onnx_path))
+        return KnownCostRunner(scripted_us(op.onnx_path, self.boundary_us_per_channel))
 
     def runtime_info(self) -> RuntimeInfo:
         return RuntimeInfo("known-cost", "0", "none", 1, None, None)
@@ -100,6 +101,54 @@ def test_the_overhead_of_an_op_whose_costs_are_known_is_what_a_network_pays_once
         "overhead-probe-probe-1-d2",
     ]
     backend.close()
+
+
+def write_conv_chain_onnx(path: Path, convs: int, channels: int = 8, size: int = 16) -> None:
+    """`convs` of write_conv_onnx's Conv + Relu one after another: a whole network of those ops."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((channels, channels, 3, 3), np.float32), "w")
+    names = ["input"] + [f"relu{index}" for index in range(convs - 1)] + ["output"]
+    nodes = []
+    for index in range(convs):
+        nodes.append(helper.make_node("Conv", [names[index], "w"], [f"conv{index}"], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"conv{index}"], [names[index + 1]]))
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, channels, size, size])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, channels, size, size])],
+        initializer=[weight],
+    )
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+
+
+def test_the_measured_fixed_cost_applied_predicts_a_network_of_known_time_exactly(tmp_path: Path) -> None:
+    """Measured by the agent, served as the LUT serves it, applied by the predictor: three ops whose run times are
+    known (a fixed cost per invocation, no conversions) predict the whole network of the three to the microsecond,
+    where the raw sum counts the fixed cost three times."""
+    from fbnet_core.lut_costs import LutCosts
+
+    backend = OverheadMeasuringBackend(KnownCostRuntime(boundary_us_per_channel=0.0))
+    entries = {}
+    for index in range(3):
+        path = tmp_path / f"conv{index}.onnx"
+        sha256 = write_conv_onnx(path, channels=8, size=16, seed=index)
+        record = measure_op(backend, OpInput(f"conv{index}", path, sha256, {}), TimingPolicy())
+        overhead = record.runtime["extra"]["invocation_overhead"]
+        entries[f"conv{index}"] = {"median_us": statistics.median(record.samples_us), "invocation_overhead": overhead}
+    backend.close()
+    network = tmp_path / "network.onnx"
+    write_conv_chain_onnx(network, convs=3)
+    network_us = scripted_us(network, boundary_us_per_channel=0.0)  # what the device takes for the whole network
+
+    costs = LutCosts.from_entries(entries)
+    keys = list(entries)
+    predicted_us = sum(costs.in_network_us(key) for key in keys) + costs.network_once_us(keys[0])
+    raw_us = sum(entry["median_us"] for entry in entries.values())
+    assert predicted_us == pytest.approx(network_us)
+    assert raw_us == pytest.approx(network_us + 2 * FIXED_US)
 
 
 def test_the_op_side_shares_follow_its_input_and_output_shapes(tmp_path: Path) -> None:

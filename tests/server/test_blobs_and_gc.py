@@ -90,6 +90,35 @@ def test_gc_keeps_one_off_models_younger_than_the_retention_period(backend, live
     assert _model(server, key).status_code == 200
 
 
+def test_lut_request_uploads_again_an_op_whose_model_gc_removed(backend, live_server_factory, unique_name):
+    """An entry still missing for a device whose op's file `gc` removed: `dnas lut request` sends the op again, so
+    the agent that leases the job can download it (rather than a 410)."""
+    from fbnet_core.keys import ops_for_space
+    from fbnet_core.space import fbnet_space
+    from search_client.lut.client import request_lut
+
+    server = live_server_factory(backend)
+    s = Setup(server, unique_name, n_ops=1, queue=False)
+    (classifier,) = [op for op in ops_for_space(fbnet_space(16, 0.25, 10, 64, small_input=True))
+                     if op.spec["kind"] == "pool_fc"]  # fmt: skip
+    first = request_lut(s.admin, s.device_name, [classifier])
+    assert first.uploaded == [classifier.key] and first.queued == 1
+    (task,) = s.agent.lease()
+    assert s.agent.post_results([task_result(task.task_id, classifier.key, [5.0, 5.1])]).accepted == 1
+    other_device = unique_name("dev")  # a second device whose LUT still lacks the op
+    server.client(server.enroll_token).register_device(other_device, "linux-x86_64", {"cores": 2})
+    assert "removed 1 one-off model files" in _gc(server, "--kinds", "pool_fc", "--older-than-days", "0")
+    assert s.admin.get_op(classifier.key)["model_removed"] is True
+    assert _model(server, classifier.key).status_code == 410
+
+    again = request_lut(s.admin, other_device, [classifier])
+    assert again.uploaded == [classifier.key] and again.queued == 1
+    assert s.admin.get_op(classifier.key)["model_removed"] is False
+    assert sha256(_model(server, classifier.key).content) == s.admin.get_op(classifier.key)["onnx_sha256"]
+    # The first device's entry stayed: nothing of it is requested, nothing sent.
+    assert request_lut(s.admin, s.device_name, [classifier]).uploaded == []
+
+
 def test_the_migration_moves_stored_models_into_files_and_back(fresh_database_url, tmp_path: Path):
     from alembic import command
     from sqlalchemy import text
