@@ -43,7 +43,9 @@ async def get_model(key: Key, _: ReaderPrincipal, request: Request, database: Da
     return await _model_response(key, "onnx", request, database)
 
 
-@router.get("/{key}/models/{model_format}", response_class=Response)
+@router.get(
+    "/{key}/models/{model_format}", response_class=Response, responses=errors(*AUTHENTICATED, 404, 410, 422)
+)
 async def get_model_in_format(
     key: Key, model_format: ModelFormat, _: ReaderPrincipal, request: Request, database: DatabaseDep
 ) -> Response:

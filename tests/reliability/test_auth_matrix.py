@@ -48,6 +48,7 @@ RULES: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/ops"): ADMIN,
     ("GET", "/ops/{key}"): READERS,
     ("GET", "/ops/{key}/model.onnx"): READERS,
+    ("GET", "/ops/{key}/models/{model_format}"): READERS,
     ("POST", "/jobs"): ADMIN,
     ("POST", "/agent/lease"): DEVICE,
     ("POST", "/agent/release"): DEVICE,
@@ -119,7 +120,7 @@ def _concrete(path: str, s: Setup) -> str:
     if path == "/static-offline-docs":
         return "/static-offline-docs/swagger-ui.css"
     name = unique("space") if path.startswith("/spaces/") else s.device_name
-    return path.format(name=name, device=s.device_name, key=s.keys[0], result_id=unique("result"))
+    return path.format(name=name, device=s.device_name, key=s.keys[0], model_format="onnx", result_id=unique("result"))
 
 
 def _call(server, method: str, path: str, token: str | None) -> httpx.Response:
