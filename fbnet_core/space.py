@@ -115,6 +115,11 @@ class SpaceParams:
         False, f"Stride schedule: total stride 8 instead of 32; default: on below {SMALL_INPUT_BELOW_PX} px."
     )
 
+    def __post_init__(self) -> None:
+        # Checked where the parameters are made, so a bad value is one InvalidSpaceError naming it, before any
+        # data set, LUT or network is built from it.
+        _validate(self)
+
 
 SPACE_FIELDS: tuple[str, ...] = tuple(SpaceParams.__dataclass_fields__)
 
@@ -137,11 +142,6 @@ def space_params(
         head_channels=defaults.head_channels if head_channels is None else head_channels,
         small_input=chosen_resolution < SMALL_INPUT_BELOW_PX if small_input is None else small_input,
     )
-
-    def __post_init__(self) -> None:
-        # Checked where the parameters are made, so a bad value is one InvalidSpaceError naming it, before any
-        # data set, LUT or network is built from it.
-        _validate(self)
 
 
 @dataclass(frozen=True)

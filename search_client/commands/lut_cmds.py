@@ -107,6 +107,7 @@ def request(
     format: --format, default the one the device registered) and queue jobs for the missing entries."""
     flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
+        flags.params()  # an impossible value is one line before any server is asked
         with connect(server, token) as client:
             params = _requested_params(client, flags, space_name)
             space = build_space(params)
