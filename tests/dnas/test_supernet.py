@@ -92,7 +92,7 @@ def test_uniform_theta_samples_vary() -> None:
 def test_single_path_runs_one_candidate_per_group_even_on_a_1x1_map(path_groups: int) -> None:
     """ImageNet strides at 32x32 end on 1x1 maps: a group of one sample there cannot be batch-normed."""
     torch.manual_seed(0)
-    space = fbnet_space(resolution=32, width=0.25, num_classes=10, head_channels=32)
+    space = fbnet_space(resolution=32, width=0.25, num_classes=10, head_channels=32, small_input=False)
     assert space.layers[-1].output_hw == (1, 1)
     supernet = Supernet(space, "single_path", path_groups)
     noise = sample_gumbel_noise(9, supernet.theta.detach(), torch.Generator().manual_seed(3))
