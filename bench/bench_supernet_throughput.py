@@ -1,6 +1,7 @@
 """Benchmark on any device (the supernet step of bench/gpu_check.sh): supernet training throughput, weighted
 sum of all candidates (the paper) vs single path, against the straightforward implementation
-(`straightforward_*`, a few lines below) and a plain
+(`straightforward_weighted`: the supernet's reference mode; `straightforward_single_path`: a few lines
+below) and a plain
 network (k5_e6 in every layer), all measured in the same run. One child process per mode, so that each peak
 memory figure is its own.
 
@@ -26,6 +27,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from bench_supernet import Plain  # bench/ is not a package: the script's folder is on sys.path
 from torch import nn
 
 from fbnet_core.arch import Architecture
@@ -44,27 +46,13 @@ def rss_mib() -> float:
         return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-class Plain(nn.Module):
-    """The plain network with the supernet's call signature (no theta, no Gumbel weights)."""
+class StraightforwardSinglePath(nn.Module):
+    """The single-path baseline written the obvious way: each layer holds the 9 blocks.py candidates and runs the
+    one Gumbel-hard candidate of the first sample's draw for the whole batch. (The weighted baseline is the
+    supernet's own reference mode, `Supernet(..., reference=True)`.)"""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, space: SearchSpace) -> None:
         super().__init__()
-        self.net = net
-
-    def forward(
-        self, images: torch.Tensor, temperature: float, noise: torch.Tensor
-    ) -> tuple[torch.Tensor, None]:
-        return self.net(images), None
-
-
-class Straightforward(nn.Module):
-    """The baseline, written the obvious way: each layer holds the 9 blocks.py candidates; weighted mode
-    sums all of them with per-sample Gumbel-softmax weights, single path runs one Gumbel-hard candidate per layer
-    for the whole batch."""
-
-    def __init__(self, space: SearchSpace, single_path: bool) -> None:
-        super().__init__()
-        self.single_path = single_path
         self.stem = make_stem(space.stem)
         self.layers = nn.ModuleList(
             nn.ModuleList(
@@ -78,26 +66,21 @@ class Straightforward(nn.Module):
     def forward(
         self, images: torch.Tensor, temperature: float, noise: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        # Single path: the first sample's draw for the whole batch, as our single path with one group.
-        noise = noise[:1] if self.single_path else noise
-        weights = gumbel_softmax_weights(self.theta, noise, temperature, hard=self.single_path)
+        weights = gumbel_softmax_weights(self.theta, noise[:1], temperature, hard=True)
         x = self.stem(images)
         for candidates, layer_weights in zip(self.layers, weights.unbind(1), strict=True):
-            if self.single_path:
-                index = int(layer_weights[0].argmax())
-                x = candidates[index](x) * layer_weights[0, index]
-            else:
-                x = sum(
-                    layer_weights[:, k].view(-1, 1, 1, 1) * block(x) for k, block in enumerate(candidates)
-                )
+            index = int(layer_weights[0].argmax())
+            x = candidates[index](x) * layer_weights[0, index]
         return self.classifier(self.head(x)), weights
 
 
 def build_bench_model(args: argparse.Namespace, space: SearchSpace) -> nn.Module:
     if args.mode == "plain":
         return Plain(build_model(Architecture(("k5_e6",) * len(space.layers)), space))
-    if args.mode.startswith("straightforward_"):
-        return Straightforward(space, single_path=args.mode == "straightforward_single_path")
+    if args.mode == "straightforward_weighted":
+        return Supernet(space, "weighted", reference=True)
+    if args.mode == "straightforward_single_path":
+        return StraightforwardSinglePath(space)
     return Supernet(space, args.mode, args.path_groups)
 
 
