@@ -239,6 +239,7 @@ def upload(
     from device_agents.state import AgentPaths, default_state_dir
     from device_agents.upload import (
         for_server,
+        measured_format,
         ops_to_register,
         recorded_manifests,
         register_ops,
@@ -261,7 +262,7 @@ def upload(
     device = runtime.get("extra", {}).get("device") or {"platform": "unknown"}
     credentials = ensure_registered(
         settings, enroll_token or _dev_enroll_token(server), device, threading.Event(),
-        str(runtime.get("runtime") or "onnxruntime"), runtime.get("extra", {}).get("model_format"),
+        str(runtime.get("runtime") or "onnxruntime"), measured_format(measurements),
     )
     with ProfilerClient(server, credentials.device_token) as client:
         missing = unknown_keys(client, (record.key for record in measurements))

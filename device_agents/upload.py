@@ -16,6 +16,7 @@ from device_agents.errors import AgentError
 from device_agents.manifest import read_ops, sha256_of
 from fbnet_core.client import NotFoundError, OpUpload, ProfilerClient
 from fbnet_core.measurement import MeasurementRecord
+from fbnet_core.model_formats import DEFAULT_FORMAT
 
 # runtime.extra's entry naming the ops.jsonl a result was measured from: for `upload` only, never sent.
 OPS_MANIFEST_FIELD = "ops_manifest"
@@ -57,6 +58,19 @@ def unknown_keys(client: ProfilerClient, keys: Iterable[str]) -> list[str]:
     return missing
 
 
+def measured_format(records: Iterable[MeasurementRecord]) -> str:
+    """The model format the results were measured in (`profile` notes it in runtime.extra; ONNX when absent)."""
+    formats = {
+        str(record.runtime.get("extra", {}).get("model_format") or DEFAULT_FORMAT)
+        for record in records
+        if record.runtime is not None
+    }
+    if len(formats) > 1:
+        raise AgentError(f"the results were measured in several model formats ({', '.join(sorted(formats))}): "
+                         "upload each format's results.jsonl on its own")
+    return formats.pop() if formats else DEFAULT_FORMAT
+
+
 @dataclass(frozen=True)
 class OpsToRegister:
     uploads: list[OpUpload]
@@ -76,7 +90,8 @@ def ops_to_register(
             f"the server has no op {shown} measured in {results}, and no ops.jsonl to register them from{where}: "
             f"run `{command}` with the folder `dnas export-ops` wrote"
         )
-    by_key = {op.key: op for path in readable for op in read_ops(path)}
+    model_format = measured_format(records)
+    by_key = {op.key: op for path in readable for op in read_ops(path, model_format)}
     measured_sha = {record.key: record.onnx_sha256 for record in records}
     uploads = []
     for key in missing:
@@ -91,7 +106,9 @@ def ops_to_register(
                 f"{op.onnx_path} is not the model measured for {key!r} (sha256 differs): export the ops again, "
                 "or give the ops.jsonl the results were measured from with --ops"
             )
-        uploads.append(OpUpload(key, op.spec, op.onnx_path.read_bytes()))
+        # The file the device ran travels too, so that the server can lease the op to an agent of that format.
+        artifacts = {model_format: op.model_path.read_bytes()} if op.model_path is not None else {}
+        uploads.append(OpUpload(key, op.spec, op.onnx_path.read_bytes(), artifacts))
     return OpsToRegister(uploads, readable)
 
 

@@ -106,9 +106,8 @@ def test_an_executorch_device_registers_its_format_is_leased_pte_files_and_fills
     assert cached == [f"{hashlib.sha256(pte).hexdigest()}.pte"]
 
 
-def test_offline_profile_with_executorch_then_upload_registers_the_device_as_executorch(
-    live_server, unique_name, tmp_path
-):
+def _profile_offline_with_executorch(tmp_path):
+    """ops.jsonl with the op's .onnx and .pte, profiled by `device-agent profile --backend executorch`."""
     import json
     import os
     import shutil
@@ -130,6 +129,15 @@ def test_offline_profile_with_executorch_then_upload_registers_the_device_as_exe
                              capture_output=True, text=True, env=env, timeout=600)  # fmt: skip
     assert profile.returncode == 0, profile.stderr
     assert json.loads(results.read_text())["runtime"]["runtime"] == "executorch"
+    return onnx, results, env, run
+
+
+def test_offline_profile_with_executorch_then_upload_registers_the_device_as_executorch(
+    live_server, unique_name, tmp_path
+):
+    import subprocess
+
+    onnx, results, env, run = _profile_offline_with_executorch(tmp_path)
     admin = live_server.client(live_server.admin_token)
     admin.upload_ops([OpUpload(KEY, SPEC, onnx, {"pte": (DATA / f"{KEY}.pte").read_bytes()})])
     name = unique_name("lab-et")
@@ -140,3 +148,23 @@ def test_offline_profile_with_executorch_then_upload_registers_the_device_as_exe
     device = admin.get_device(name)
     assert (device.runtime, device.format) == ("executorch", "pte")
     assert list(admin.get_lut(name).entries) == [KEY]
+
+
+def test_upload_to_a_server_without_the_op_registers_it_with_the_pte_file_the_device_ran(
+    backend, live_server_factory, tmp_path
+):
+    import subprocess
+
+    from fbnet_core.client import NotFoundError
+
+    server = live_server_factory(backend)
+    _onnx, results, env, run = _profile_offline_with_executorch(tmp_path)
+    admin = server.client(server.admin_token)
+    with pytest.raises(NotFoundError):
+        admin.get_op(KEY)
+    upload = subprocess.run([*run, "upload", str(results), "--server", server.url, "--device", "lab-et-fresh",
+                             "--enroll-token", server.enroll_token, "--admin-token", server.admin_token],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert "accepted 1, duplicates 0" in upload.stdout, upload.stderr
+    assert set(admin.get_op(KEY)["formats"]) == {"onnx", "pte"}
+    assert admin.get_op_model(KEY, "pte") == (DATA / f"{KEY}.pte").read_bytes()
