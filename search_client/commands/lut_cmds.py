@@ -107,9 +107,9 @@ def request(
     format: --format, default the one the device registered) and queue jobs for the missing entries."""
     flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     try:
-        flags.params()  # an impossible value is one line before any server is asked
+        given = flags.params()  # an impossible value is one line before any server is asked
         with connect(server, token) as client:
-            params = _requested_params(client, flags, space_name)
+            params = _requested_params(client, flags, given, space_name)
             space = build_space(params)
             ops = ops_for_space(space)
             name = space_name or server_space_name(params)
@@ -134,13 +134,15 @@ def request(
     typer.echo(f"{device}: LUT complete for space {name}")
 
 
-def _requested_params(client: ProfilerClient, flags: SpaceFlags, name: str | None) -> SpaceParams:
-    """The flags' space; with `--space NAME` and no flags, the space registered under that name (if any)."""
+def _requested_params(
+    client: ProfilerClient, flags: SpaceFlags, given: SpaceParams, name: str | None
+) -> SpaceParams:
+    """The flags' space (`given`); with `--space NAME` and no flags, the space registered under that name (if any)."""
     if name is not None and not flags.given():
         registered = fetch_space(client, name)
         if registered is not None:
             return registered
-    return flags.params()
+    return given
 
 
 def wait_with_progress(

@@ -51,6 +51,11 @@ class SupernetLayer(nn.ModuleList):
         self.block_indices = [
             index for index, block in enumerate(self) if isinstance(block, InvertedResidual)
         ]
+        # The blocks' columns of the weights, as a slice where they are contiguous (skip last: always, with the
+        # paper's candidates): a slice is a view, an index list a gather with a scatter in backward, every layer.
+        first, last = self.block_indices[0], self.block_indices[-1]
+        contiguous = self.block_indices == list(range(first, last + 1))
+        self.block_columns: slice | list[int] = slice(first, last + 1) if contiguous else self.block_indices
         for module in self.modules():
             if isinstance(module, DepthwiseConv2d):
                 module.crop_to_map = True
@@ -69,7 +74,7 @@ class SupernetLayer(nn.ModuleList):
             block.pwl[0](block.dw(self._expansion(index, x)))
             for index, block in zip(self.block_indices, blocks, strict=True)
         ]
-        block_weights = weights[:, self.block_indices]
+        block_weights = weights[:, self.block_columns]
         skip, skip_weight = self[self.skip_index], weights[:, self.skip_index]
         if self.use_residual and isinstance(skip, nn.Identity):
             # m_skip * x + sum_k m_k * x in one term.
