@@ -1,5 +1,6 @@
 """The space options every `dnas` command takes, built from `SpaceParams`' fields (their defaults and help
-text live there once), and `--space NAME`: a space registered on the server by `dnas lut request`.
+text live there once), `--space NAME`: a space registered on the server by `dnas lut request`, and `--format`:
+the model format a space's ops are compiled to.
 
 Each option defaults to None ("not given"); `space_params` then fills it with the one rule, so every command
 means the same space by the same flags.
