@@ -15,8 +15,11 @@ configuration, every variant is built in one process and timed in alternating ro
 warm-up round); the figures are medians over the rounds: the fused weighted sum (`weighted`), the same sum
 written the straightforward way (`Supernet(reference=True)`: every candidate's output weighted and added up),
 the nine plain networks and their sum (the floor), single path with a fixed draw and the plain network of the
-drawn blocks. Peak memory is measured apart, one child process per variant (`--memory-variants`): its peak RSS over three steps above
-its RSS before the model was built. `--profile` prints torch.profiler's table of one fused weighted step.
+drawn blocks. Each plain network runs in both memory layouts (NCHW and channels-last, model and input) and counts
+with the faster one, so the floor is the cheapest way PyTorch runs that candidate here, not a layout the supernet
+happens to avoid. Peak memory is measured apart, one child process per variant (`--memory-variants`): its peak
+resident set (VmHWM) over three steps above its resident set before the model was built. `--profile` prints
+torch.profiler's table of one fused weighted step.
 
 `--baseline-checkout DIR` also times the weighted step of another checkout of this repository (e.g. an earlier
 commit via `git worktree add`), whose bench/bench_supernet.py answers `--mode weighted` with a JSON line holding
@@ -28,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -84,17 +86,29 @@ def drawn_blocks(noise: torch.Tensor) -> tuple[str, ...]:
     return tuple(CANDIDATES[index] for index in noise[0].argmax(-1).tolist())
 
 
+CHANNELS_LAST = "_channels_last"  # suffix of a plain variant run in the channels-last layout
+
+
+def plain_variants(name: str) -> list[str]:
+    """A plain variant in both layouts: NCHW, then channels-last."""
+    return [f"plain_{name}", f"plain_{name}{CHANNELS_LAST}"]
+
+
 def variant_names() -> list[str]:
     return [
         "weighted",
         "weighted_reference",
-        *(f"plain_{name}" for name in CANDIDATES),
+        *(variant for name in CANDIDATES for variant in plain_variants(name)),
         "single_path",
-        "plain_drawn",
+        *plain_variants("drawn"),
     ]
 
 
 def build_variant(variant: str, space: SearchSpace, noise: torch.Tensor) -> nn.Module:
+    if variant.endswith(CHANNELS_LAST):
+        return build_variant(variant.removesuffix(CHANNELS_LAST), space, noise).to(
+            memory_format=torch.channels_last
+        )
     if variant == "weighted":
         return Supernet(space, "weighted")
     if variant == "weighted_reference":
@@ -119,6 +133,8 @@ class Runner:
         self.model = build_variant(variant, space, self.noise)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
         self.images = torch.randn(config.batch, 3, config.resolution, config.resolution, generator=generator)
+        if variant.endswith(CHANNELS_LAST):
+            self.images = self.images.contiguous(memory_format=torch.channels_last)
         self.labels = torch.randint(0, num_classes, (config.batch,), generator=generator)
 
     def step(self) -> float:
@@ -131,18 +147,25 @@ class Runner:
         return time.perf_counter() - started
 
 
-def rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+def status_mib(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS: resident now; VmHWM: its peak).
+
+    Not getrusage's ru_maxrss: Linux carries the parent's peak across fork and exec into it, so a child started
+    by a process holding gigabytes would report the parent's peak rather than its own."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def memory_child(variant: str, config: Config, num_classes: int) -> dict[str, float]:
-    idle_mib = rss_mib()
+    idle_mib = status_mib("VmRSS")
     runner = Runner(variant, config, num_classes)
     step_s = [
         runner.step() for _ in range(3)
     ]  # a warm-up step, then two: the baseline's child also times two
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - idle_mib
+    peak_mib = status_mib("VmHWM") - idle_mib
     return {"peak_mib": peak_mib, "step_ms": 1000 * statistics.median(step_s[1:])}
 
 
@@ -227,11 +250,24 @@ def report(config_key: str, args: argparse.Namespace) -> None:
         memory = f"   peak {peak_mib[variant]:6.0f} MiB" if variant in peak_mib else ""
         return f"  {label:<34}{step_ms[variant]:9.0f} ms/step{memory}"
 
+    def plain_line(label: str, name: str) -> str:
+        nchw, channels_last = (step_ms[variant] for variant in plain_variants(name))
+        memory = "".join(
+            f"   peak {peak_mib[variant]:6.0f} MiB" for variant in plain_variants(name) if variant in peak_mib
+        )
+        return (
+            f"  {label:<34}{min(nchw, channels_last):9.0f} ms/step (NCHW {nchw:.0f}, channels-last "
+            f"{channels_last:.0f}){memory}"
+        )
+
+    def plain_ms(name: str) -> float:
+        return min(step_ms[variant] for variant in plain_variants(name))
+
     print(line("weighted (fused)", "weighted"))
     print(line("weighted (straightforward sum)", "weighted_reference"))
     for name in CANDIDATES:
-        print(line(f"plain network, {name} everywhere", f"plain_{name}"))
-    floor_ms = sum(step_ms[f"plain_{name}"] for name in CANDIDATES)
+        print(plain_line(f"plain network, {name} everywhere", name))
+    floor_ms = sum(plain_ms(name) for name in CANDIDATES)
     print(f"  {'floor (sum of the nine)':<34}{floor_ms:9.0f} ms/step")
     print(
         f"  weighted / floor: fused {step_ms['weighted'] / floor_ms:.2f}x, "
@@ -240,9 +276,9 @@ def report(config_key: str, args: argparse.Namespace) -> None:
     )
     path = "-".join(drawn_blocks(Runner("plain_skip", config, args.num_classes).noise))
     print(line("single path", "single_path"))
-    print(line("plain network of the drawn blocks", "plain_drawn"))
+    print(plain_line("plain network of the drawn blocks", "drawn"))
     print(
-        f"  single path is {step_ms['plain_drawn'] / step_ms['single_path']:.2f}x as fast as the plain network "
+        f"  single path is {plain_ms('drawn') / step_ms['single_path']:.2f}x as fast as the plain network "
         f"of its blocks ({path})"
     )
     if args.baseline_checkout and config_key in args.baseline_configs.split(","):
