@@ -1,6 +1,6 @@
 """LUT fidelity validation: measure whole networks on a device and compare them with the LUT's sum of blocks.
 
-The validation set is the zoo (FBNet-A/B/C and MobileNetV2 1.0; ImageNet spaces only) plus N random architectures
+The validation set is the zoo (FBNet-A/B/C and MobileNetV2 1.0; ImageNet stride schedules only) plus N random architectures
 of the FBNet space, uniform over the 9 candidates per layer and seeded, and optionally networks skewed toward cheap
 blocks (skips, expansion 1) and toward expensive ones (expansion 6): the regions a latency-aware search ends in. Each network becomes one op of kind `network` (or
 `mobilenetv2`); it is uploaded, queued and measured by the device's agent like any block, so prediction and
@@ -147,15 +147,26 @@ def random_architectures(count: int, seed: int, skew: str | None = None) -> list
     return list(drawn)
 
 
-def _zoo_model(name: str, resolution: int) -> ValidationModel:
+def _is_zoo_space(params: SpaceParams) -> bool:
+    """The zoo's own setting: ImageNet's classes at width 1.0, where its networks are the published ones."""
+    return params.num_classes == IMAGENET_CLASSES and params.width == 1.0
+
+
+def _zoo_model(name: str, params: SpaceParams) -> ValidationModel | None:
+    """Zoo network `name` for the validated space `params`, or None where it has no place in it.
+
+    In the zoo's own setting the networks are the published ones (FBNet-A keeps its 1504-wide head; only the
+    resolution moves). In any other space (another width or class count) each FBNet's architecture is rebuilt in
+    that space, so that its prediction sums only the space's own LUT entries and validating a space never queues
+    width-1.0, 1000-class blocks nobody asked for; MobileNetV2, outside the FBNet space, is left out there."""
     entry = get_model(name)
     if isinstance(entry, MobileNetV2Entry):
-        return ValidationModel(
-            name, "zoo", make_op(mobilenetv2_spec(entry.width, entry.num_classes, resolution))
-        )
-    # The zoo's FBNets keep their own head width and classes; only the resolution moves.
-    params = replace(entry.params, resolution=resolution)
-    return ValidationModel(name, "zoo", make_op(network_spec(entry.arch, params)), entry.arch, params)
+        if not _is_zoo_space(params):
+            return None
+        spec = mobilenetv2_spec(entry.width, entry.num_classes, params.resolution)
+        return ValidationModel(name, "zoo", make_op(spec))
+    own = replace(entry.params, resolution=params.resolution) if _is_zoo_space(params) else params
+    return ValidationModel(name, "zoo", make_op(network_spec(entry.arch, own)), entry.arch, own)
 
 
 def validation_models(
@@ -166,12 +177,14 @@ def validation_models(
     params: SpaceParams | None = None,
     skewed: int = 0,
 ) -> list[ValidationModel]:
-    """The zoo networks (at `resolution`; ImageNet spaces only, the zoo's definitions are theirs) followed by
-    `count` random architectures of the FBNet space `params` (default: the ImageNet space at `resolution`) and
-    `skewed` networks skewed toward cheap blocks and as many toward expensive ones."""
+    """The zoo networks (ImageNet stride schedules only; see `_zoo_model` for their form in a space of another
+    width or class count) followed by `count` random architectures of the FBNet space `params` (default: the
+    ImageNet space at `resolution`) and `skewed` networks skewed toward cheap blocks and as many toward expensive
+    ones."""
     params = params or SpaceParams(resolution, num_classes=IMAGENET_CLASSES, small_input=False)
     build_space(params)  # fails early, with the space's own message, on a resolution the space cannot take
-    models = [] if params.small_input else [_zoo_model(name, params.resolution) for name in zoo_names]
+    zoo = [] if params.small_input else [_zoo_model(name, params) for name in zoo_names]
+    models = [model for model in zoo if model is not None]
     drawn: list[tuple[str, ModelKind, list[Architecture]]] = [
         ("random", "random", random_architectures(count, seed)),
         ("cheap", "cheap", random_architectures(skewed, seed, "cheap")),

@@ -7,8 +7,9 @@ from collections import Counter
 import pytest
 
 from fbnet_core.blocks import CANDIDATES
-from fbnet_core.keys import ops_for_architecture, validate_spec
+from fbnet_core.keys import ops_for_architecture, ops_for_space, validate_spec
 from fbnet_core.space import NUM_LAYERS, SpaceParams, build_space
+from search_client.space.zoo import get_model
 from search_client.validation.calibration import FIT, HOLDOUT
 from search_client.validation.validate import (
     DEFAULT_ZOO,
@@ -73,6 +74,17 @@ def test_the_set_is_the_zoo_then_the_random_networks_as_network_ops():
     # FBNet-A keeps its 1504-wide head at any resolution.
     fbnet_a = models[0]
     assert fbnet_a.params is not None and fbnet_a.params.head_channels == 1504
+
+
+def test_in_a_narrow_10_class_space_the_zoo_is_rebuilt_in_it_and_needs_no_block_outside_its_lut():
+    params = SpaceParams(224, width=0.25, num_classes=10, head_channels=64, small_input=False)
+    models = validation_models(2, seed=0, params=params)
+    assert [model.name for model in models] == ["fbnet_a", "fbnet_b", "fbnet_c", "random_000", "random_001"]
+    assert all(model.params == params for model in models)  # no width-1.0, 1000-class zoo network
+    assert models[0].arch == get_model("fbnet_a").arch
+    space_keys = {op.key for op in ops_for_space(build_space(params))}
+    block_keys = {op.key for model in models for op in model.block_ops()}
+    assert block_keys <= space_keys
 
 
 def test_ops_to_measure_are_unique_and_cover_every_prediction():
