@@ -7,6 +7,14 @@ changes are a free port for 8000 and a wait for the server's /healthz after the 
 typing the commands waits for it naturally). Background jobs are stopped at the end.
 
     .venv/bin/python bench/check_readme_commands.py [--section "By hand"] [--timeout-s 1800] [--keep DIR] [--readme FILE]
+        [--then COMMAND ...]
+
+`--then` runs more commands after the block, in the same shell (its server and agent still up), for example the
+database's size after a validation run:
+
+    .venv/bin/python bench/check_readme_commands.py \
+        --then "dnas validate --device my-cpu --resolution 32 --width 0.25 --head-channels 64 --n 30" \
+        --then "du -sh .profiler" --then "profiler-server gc --older-than-days 0" --then "du -sh .profiler"
 
 Prints each command, its exit status and wall time, and exits non-zero at the first failure.
 """
@@ -87,9 +95,12 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=1800.0)
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (default: a temporary one)")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="the file to take the commands from")
+    parser.add_argument(
+        "--then", action="append", default=[], metavar="COMMAND", help="a command to run after the block (repeatable)"
+    )
     args = parser.parse_args()
 
-    commands = section_commands(args.readme.read_text(encoding="utf-8"), args.section)
+    commands = section_commands(args.readme.read_text(encoding="utf-8"), args.section) + args.then
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="readme-commands-"))
     workdir.mkdir(parents=True, exist_ok=True)
     script = workdir / "readme_commands.sh"
