@@ -111,7 +111,8 @@ class SearchProgress:
         self.progress.console.print(
             f"epoch {record.epoch + 1}: supernet val acc {record.val_accuracy:.1%}, "
             f"expected latency {record.expected_latency_ms:.3f} ms, argmax {record.argmax_latency_ms:.3f} ms, "
-            f"tau {record.temperature:.2f}" + ("" if record.trained_theta else " (warm-up: weights only)")
+            f"tau {record.temperature:.2f}" + ("" if record.trained_theta else " (warm-up: weights only)"),
+            soft_wrap=True,  # one line per epoch in a log or a pipe too (rich wraps at 80 columns off a terminal)
         )
 
 
