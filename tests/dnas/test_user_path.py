@@ -172,10 +172,28 @@ def test_a_named_space_travels_by_name_at_16(user, tmp_path: Path) -> None:
     assert "the space has num_classes=1000, the data set digits has 10" in line
 
 
-def test_lut_request_then_search_at_224_with_a_reduced_width(user, tmp_path: Path) -> None:
+def test_the_flags_alone_carry_the_space_from_lut_request_to_export_at_224_with_a_reduced_width(
+    user, tmp_path: Path
+) -> None:
     shell, device = user
     space = ["--resolution", "224", "--width", "0.25", "--head-channels", "64"]
     shell.ok("lut", "request", "--device", device, *space, "--wait")
     shell.ok("search", "--device", device, *space, *SHORT_SEARCH, "--out", "s")
-    searched = json.loads((tmp_path / "s" / "arch_argmax.json").read_text())
-    assert searched["space"]["resolution"] == 224 and searched["space"]["small_input"] is False
+    arch = tmp_path / "s" / "arch_argmax.json"
+    searched = json.loads(arch.read_text())
+    assert searched["space"] == {
+        "resolution": 224, "width": 0.25, "num_classes": 10, "head_channels": 64, "small_input": False
+    }  # fmt: skip
+
+    shell.ok("validate", "--device", device, *space, "--n", "1", "--out", "v")
+    document = json.loads((tmp_path / "v" / "validation.json").read_text())
+    assert document["space_params"] == searched["space"]
+    # ImageNet strides: the zoo's FBNets, rebuilt in this narrow 10-class space, each with a prediction from the
+    # space's own LUT (no width-1.0 block was needed); MobileNetV2 has no place in it.
+    points = {point["name"]: point for point in document["points"]}
+    assert sorted(points) == ["fbnet_a", "fbnet_b", "fbnet_c", "random_000"]
+    assert all(point["predicted_us"] is not None for point in points.values())
+
+    shell.ok("train", "--arch", str(arch), *space, *SHORT_TRAIN, "--out", "t")
+    shell.ok("export", "--arch", str(arch), *space, "--weights", "t/model.pt", "--out", "m.onnx")
+    assert _onnx_logits(tmp_path / "m.onnx", 224) == (1, 10)
