@@ -28,6 +28,7 @@ from search_client.search.gumbel import (
     share_within_groups,
 )
 from search_client.search.supernet_layer import SupernetLayer
+from search_client.search.torch_device import activation_layout
 from search_client.space.model import make_classifier, make_head, make_stem
 
 
@@ -78,10 +79,10 @@ class Supernet(nn.Module):
         if mode == "single_path":
             noise = share_within_groups(noise, group_count)
         weights = gumbel_softmax_weights(self.theta, noise, temperature, hard=mode == "single_path")
-        if not self.reference and images.device.type == "cpu":
-            # Both modes run channels-last from the stem on: oneDNN's convolutions, depthwise ones above all, are
-            # faster on it, and the layers then never copy between layouts.
-            images = images.contiguous(memory_format=torch.channels_last)
+        if not self.reference:
+            # Both modes run in the device's training layout from the stem on (channels-last on the CPU), so that
+            # the layers never copy between layouts.
+            images = images.contiguous(memory_format=activation_layout(images.device))
         x = self.stem(images)
         # The candidates drawn for each sample group, read once per step: (groups, layers).
         drawn = weights[:group_count].argmax(-1).T.tolist() if mode == "single_path" else []

@@ -19,6 +19,7 @@ from fbnet_core.arch import Architecture
 from fbnet_core.space import SpaceParams, build_space
 from search_client.errors import InvalidSearchConfigError
 from search_client.search.data import global_batches, iterate_batches, load_data
+from search_client.search.torch_device import activation_layout
 from search_client.space.model import build_model
 
 
@@ -71,7 +72,7 @@ def evaluate(
     correct = total = 0
     batches = list(torch.arange(len(dataset)).split(batch_size))
     for images, labels in iterate_batches(dataset, batches, workers):
-        logits = model(images.to(device))
+        logits = model(images.to(device, memory_format=activation_layout(device)))
         correct += int((logits.argmax(1).cpu() == labels).sum())
         total += labels.shape[0]
     return correct / max(1, total)
@@ -94,7 +95,7 @@ def train_architecture(
             f"{len(data.train)} training samples are fewer than one batch of {config.batch_size}"
         )
     torch.manual_seed(config.seed)
-    model = build_model(arch, build_space(params)).to(device)
+    model = build_model(arch, build_space(params)).to(device, memory_format=activation_layout(device))
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -106,7 +107,7 @@ def train_architecture(
         batches = global_batches(all_indices, config.batch_size, config.seed * 10_007 + epoch)
         loss_sum = correct = seen = 0.0
         for step, (images, labels) in enumerate(iterate_batches(data.train, batches, config.workers)):
-            images, labels = images.to(device), labels.to(device)
+            images, labels = images.to(device, memory_format=activation_layout(device)), labels.to(device)
             logits = model(images)
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)

@@ -110,28 +110,43 @@ def _onnx_logits(path: Path, resolution: int) -> tuple[int, ...]:
     return logits.shape
 
 
-def test_the_flags_alone_carry_the_space_from_lut_request_to_export_at_32(user, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("resolution", "validated"),
+    [
+        (32, ["random_000", "random_001"]),  # a small-input space: no ImageNet zoo
+        # ImageNet strides (width 0.25 keeps it fast): the zoo's FBNets, rebuilt in this narrow 10-class space,
+        # each predicted from the space's own LUT (no width-1.0 block needed); MobileNetV2 has no place in it.
+        (224, ["fbnet_a", "fbnet_b", "fbnet_c", "random_000", "random_001"]),
+    ],
+)
+def test_the_flags_alone_carry_the_space_from_lut_request_to_export(
+    user, tmp_path: Path, resolution: int, validated: list[str]
+) -> None:
     shell, device = user
-    space = ["--resolution", "32", "--width", "0.25", "--head-channels", "64"]
+    space = ["--resolution", str(resolution), "--width", "0.25", "--head-channels", "64"]
+    small_input = resolution < 100
+    name = f"fbnet-r{resolution}-w0.25-c10-h64" + ("-small" if small_input else "")
     requested = shell.ok("lut", "request", "--device", device, *space, "--wait")
-    assert "LUT complete for space fbnet-r32-w0.25-c10-h64-small" in requested
+    assert f"LUT complete for space {name}" in requested
 
     shell.ok("search", "--device", device, *space, *SHORT_SEARCH, "--out", "s")
     arch = tmp_path / "s" / "arch_argmax.json"
     searched = json.loads(arch.read_text())
     assert searched["space"] == {
-        "resolution": 32, "width": 0.25, "num_classes": 10, "head_channels": 64, "small_input": True
+        "resolution": resolution, "width": 0.25, "num_classes": 10, "head_channels": 64, "small_input": small_input
     }  # fmt: skip
 
     shell.ok("validate", "--device", device, *space, "--n", "2", "--out", "v")
     document = json.loads((tmp_path / "v" / "validation.json").read_text())
-    assert document["space"] == "fbnet-r32-w0.25-c10-h64-small"
+    assert document["space"] == name
     assert document["space_params"] == searched["space"]
-    assert {point["kind"] for point in document["points"]} == {"random"}  # no ImageNet zoo in a 32 px space
+    points = {point["name"]: point for point in document["points"]}
+    assert sorted(points) == validated
+    assert all(point["predicted_us"] is not None for point in points.values())
 
     shell.ok("train", "--arch", str(arch), *space, *SHORT_TRAIN, "--out", "t")
     shell.ok("export", "--arch", str(arch), *space, "--weights", "t/model.pt", "--out", "m.onnx")
-    assert _onnx_logits(tmp_path / "m.onnx", 32) == (1, 10)
+    assert _onnx_logits(tmp_path / "m.onnx", resolution) == (1, 10)
 
 
 def test_a_named_space_travels_by_name_at_16(user, tmp_path: Path) -> None:
@@ -170,30 +185,3 @@ def test_a_named_space_travels_by_name_at_16(user, tmp_path: Path) -> None:
         "search", "--lut", "lut.json", *space, "--num-classes", "1000", *SHORT_SEARCH, "--out", "x"
     )
     assert "the space has num_classes=1000, the data set digits has 10" in line
-
-
-def test_the_flags_alone_carry_the_space_from_lut_request_to_export_at_224_with_a_reduced_width(
-    user, tmp_path: Path
-) -> None:
-    shell, device = user
-    space = ["--resolution", "224", "--width", "0.25", "--head-channels", "64"]
-    shell.ok("lut", "request", "--device", device, *space, "--wait")
-    shell.ok("search", "--device", device, *space, *SHORT_SEARCH, "--out", "s")
-    arch = tmp_path / "s" / "arch_argmax.json"
-    searched = json.loads(arch.read_text())
-    assert searched["space"] == {
-        "resolution": 224, "width": 0.25, "num_classes": 10, "head_channels": 64, "small_input": False
-    }  # fmt: skip
-
-    shell.ok("validate", "--device", device, *space, "--n", "1", "--out", "v")
-    document = json.loads((tmp_path / "v" / "validation.json").read_text())
-    assert document["space_params"] == searched["space"]
-    # ImageNet strides: the zoo's FBNets, rebuilt in this narrow 10-class space, each with a prediction from the
-    # space's own LUT (no width-1.0 block was needed); MobileNetV2 has no place in it.
-    points = {point["name"]: point for point in document["points"]}
-    assert sorted(points) == ["fbnet_a", "fbnet_b", "fbnet_c", "random_000"]
-    assert all(point["predicted_us"] is not None for point in points.values())
-
-    shell.ok("train", "--arch", str(arch), *space, *SHORT_TRAIN, "--out", "t")
-    shell.ok("export", "--arch", str(arch), *space, "--weights", "t/model.pt", "--out", "m.onnx")
-    assert _onnx_logits(tmp_path / "m.onnx", 224) == (1, 10)
