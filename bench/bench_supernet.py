@@ -46,6 +46,7 @@ from fbnet_core.blocks import CANDIDATES
 from fbnet_core.space import SearchSpace, fbnet_space
 from search_client.search.gumbel import sample_gumbel_noise
 from search_client.search.supernet import Supernet
+from search_client.search.torch_device import activation_layout
 from search_client.space.model import build_model
 
 TEMPERATURE = 5.0
@@ -109,12 +110,13 @@ def build_variant(variant: str, space: SearchSpace, noise: torch.Tensor) -> nn.M
         return build_variant(variant.removesuffix(CHANNELS_LAST), space, noise).to(
             memory_format=torch.channels_last
         )
+    cpu_layout = activation_layout(torch.device("cpu"))  # as the search moves its supernet to the CPU
     if variant == "weighted":
-        return Supernet(space, "weighted")
+        return Supernet(space, "weighted").to(memory_format=cpu_layout)
     if variant == "weighted_reference":
         return Supernet(space, "weighted", reference=True)
     if variant == "single_path":
-        return Supernet(space, "single_path")
+        return Supernet(space, "single_path").to(memory_format=cpu_layout)
     if variant == "plain_drawn":
         return Plain(build_model(Architecture(drawn_blocks(noise)), space))
     return Plain(build_model(Architecture((variant.removeprefix("plain_"),) * len(space.layers)), space))

@@ -45,6 +45,7 @@ from search_client.search.schedule import (
     warmup_epochs,
 )
 from search_client.search.supernet import DEFAULT_PATH_GROUPS, Supernet, SupernetMode
+from search_client.search.torch_device import activation_layout
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "theta_history.json"
@@ -96,7 +97,9 @@ class SearchConfig:
         # negative decay heats the search up, and a warm-up or split fraction outside (0, 1) leaves theta or the
         # weights nothing to train on.
         # The space's own fields, checked before any data is loaded (its classes come with the data set).
-        SpaceParams(self.resolution, self.width, head_channels=self.head_channels, small_input=self.small_input)
+        SpaceParams(
+            self.resolution, self.width, head_channels=self.head_channels, small_input=self.small_input
+        )
         if self.initial_temperature <= 0.0:
             raise InvalidSearchConfigError(f"--temperature must be > 0, got {self.initial_temperature}")
         if self.temperature_decay is not None and self.temperature_decay < 0.0:
@@ -444,7 +447,9 @@ def run_search(
     _check_sync_bn(config, context, device)
     schedule = config.schedule(len(split.theta_indices) // config.batch_size, table.min_ms())
     state = build_state(config, space, schedule.theta_lr)
-    state.model.to(device)
+    state.model.to(
+        device, memory_format=activation_layout(device)
+    )  # weights in the inputs' layout: no reorders
     checkpoint = out_dir / CHECKPOINT_NAME
     if resume:
         if not checkpoint.is_file():
@@ -541,7 +546,11 @@ def write_architecture(
     predicted_ms = predicted_latency_ms(blocks, space, costs)
     arch = Architecture(tuple(blocks))
     save_architecture(path, arch, space.params, predicted_ms, budget)
-    return {"arch": arch.to_string(), "predicted_latency_ms": predicted_ms, **({"budget": budget} if budget else {})}
+    return {
+        "arch": arch.to_string(),
+        "predicted_latency_ms": predicted_ms,
+        **({"budget": budget} if budget else {}),
+    }
 
 
 def budget_record(choice: BudgetChoice, target_ms: float, predicted_ms: float) -> dict[str, Any]:
