@@ -16,6 +16,8 @@ gradients and running statistics as `weighted_reference`, the sum written the st
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,13 +124,29 @@ class SupernetLayer(nn.ModuleList):
         return torch.cat(outputs).index_select(0, torch.cat(members).argsort())
 
     def _run_drawn(self, x: torch.Tensor, weights: torch.Tensor, index: int) -> torch.Tensor:
-        block, weight = self[index], weights[:, index : index + 1]
-        if not isinstance(block, InvertedResidual):
-            return block(x) * _per_sample(weight)
-        # The block with its weight folded into its last BatchNorm and residual: no pass over memory to scale it.
-        projection = block.pwl[0](block.dw(self._expansion(index, x)))
-        extras = [x] if block.use_residual else []
-        return weighted_norm_sum([projection], [block.pwl[1]], weight, extras, weight if extras else None)
+        return straight_through_scale(self[index](x), weights[:, index])
+
+
+class _StraightThroughScale(torch.autograd.Function):
+    """output * weight per sample, for a weight whose value is 1 up to rounding: the one-hot of a hard,
+    straight-through draw (`one_hot - soft.detach() + soft`). Forward is the block's output itself (no pass over
+    memory); backward passes the gradient on and gives the weight sum(grad * output) per sample, its gradient
+    through the product. The block keeps its own BatchNorm and residual, as in the plain network."""
+
+    @staticmethod
+    def forward(ctx: Any, output: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(output)
+        return output.view_as(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        (output,) = ctx.saved_tensors
+        return grad, (grad * output).sum((1, 2, 3))
+
+
+def straight_through_scale(output: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`output` scaled by the straight-through `weight` (batch,), whose forward value is 1."""
+    return _StraightThroughScale.apply(output, weight)
 
 
 def _per_sample(weights: torch.Tensor) -> torch.Tensor:

@@ -110,3 +110,24 @@ def test_single_path_equals_the_plain_network_of_the_drawn_blocks() -> None:
         source = supernet_params[plain_keys[name]]
         assert param.grad is not None and source.grad is not None, name
         torch.testing.assert_close(source.grad, param.grad, **TOLERANCE, msg=name)
+
+
+def test_single_path_theta_gradient_equals_the_straight_through_product() -> None:
+    """Theta's gradient in single path against the straight-through estimator written out: each layer's drawn
+    block times its (hard, straight-through) weight column, through the same weights the supernet used."""
+    torch.manual_seed(0)
+    supernet = Supernet(SPACE, "single_path", path_groups=1).double()
+    _randomise(supernet, torch.Generator().manual_seed(7))
+    noise = sample_gumbel_noise(BATCH, supernet.theta.detach(), torch.Generator().manual_seed(8))
+    images, labels = _images_and_labels()
+    logits, weights = supernet(images, temperature=1.0, noise=noise)
+    (gradient,) = torch.autograd.grad(F.cross_entropy(logits, labels), [supernet.theta], retain_graph=True)
+    drawn = weights[0].argmax(-1).tolist()
+    x = supernet.stem(images)
+    for layer_index, (layer, index) in enumerate(zip(supernet.layers, drawn, strict=True)):
+        x = layer[index](x) * weights[:, layer_index, index].view(-1, 1, 1, 1)
+    reference_logits = supernet.classifier(supernet.head(x))
+    (reference,) = torch.autograd.grad(F.cross_entropy(reference_logits, labels), [supernet.theta])
+    assert reference.abs().max() > 0
+    torch.testing.assert_close(logits, reference_logits, **TOLERANCE)
+    torch.testing.assert_close(gradient, reference, **TOLERANCE)
