@@ -58,3 +58,7 @@ class CompilerUnavailableError(SearchClientError):
 
 class FormatMismatchError(SearchClientError, ValueError):
     """A model format asked for that is not the one the device registered (its agent is leased that one)."""
+
+
+class UnknownDeviceError(SearchClientError, LookupError):
+    """A device no agent has registered on the server (yet)."""

@@ -28,7 +28,7 @@ from search_client.commands.space_options import (
 )
 from search_client.commands.wait_display import WaitDisplay
 from search_client.lut.agent_watch import DEFAULT_SILENCE_S, AgentWatch
-from search_client.lut.client import LutCache, pull_lut, request_lut, wait_for_entries
+from search_client.lut.client import LutCache, pull_lut, registered_device, request_lut, wait_for_entries
 
 Server = Annotated[
     str | None,
@@ -115,6 +115,16 @@ def request(
             name = space_name or server_space_name(params)
             # The space travels by name: `dnas search|validate|train|export --space NAME` read it back.
             client.put_space(name, space_manifest(space))
+            if wait:  # an agent started a moment ago may not have registered the device yet
+
+                def say_waiting() -> None:
+                    typer.echo(
+                        f"{device}: not registered yet; waiting for its agent (start one with: device-agent run "
+                        f"--server {client.base_url} --device {device})",
+                        err=True,
+                    )
+
+                registered_device(client, device, timeout_s, min(poll_s, 0.5), on_wait=say_waiting)
             report = request_lut(client, device, ops, model_format)
             compiled = f" ({report.compiled} compiled to .{report.model_format})" if report.compiled else ""
             typer.echo(

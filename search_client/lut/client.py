@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from fbnet_core.client import Lut, NotFoundError, OpUpload, ProfilerClient, ServerUnavailable
+from fbnet_core.client import Device, Lut, NotFoundError, OpUpload, ProfilerClient, ServerUnavailable
 from fbnet_core.errors import LutFormatError
 from fbnet_core.formats.lut_file import read_lut_file, write_lut_file
 from fbnet_core.keys import Op
 from fbnet_core.model_formats import FORMAT_SUFFIX, check_format
-from search_client.errors import FormatMismatchError, LutUnavailableError
+from search_client.errors import FormatMismatchError, LutUnavailableError, UnknownDeviceError
 
 CACHE_ENV = "FBNET_LUT_CACHE"
 
@@ -126,10 +126,36 @@ class RequestReport:
     compiled: int = 0  # ops compiled to `model_format` and uploaded (new ones and existing ones alike)
 
 
+def registered_device(
+    client: ProfilerClient,
+    device: str,
+    wait_s: float = 0.0,
+    poll_s: float = 0.5,
+    on_wait: Callable[[], None] | None = None,
+) -> Device:
+    """The device as its agent registered it. An agent started a moment ago may not have registered yet: this
+    waits up to `wait_s` for it (`on_wait` is called once, when the first look finds nothing)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return client.get_device(device)
+        except NotFoundError:
+            if time.monotonic() >= deadline:
+                waited = f" in {wait_s:.0f} s" if wait_s else ""
+                raise UnknownDeviceError(
+                    f"unknown device {device!r}: no agent has registered it on {client.base_url}{waited}; start "
+                    f"one with: device-agent run --server {client.base_url} --device {device}"
+                ) from None
+        if on_wait is not None:
+            on_wait()
+            on_wait = None
+        time.sleep(poll_s)
+
+
 def device_format(client: ProfilerClient, device: str, model_format: str | None = None) -> str:
     """The model format the device registered (its agent is leased that file of each op); `model_format`, when
     given, must be that one."""
-    registered = client.get_device(device).format
+    registered = registered_device(client, device).format
     if model_format is not None and check_format(model_format) != registered:
         raise FormatMismatchError(
             f"device {device!r} registered the {registered} format, not {model_format} (its agent loads "

@@ -102,6 +102,31 @@ def test_wait_without_an_agent_says_so_and_prints_plain_progress_when_piped(live
     assert lines[-1].startswith("dnas: timed out; ")
 
 
+def test_an_unregistered_device_is_one_line_naming_the_agent_to_start(live_server, unique_name, no_dev_tokens):
+    device = unique_name("unregistered")
+    result = run("dnas", "lut", "request", "--device", device, *SPACE_ARGS, "--server", live_server.url,
+                 "--token", live_server.admin_token, env=no_dev_tokens)
+    assert_one_line_error(result, f"unknown device {device!r}: no agent has registered it",
+                          f"device-agent run --server {live_server.url} --device {device}")
+
+
+def test_wait_waits_for_an_agent_that_has_not_registered_the_device_yet(live_server, unique_name, no_dev_tokens):
+    """The README's path: the agent is started in the background and `lut request --wait` typed at once."""
+    device = unique_name("late")
+    process = start("dnas", "lut", "request", "--device", device, *SPACE_ARGS, "--server", live_server.url,
+                    "--token", live_server.admin_token, "--wait", "--poll-s", "0.3", "--timeout-s", "60",
+                    env=no_dev_tokens)
+    assert process.stderr is not None and process.stdout is not None
+    waiting = process.stderr.readline()
+    assert waiting.startswith(f"{device}: not registered yet; waiting for its agent"), waiting
+    with live_server.client(live_server.enroll_token) as enroll:
+        enroll.register_device(device, "linux")  # as its agent does when it starts
+    queued = process.stdout.readline()  # then the request goes on as usual
+    assert f"{device}: space " in queued and "queued" in queued, queued
+    process.kill()
+    process.wait()
+
+
 def test_ctrl_c_during_wait_is_one_line_and_exit_130(live_server, unique_name, no_dev_tokens):
     device = unique_name("waiting")
     with live_server.client(live_server.enroll_token) as enroll:
