@@ -7,14 +7,17 @@ agent's timing engine, `device_agents.measure.measure_op`), interleaved op by op
 phases hit the runtimes alike. Prints per op the medians, each runtime's ratio to onnxruntime in the same pass,
 the two passes' agreement per runtime (median and p95 of |difference|), and Kendall's tau between the runtimes'
 rankings of the blocks of each layer. Needs the LiteRT converter (scripts/setup-litert-converter.sh).
+`--timing-lock` holds an flock on that file during the two timing passes only: the compilation (minutes for
+the .pte files) does not keep other timing jobs waiting.
 
-    flock /tmp/timing.lock .venv/bin/python bench/bench_phone_runtimes.py [--layers 1,12] [--max-s 1.0]
+    .venv/bin/python bench/bench_phone_runtimes.py [--layers 1,12] [--max-s 1.0] [--timing-lock /tmp/timing.lock]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +34,9 @@ from fbnet_core.space import fbnet_space
 from search_client.space.compile import compile_ops
 from search_client.space.export import sha256_hex
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shared_machine import timing_lock  # noqa: E402  (bench/ is not a package)
+
 RUNTIMES = (("onnxruntime", "onnx"), ("executorch", "pte"), ("litert", "tflite"))
 
 
@@ -38,6 +44,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default="1,12", help="FBNet layer indices (0-21) whose candidates are timed")
     parser.add_argument("--max-s", type=float, default=1.0, help="per-op cap on the timed phase, seconds")
+    parser.add_argument(
+        "--timing-lock", type=Path, default=None, help="hold an flock on this file while timing (shared machines)"
+    )
     args = parser.parse_args()
     layers = [int(index) for index in args.layers.split(",")]
     per_layer = candidate_ops(fbnet_space())
@@ -59,17 +68,18 @@ def main() -> None:
     backends = {name: load_backend(name, BackendOptions(threads=1)) for name, _ in RUNTIMES}
     policy = TimingPolicy(max_s=args.max_s)
     medians: dict[str, list[list[float]]] = {name: [[], []] for name, _ in RUNTIMES}
-    for run in range(2):
-        for op in ops:
-            onnx_path, onnx_sha = files[op.key]["onnx"]
-            for name, model_format in RUNTIMES:
-                model_path, model_sha = files[op.key][model_format]
-                op_input = (OpInput(op.key, onnx_path, onnx_sha, op.spec) if model_format == "onnx" else
-                            OpInput(op.key, None, onnx_sha, op.spec, model_path, model_sha))  # fmt: skip
-                record = measure_op(backends[name], op_input, policy)
-                if record.is_failure:
-                    raise SystemExit(f"{name} failed on {op.key}: {record.error}")
-                medians[name][run].append(statistics.median(record.samples_us))
+    with timing_lock(args.timing_lock):
+        for run in range(2):
+            for op in ops:
+                onnx_path, onnx_sha = files[op.key]["onnx"]
+                for name, model_format in RUNTIMES:
+                    model_path, model_sha = files[op.key][model_format]
+                    op_input = (OpInput(op.key, onnx_path, onnx_sha, op.spec) if model_format == "onnx" else
+                                OpInput(op.key, None, onnx_sha, op.spec, model_path, model_sha))  # fmt: skip
+                    record = measure_op(backends[name], op_input, policy)
+                    if record.is_failure:
+                        raise SystemExit(f"{name} failed on {op.key}: {record.error}")
+                    medians[name][run].append(statistics.median(record.samples_us))
 
     print(f"\n{'op':40s} " + " ".join(f"{name + ' us':>15s}" for name, _ in RUNTIMES) + "   et/ort  lite/ort")
     for i, op in enumerate(ops):
