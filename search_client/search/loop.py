@@ -447,9 +447,8 @@ def run_search(
     _check_sync_bn(config, context, device)
     schedule = config.schedule(len(split.theta_indices) // config.batch_size, table.min_ms())
     state = build_state(config, space, schedule.theta_lr)
-    state.model.to(
-        device, memory_format=activation_layout(device)
-    )  # weights in the inputs' layout: no reorders
+    # The weights in the inputs' layout, so that no convolution reorders them.
+    state.model.to(device, memory_format=activation_layout(device))
     checkpoint = out_dir / CHECKPOINT_NAME
     if resume:
         if not checkpoint.is_file():

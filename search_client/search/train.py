@@ -95,7 +95,8 @@ def train_architecture(
             f"{len(data.train)} training samples are fewer than one batch of {config.batch_size}"
         )
     torch.manual_seed(config.seed)
-    model = build_model(arch, build_space(params)).to(device, memory_format=activation_layout(device))
+    layout = activation_layout(device)
+    model = build_model(arch, build_space(params)).to(device, memory_format=layout)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -107,7 +108,7 @@ def train_architecture(
         batches = global_batches(all_indices, config.batch_size, config.seed * 10_007 + epoch)
         loss_sum = correct = seen = 0.0
         for step, (images, labels) in enumerate(iterate_batches(data.train, batches, config.workers)):
-            images, labels = images.to(device, memory_format=activation_layout(device)), labels.to(device)
+            images, labels = images.to(device, memory_format=layout), labels.to(device)
             logits = model(images)
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
