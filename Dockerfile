@@ -11,8 +11,9 @@ COPY fbnet_core ./fbnet_core
 COPY profiler_server ./profiler_server
 COPY db ./db
 COPY device_agents ./device_agents
-# The server extra (FastAPI, SQLAlchemy, Alembic, psycopg 3) and the agent extra (onnxruntime); no torch.
-RUN pip install ".[server,agent]"
+# The server extra (FastAPI, SQLAlchemy, Alembic, psycopg 3), boto3 for models in an S3-compatible bucket
+# (PROFILER_BLOB_URL) and the agent extra (onnxruntime); no torch.
+RUN pip install ".[server,s3,agent]"
 
 RUN useradd --create-home --uid 10001 profiler \
     && mkdir -p /var/lib/fbnet-lut \

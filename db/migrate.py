@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 from importlib import resources
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic import command
 from alembic.config import Config
 
 from db.session import normalise_database_url
 
+if TYPE_CHECKING:
+    from profiler_server.blobs import BlobStore
 
-def alembic_config(database_url: str, blob_dir: Path | None = None) -> Config:
-    """`blob_dir`: where the migrations that move op models put their files (default: profiler_server.blobs's)."""
+
+def alembic_config(database_url: str, blobs: BlobStore | None = None) -> Config:
+    """`blobs`: where the migrations that move op models put them (default: the directory next to a SQLite file,
+    else ./profiler-blobs, as profiler_server.blobs.default_blob_dir says)."""
     config = Config()
-    config.attributes["blob_dir"] = blob_dir
+    config.attributes["blobs"] = blobs
     config.set_main_option("script_location", str(resources.files("db") / "migrations"))
     # ConfigParser interpolation would choke on a '%' in a password.
     config.set_main_option("sqlalchemy.url", normalise_database_url(database_url).replace("%", "%%"))
     return config
 
 
-def upgrade(database_url: str, revision: str = "head", blob_dir: Path | None = None) -> None:
+def upgrade(database_url: str, revision: str = "head", blobs: BlobStore | None = None) -> None:
     """Bring the database at `database_url` to `revision` (default: the latest)."""
-    command.upgrade(alembic_config(database_url, blob_dir), revision)
+    command.upgrade(alembic_config(database_url, blobs), revision)
 
 
 def make_revision(database_url: str, message: str) -> None:

@@ -10,7 +10,6 @@ from fastapi_offline import FastAPIOffline
 
 from db.session import make_engine
 from profiler_server import __version__, dashboard
-from profiler_server.blobs import BlobStore
 from profiler_server.body_limit import BodyLimitMiddleware
 from profiler_server.config import Settings
 from profiler_server.database import Database
@@ -48,7 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.database = database
-    app.state.blobs = BlobStore(settings.blob_root())
+    app.state.blobs = settings.blob_store()
     app.state.metrics = Metrics()
     app.state.lut_cache = LutCache()
     app.state.lut_versions = lut_versions

@@ -39,7 +39,7 @@ def _migrate(settings: DatabaseSettings) -> None:
 
     database_url = settings.database_url
     try:
-        upgrade(database_url, blob_dir=settings.blob_root())
+        upgrade(database_url, blobs=settings.blob_store())
     except SQLAlchemyError as exc:
         raise _fail(
             f"cannot migrate {_display_url(database_url)}: {str(exc.orig or exc).strip().splitlines()[0]}"
@@ -129,7 +129,6 @@ def gc(
     from sqlalchemy.orm import Session
 
     from db.session import make_engine
-    from profiler_server.blobs import BlobStore
     from profiler_server.clock import utcnow
     from profiler_server.services.retention import collect
 
@@ -138,11 +137,11 @@ def gc(
     except ValidationError as exc:
         raise _fail(_settings_error(exc)) from exc
     chosen = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    blobs = settings.blob_store()
     engine = make_engine(settings.database_url)
     try:
         with Session(engine) as session:
-            report = collect(session, BlobStore(settings.blob_root()), chosen, timedelta(days=older_than_days),
-                             utcnow(), dry_run)  # fmt: skip
+            report = collect(session, blobs, chosen, timedelta(days=older_than_days), utcnow(), dry_run)
     except SQLAlchemyError as exc:
         raise _fail(
             f"cannot collect in {_display_url(settings.database_url)}: {str(exc.orig or exc).splitlines()[0]}"
@@ -153,7 +152,7 @@ def gc(
     typer.echo(
         f"{verb} {report.models_removed} one-off model files ({report.model_bytes / 2**20:.1f} MiB) and "
         f"{report.orphans_removed} unreferenced files ({report.orphan_bytes / 2**20:.1f} MiB) "
-        f"from {settings.blob_root()}"
+        f"from {blobs.location}"
     )
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import Request
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fbnet_core.stats import UNSTABLE_IQR_RATIO
-from profiler_server.blobs import default_blob_dir
+from profiler_server.blobs import BlobStore, default_blob_dir, open_blob_store, parse_s3_url
 
 MIN_TOKEN_CHARS = 16
 
@@ -20,12 +20,36 @@ class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROFILER_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./profiler.sqlite3"
-    # Op models' files (profiler_server/blobs.py); default: next to a SQLite file, else ./profiler-blobs. Every
+    # Op models' files (profiler_server/blobs/); default: next to a SQLite file, else ./profiler-blobs. Every
     # replica of a server must see the same directory (a shared volume).
     blob_dir: Path | None = None
+    # `s3://bucket/prefix`: the models in an S3-compatible bucket instead (blob_dir is then unused). Credentials
+    # and region: boto3's AWS_* variables; the endpoint of a store other than AWS: s3_endpoint_url.
+    blob_url: str | None = None
+    s3_endpoint_url: str | None = None
+    # Connect and read timeout of each S3 request (3 attempts at most): how long an upload or download waits on
+    # a store that does not answer before its 503.
+    s3_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("blob_url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if not value:  # `PROFILER_BLOB_URL=` (e.g. compose's `${PROFILER_BLOB_URL:-}`) means unset
+            return None
+        parse_s3_url(value)
+        return value
 
     def blob_root(self) -> Path:
         return self.blob_dir if self.blob_dir is not None else default_blob_dir(self.database_url)
+
+    def blob_store(self) -> BlobStore:
+        """The store these settings choose (no request is made: a store that is down fails on first use)."""
+        return open_blob_store(
+            self.blob_url,
+            self.blob_root(),
+            s3_endpoint_url=self.s3_endpoint_url,
+            s3_timeout_s=self.s3_timeout_s,
+        )
 
 
 class Settings(DatabaseSettings):

@@ -17,11 +17,15 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError, StatementErr
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from profiler_server.blobs import BlobStoreUnavailable
+
 log = logging.getLogger("profiler_server")
 # Seconds a client should wait before retrying while the database is unavailable.
 DATABASE_RETRY_AFTER_S = 5
 # ... and while the server is busy (its queue for database work is full): load passes quickly.
 BUSY_RETRY_AFTER_S = 1
+# ... and while the store of op models (an S3-compatible bucket) does not answer.
+BLOB_STORE_RETRY_AFTER_S = 5
 # SQLSTATEs that mean "the database cannot serve this now", not "this request is wrong": connection (08),
 # insufficient resources such as a full disk (53), operator intervention such as a shutdown (57), deadlock or
 # serialisation failure (40), read-only transaction as on a standby (25006).
@@ -161,9 +165,21 @@ async def _pool_timeout(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _blob_store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    # The store of op models cannot serve (unreachable, its bucket missing, access denied): nothing was
+    # committed (an upload stores its models before its transaction), so the client may retry as for a database.
+    log.warning("blob store unavailable: %s", exc)
+    return JSONResponse(
+        error_body(f"model storage unavailable, retry later: {exc}", None),
+        status_code=503,
+        headers={"Retry-After": str(BLOB_STORE_RETRY_AFTER_S)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(StatementError, _database_error)
     app.add_exception_handler(PoolTimeout, _pool_timeout)
+    app.add_exception_handler(BlobStoreUnavailable, _blob_store_unavailable)

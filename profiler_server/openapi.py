@@ -25,7 +25,8 @@ _DESCRIPTIONS = {
     413: "The body exceeds the server's limit (PROFILER_MAX_BODY_BYTES).",
     422: "Invalid input; `field` names it, `errors` lists every field at fault.",
     429: "Rate limit: retry after the Retry-After header's seconds.",
-    503: "The database is unavailable or busy: nothing was applied; retry after Retry-After.",
+    503: "The database or the model store is unavailable, or the server busy: nothing was applied; retry after "
+    "Retry-After.",
 }
 
 # Every route that needs a token: a missing or unknown one, the wrong role, the rate limit, a busy database.

@@ -55,7 +55,7 @@ async def get_model_in_format(
 
 async def _model_response(key: str, model_format: str, request: Request, database: DatabaseDep) -> Response:
     sha256 = await database.read(lambda session: ops.model_sha256(session, key, model_format))
-    # Read from disk in a worker thread, holding no database connection.
+    # Read from the blob store in a worker thread, holding no database connection.
     content = await run_in_threadpool(ops.read_model, request.app.state.blobs, key, sha256)
     headers = {
         "ETag": f'"{sha256}"',

@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 
 from db.session import make_engine
 from fbnet_core.client import OpUpload
-from profiler_server.blobs import BlobStore
+from profiler_server.blobs import DirectoryBlobStore
 from profiler_server.example_ops import tiny_onnx
 from tests.server.helpers import Setup, sha256, task_result
 
@@ -36,7 +36,7 @@ def _model(server, key: str) -> httpx.Response:
 def test_models_are_files_of_the_blob_store_not_database_rows(live_server, unique_name):
     s = Setup(live_server, unique_name, n_ops=1, queue=False)
     key = s.keys[0]
-    blobs = BlobStore(live_server.log_path.parent / "blobs")
+    blobs = DirectoryBlobStore(live_server.log_path.parent / "blobs")
     assert blobs.get(s.sha[key]) == s.onnx[key]
     assert _model(live_server, key).content == s.onnx[key]
     engine = make_engine(live_server.database_url)
@@ -60,7 +60,7 @@ def test_gc_removes_one_off_models_past_retention_keeps_the_rest_and_an_upload_b
     task = s.agent.lease()[0]
     assert s.agent.post_results([task_result(task.task_id, measured, [9.0, 9.1, 9.2])]).accepted == 1
     s.admin.create_jobs(s.device_name, [busy])  # queued: an agent may still download it
-    blobs = BlobStore(server.log_path.parent / "blobs")
+    blobs = DirectoryBlobStore(server.log_path.parent / "blobs")
     orphan = "ab" * 32
     blobs.put(orphan, b"an upload that never committed")
     an_hour_and_more_ago = time.time() - 3700
@@ -125,14 +125,15 @@ def test_the_migration_moves_stored_models_into_files_and_back(fresh_database_ur
 
     from db.migrate import alembic_config, upgrade
 
-    def downgrade(url: str, revision: str, blobs: Path) -> None:
+    def downgrade(url: str, revision: str, blobs: DirectoryBlobStore) -> None:
         command.downgrade(alembic_config(url, blobs), revision)
 
     blob_dir = tmp_path / "blobs"
+    blobs = DirectoryBlobStore(blob_dir)
     content = tiny_onnx(11)
     engine = make_engine(fresh_database_url)
     try:
-        downgrade(fresh_database_url, "0003", blob_dir)
+        downgrade(fresh_database_url, "0003", blobs)
         with engine.begin() as conn:
             conn.execute(
                 text(
@@ -140,12 +141,12 @@ def test_the_migration_moves_stored_models_into_files_and_back(fresh_database_ur
                 ),
                 {"s": sha256(content), "c": content, "n": len(content), "t": "2026-12-01 00:00:00"},
             )
-        upgrade(fresh_database_url, blob_dir=blob_dir)
-        assert BlobStore(blob_dir).get(sha256(content)) == content
+        upgrade(fresh_database_url, blobs=blobs)
+        assert blobs.get(sha256(content)) == content
         assert "content" not in {c["name"] for c in inspect(engine).get_columns("onnx_models")}
-        downgrade(fresh_database_url, "0003", blob_dir)
+        downgrade(fresh_database_url, "0003", blobs)
         with engine.connect() as conn:
             assert bytes(conn.execute(text("SELECT content FROM onnx_models")).scalar()) == content
     finally:
         engine.dispose()
-    upgrade(fresh_database_url, blob_dir=blob_dir)
+    upgrade(fresh_database_url, blobs=blobs)

@@ -7,8 +7,6 @@ Create Date: 2026-12-04
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import context, op
 
@@ -21,11 +19,13 @@ depends_on = None
 
 
 def _store():  # noqa: ANN202 - profiler_server.blobs.BlobStore, imported here only (the server package)
-    from profiler_server.blobs import BlobStore, default_blob_dir
+    from profiler_server.blobs import DirectoryBlobStore, default_blob_dir
 
-    configured = context.config.attributes.get("blob_dir")
+    configured = context.config.attributes.get("blobs")  # the server's store (db.migrate.alembic_config)
+    if configured is not None:
+        return configured
     url = context.config.get_main_option("sqlalchemy.url") or ""
-    return BlobStore(Path(configured) if configured else default_blob_dir(url.replace("%%", "%")))
+    return DirectoryBlobStore(default_blob_dir(url.replace("%%", "%")))
 
 
 def upgrade() -> None:

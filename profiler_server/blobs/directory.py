@@ -1,9 +1,6 @@
-"""Op models on disk, content-addressed: `<root>/<first two hex digits>/<sha256>`, written once, never changed.
+"""The default blob store: a directory, `<root>/<first two hex digits>/<sha256>`, one file per model.
 
-The database keeps which models exist (`onnx_models`: sha256, size); their bytes live here, so that whole
-networks' weights do not fill the database. A model is written (and fsynced) before the database row that names
-it is committed: a crash in between leaves an unreferenced file, which `profiler-server gc` removes, never a row
-without its file.
+Every replica of a server must see the same directory (a shared volume).
 """
 
 from __future__ import annotations
@@ -15,24 +12,22 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-SHA256_HEX_CHARS = 64
+from profiler_server.blobs.store import SHA256_HEX_CHARS, BlobMissing, StoredBlob, check_sha256
 
 
-class BlobMissing(LookupError):
-    """No file for that sha256 (removed by `gc`, or the directory is not the server's)."""
-
-
-class BlobStore:
+class DirectoryBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     def path(self, sha256: str) -> Path:
-        if len(sha256) != SHA256_HEX_CHARS or not all(c in "0123456789abcdef" for c in sha256):
-            raise ValueError(f"not a sha256: {sha256!r}")
-        return self.root / sha256[:2] / sha256
+        return self.root / sha256[:2] / check_sha256(sha256)
 
     def put(self, sha256: str, content: bytes) -> None:
-        """Store `content` under `sha256` (the caller's hash of it); atomic and durable, a no-op if present."""
+        """Atomic (a temporary file renamed) and durable (fsynced); a no-op if present."""
         path = self.path(sha256)
         if path.exists():
             return
@@ -55,7 +50,6 @@ class BlobStore:
             raise BlobMissing(sha256) from exc
 
     def delete(self, sha256: str) -> int:
-        """Remove the file; returns the bytes freed (0 if it was not there)."""
         path = self.path(sha256)
         try:
             size = path.stat().st_size
@@ -64,8 +58,7 @@ class BlobStore:
             return 0
         return size
 
-    def stored(self) -> Iterator[tuple[str, int, float]]:
-        """(sha256, size in bytes, modification time) of every file stored (half-written ones left out)."""
+    def stored(self) -> Iterator[StoredBlob]:
         if not self.root.is_dir():
             return
         for folder in sorted(self.root.iterdir()):
@@ -74,7 +67,7 @@ class BlobStore:
             for path in sorted(folder.iterdir()):
                 if len(path.name) == SHA256_HEX_CHARS and path.name.startswith(folder.name):
                     stat = path.stat()
-                    yield path.name, stat.st_size, stat.st_mtime
+                    yield StoredBlob(path.name, stat.st_size, stat.st_mtime)
 
 
 def default_blob_dir(database_url: str) -> Path:
