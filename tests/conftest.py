@@ -27,6 +27,15 @@ httpx): every area's tests load this file.
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports torch or onnxruntime, and inherited by every child process the tests start (CLIs,
+# agents, servers): idle OpenMP threads sleep instead of spinning, and torch and onnxruntime default to one
+# intra-op thread. On a small machine shared with another test run, spinning threads of two processes steal each
+# other's cores and small CPU steps slow down tens of times. A test that asks for more threads still gets them.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
