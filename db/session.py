@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-# Execution option that makes a SQLite transaction begin with `BEGIN IMMEDIATE`.
+# Execution option that makes a SQLite transaction begin with `BEGIN IMMEDIATE` (set by the SQLite storage's
+# writers, profiler_server/storage/sqlite.py).
 SQLITE_IMMEDIATE = "fbnet_sqlite_immediate"
 
 
@@ -76,20 +77,5 @@ def make_engine(
     return engine
 
 
-def autocommit_connection(engine: Engine) -> Connection:
-    """A connection for single-statement reads without BEGIN/ROLLBACK round trips to a database server.
-
-    SQLite keeps its (local, cheap) transaction: switching its isolation level back and forth costs more.
-    """
-    if engine.dialect.name == "sqlite":
-        return engine.connect()
-    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-
-
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def begin_write(session: Session) -> None:
-    """Start the session's transaction as a writer (takes SQLite's write lock now; a no-op elsewhere)."""
-    session.connection(execution_options={SQLITE_IMMEDIATE: True})

@@ -26,6 +26,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: pass an aware UTC timestamp")
         value = value.astimezone(UTC)
+        # SQLAlchemy hands a TypeDecorator the dialect to bind for: the one place outside profiler_server/storage
+        # that looks at it, as a column type must.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

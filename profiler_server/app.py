@@ -21,7 +21,7 @@ from profiler_server.openapi import install_openapi
 from profiler_server.ratelimit import RateLimitMiddleware
 from profiler_server.routes import agent, devices, health, jobs, lut, measurements, ops, spaces, validations
 from profiler_server.services.lut import LutCache
-from profiler_server.services.lut_versions import make_lut_versions
+from profiler_server.storage import make_storage
 from profiler_server.token_cache import VerifiedTokens
 
 
@@ -33,8 +33,9 @@ def create_app(settings: Settings) -> FastAPI:
         pool_timeout_s=settings.db_queue_timeout_s,
     )
 
-    database = Database(engine, settings.db_connections, settings.db_queue_timeout_s)
-    lut_versions = make_lut_versions(engine, database)
+    storage = make_storage(engine)
+    database = Database(storage, settings.db_connections, settings.db_queue_timeout_s)
+    lut_versions = storage.make_lut_versions(database)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -11,33 +11,37 @@ every thread is taken and nothing can finish.
 On SQLite, writers queue here, in process, for the database's single write lock: only one thread at a time waits
 on `BEGIN IMMEDIATE` (for another process, e.g. a second server or a CLI, up to the busy timeout), and readers
 never wait for writers (WAL). On PostgreSQL, writers may hold at most three quarters of the turns: a burst of
-posts never leaves LUT reads without a connection.
+posts never leaves LUT reads without a connection. (Both are the storage's answers: `Storage.write_slots`,
+`Storage.begin_write`.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.session import autocommit_connection, begin_write, make_session_factory
+from db.session import make_session_factory
 from profiler_server.errors import ServerBusy
+
+if TYPE_CHECKING:
+    from profiler_server.storage import Storage
 
 T = TypeVar("T")
 
 
 class Database:
-    def __init__(self, engine: Engine, slots: int, queue_timeout_s: float) -> None:
-        self.engine = engine
-        self.session_factory: sessionmaker[Session] = make_session_factory(engine)
+    def __init__(self, storage: Storage, slots: int, queue_timeout_s: float) -> None:
+        self.storage = storage
+        self.engine = storage.engine
+        self.session_factory: sessionmaker[Session] = make_session_factory(storage.engine)
         self.slots = slots
         self.queue_timeout_s = queue_timeout_s
-        # SQLite: one writer (its lock); elsewhere: writers leave a quarter of the turns to readers.
-        self.write_slots = 1 if engine.dialect.name == "sqlite" else max(1, slots - slots // 4)
+        self.write_slots = storage.write_slots(slots)
         # anyio primitives need the running event loop: made on first use.
         self._turns: anyio.Semaphore | None = None
         self._threads: anyio.CapacityLimiter | None = None
@@ -94,9 +98,9 @@ class Database:
     def _in_session(self, work: Callable[[Session], T], begin: bool) -> T:
         with self.session_factory() as session:
             if begin:
-                begin_write(session)
+                self.storage.begin_write(session)
             return work(session)
 
     def _in_connection(self, work: Callable[[Connection], T]) -> T:
-        with autocommit_connection(self.engine) as conn:
+        with self.storage.autocommit_connection() as conn:
             return work(conn)

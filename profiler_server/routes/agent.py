@@ -36,7 +36,12 @@ def _limits(settings: Settings) -> ingest.IngestLimits:
 
 # Every route takes the principal first and its body from `json_body`: a request without a valid token is a 401
 # before its body is read.
-@router.post("/lease", response_model=LeaseResponse, responses=errors(*WITH_BODY), openapi_extra=openapi_json_body(LeaseRequest))
+@router.post(
+    "/lease",
+    response_model=LeaseResponse,
+    responses=errors(*WITH_BODY),
+    openapi_extra=openapi_json_body(LeaseRequest),
+)
 async def lease(
     device: DevicePrincipal,
     body: Annotated[LeaseRequest, Depends(json_body(LeaseRequest))],
@@ -59,7 +64,12 @@ async def lease(
     return LeaseResponse(tasks=tasks, lease_seconds=settings.lease_seconds)
 
 
-@router.post("/release", response_model=ReleaseReceipt, responses=errors(*WITH_BODY), openapi_extra=openapi_json_body(LeaseRelease))
+@router.post(
+    "/release",
+    response_model=ReleaseReceipt,
+    responses=errors(*WITH_BODY),
+    openapi_extra=openapi_json_body(LeaseRelease),
+)
 async def release(
     device: DevicePrincipal,
     body: Annotated[LeaseRelease, Depends(json_body(LeaseRelease))],
@@ -77,7 +87,12 @@ async def release(
     return ReleaseReceipt(released=released)
 
 
-@router.post("/results", response_model=ResultsReceipt, responses=errors(*WITH_BODY, 404, 409), openapi_extra=openapi_json_body(ResultsPost))
+@router.post(
+    "/results",
+    response_model=ResultsReceipt,
+    responses=errors(*WITH_BODY, 404, 409),
+    openapi_extra=openapi_json_body(ResultsPost),
+)
 async def post_results(
     device: DevicePrincipal,
     body: Annotated[ResultsPost, Depends(json_body(ResultsPost))],
@@ -88,14 +103,19 @@ async def post_results(
     device_id = device.require_device()
     now = utcnow()
     receipt = await database.write(
-        lambda session: ingest.ingest_task_results(session, device_id, body.results, _limits(settings), now)
+        lambda session: ingest.ingest_task_results(
+            database.storage, session, device_id, body.results, _limits(settings), now
+        )
     )
     _after_ingest(request, device_id, receipt)
     return receipt
 
 
 @router.post(
-    "/measurements", response_model=ResultsReceipt, responses=errors(*WITH_BODY, 404, 409), openapi_extra=openapi_json_body(MeasurementsPost)
+    "/measurements",
+    response_model=ResultsReceipt,
+    responses=errors(*WITH_BODY, 404, 409),
+    openapi_extra=openapi_json_body(MeasurementsPost),
 )
 async def post_measurements(
     device: DevicePrincipal,
@@ -107,7 +127,9 @@ async def post_measurements(
     device_id = device.require_device()
     now = utcnow()
     receipt = await database.write(
-        lambda session: ingest.ingest_offline(session, device_id, body.results, _limits(settings), now),
+        lambda session: ingest.ingest_offline(
+            database.storage, session, device_id, body.results, _limits(settings), now
+        ),
         begin=False,
     )
     _after_ingest(request, device_id, receipt)

@@ -17,7 +17,12 @@ from profiler_server.services import jobs
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-@router.post("", response_model=JobsReceipt, responses=errors(*WITH_BODY, 404), openapi_extra=openapi_json_body(JobsCreate))
+@router.post(
+    "",
+    response_model=JobsReceipt,
+    responses=errors(*WITH_BODY, 404),
+    openapi_extra=openapi_json_body(JobsCreate),
+)
 async def create(
     _: AdminPrincipal,
     body: Annotated[JobsCreate, Depends(json_body(JobsCreate))],
@@ -28,5 +33,7 @@ async def create(
         raise BadRequest(f"{len(body.keys)} keys; the limit is {settings.max_keys_per_job}", field="keys")
     now = utcnow()
     return await database.write(
-        lambda session: jobs.create_jobs(session, body.device, body.keys, body.remeasure, now)
+        lambda session: jobs.create_jobs(
+            database.storage, session, body.device, body.keys, body.remeasure, now
+        )
     )

@@ -12,8 +12,8 @@ from db.models import ACTIVE_TASK_STATUSES, LutEntry, Op, OpArtifact, Task, Task
 from fbnet_core.model_formats import FORMAT_SUFFIX
 from profiler_server.errors import Conflict, NotFound
 from profiler_server.schemas import JobsReceipt
-from profiler_server.services.bulk_rows import insert_rows
 from profiler_server.services.devices import device_by_name
+from profiler_server.storage import Storage
 
 # Keeps IN (...) lists under every backend's bound-parameter limit.
 IN_CHUNK = 5_000
@@ -47,7 +47,7 @@ def _op_ids_where(
 
 
 def create_jobs(
-    session: Session, device_name: str, keys: list[str], remeasure: bool, now: datetime
+    storage: Storage, session: Session, device_name: str, keys: list[str], remeasure: bool, now: datetime
 ) -> JobsReceipt:
     device = device_by_name(session, device_name, field="device")
     unique_keys = list(dict.fromkeys(keys))
@@ -84,7 +84,7 @@ def create_jobs(
     # A concurrent request may queue the same ops between the reads above and this insert: the active-task index
     # keeps one, and this request counts the others as already queued.
     queued = len(
-        insert_rows(session.connection(), Task.__table__, _TASK_COLUMNS, rows, _SKIP_ACTIVE, ("id",))
+        storage.insert_rows(session.connection(), Task.__table__, _TASK_COLUMNS, rows, _SKIP_ACTIVE, ("id",))
     )
     session.commit()
     return JobsReceipt(

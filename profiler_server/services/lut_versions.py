@@ -14,13 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy import Engine, String, Update, cast, func
-
-from db.models import Device
-from profiler_server.database import Database
 from profiler_server.services.lut import LutVersion
-from profiler_server.services.lut_versions_postgres import LUT_CHANGED_CHANNEL, PostgresLutVersions
-from profiler_server.services.lut_versions_sqlite import SqliteLutVersions
 
 
 class LutVersions(Protocol):
@@ -35,18 +29,3 @@ class LutVersions(Protocol):
         """A write in this process changed the device's LUT and has committed."""
 
     def close(self) -> None: ...
-
-
-def make_lut_versions(engine: Engine, database: Database) -> LutVersions:
-    if engine.dialect.name == "postgresql":
-        return PostgresLutVersions(engine, database)
-    return SqliteLutVersions(engine)
-
-
-def notifying(update_device: Update, dialect_name: str) -> Update:
-    """The UPDATE of a device that bumps its `lut_version`, made to also tell every replica, when the transaction
-    commits, that the device's LUT changed (PostgreSQL: NOTIFY in the same statement, no extra round trip; a
-    rolled-back transaction sends nothing). SQLite's readers read the version every time: unchanged."""
-    if dialect_name != "postgresql":
-        return update_device
-    return update_device.returning(func.pg_notify(LUT_CHANGED_CHANNEL, cast(Device.id, String)))

@@ -1,7 +1,7 @@
 """LUT versions on PostgreSQL: cached per process, invalidated by LISTEN/NOTIFY.
 
 A write that changes a device's LUT sends `NOTIFY fbnet_lut_changed, '<device id>'` inside its transaction
-(`lut_versions.notifying`): PostgreSQL delivers it to every listener when, and only if, it commits. Each server
+(`storage.postgres`): PostgreSQL delivers it to every listener when, and only if, it commits. Each server
 process keeps one listener connection (a daemon thread) that drops the device's cached version on receipt.
 
 Freshness:

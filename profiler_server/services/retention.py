@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import ACTIVE_TASK_STATUSES, OnnxModel, Op, OpArtifact, Task
-from db.session import begin_write
 from profiler_server.blobs import BlobStore
+from profiler_server.storage import make_storage
 
 DEFAULT_ONE_OFF_KINDS = ("network", "mobilenetv2")
 # An upload writes its file before it commits the row that names it: younger unnamed files may be in flight.
@@ -59,7 +59,8 @@ def collect(
     now: datetime,
     dry_run: bool,
 ) -> GcReport:
-    begin_write(session)  # SQLite: no upload or lease interleaves between the choice and the marking
+    # SQLite: no upload or lease interleaves between the choice and the marking.
+    make_storage(session.get_bind()).begin_write(session)
     expired = expired_models(session, kinds, now - older_than)
     sizes = dict(
         session.execute(
