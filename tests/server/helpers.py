@@ -58,3 +58,19 @@ class Setup:
         self.admin.upload_ops(uploads)
         if queue:
             self.admin.create_jobs(self.device_name, self.keys)
+
+
+def with_model_in_its_row(database_url: str, engine: Any, blobs: Any, content: bytes) -> None:
+    """The database migrated back to revision 0003 (models in the `onnx_models` rows), holding `content` there:
+    the state the blob-store migration (0004) moves out of the database."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from db.migrate import alembic_config
+
+    command.downgrade(alembic_config(database_url, blobs), "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO onnx_models (sha256, content, size_bytes, created_at) VALUES (:s, :c, :n, :t)"),
+            {"s": sha256(content), "c": content, "n": len(content), "t": "2026-12-01 00:00:00"},
+        )

@@ -16,7 +16,7 @@ from db.session import make_engine
 from fbnet_core.client import OpUpload
 from profiler_server.blobs import DirectoryBlobStore
 from profiler_server.example_ops import tiny_onnx
-from tests.server.helpers import Setup, sha256, task_result
+from tests.server.helpers import Setup, sha256, task_result, with_model_in_its_row
 
 
 def _gc(server, *args: str) -> str:
@@ -133,14 +133,7 @@ def test_the_migration_moves_stored_models_into_files_and_back(fresh_database_ur
     content = tiny_onnx(11)
     engine = make_engine(fresh_database_url)
     try:
-        downgrade(fresh_database_url, "0003", blobs)
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO onnx_models (sha256, content, size_bytes, created_at) VALUES (:s, :c, :n, :t)"
-                ),
-                {"s": sha256(content), "c": content, "n": len(content), "t": "2026-12-01 00:00:00"},
-            )
+        with_model_in_its_row(fresh_database_url, engine, blobs, content)
         upgrade(fresh_database_url, blobs=blobs)
         assert blobs.get(sha256(content)) == content
         assert "content" not in {c["name"] for c in inspect(engine).get_columns("onnx_models")}

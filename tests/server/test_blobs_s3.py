@@ -26,7 +26,7 @@ from profiler_server.blobs.s3 import S3BlobStore, connect
 from profiler_server.example_ops import tiny_onnx
 from profiler_server.local_server import free_port
 from tests.cli_process import error_lines, run
-from tests.server.helpers import Setup, sha256
+from tests.server.helpers import Setup, sha256, with_model_in_its_row
 
 # Requests to a store that is down fail at once (connection refused); a short timeout bounds anything slower.
 TEST_S3_TIMEOUT_S = 2.0
@@ -276,14 +276,7 @@ def test_the_migration_moves_stored_models_into_the_moto_s3_bucket_and_back(
     content = tiny_onnx(12)
     engine = make_engine(fresh_database_url)
     try:
-        command.downgrade(alembic_config(fresh_database_url, store), "0003")
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO onnx_models (sha256, content, size_bytes, created_at) VALUES (:s, :c, :n, :t)"
-                ),
-                {"s": sha256(content), "c": content, "n": len(content), "t": "2026-12-01 00:00:00"},
-            )
+        with_model_in_its_row(fresh_database_url, engine, store, content)
         upgrade(fresh_database_url, blobs=store)
         assert _keys(moto_endpoint, bucket) == {f"models/{sha256(content)}"}
         command.downgrade(alembic_config(fresh_database_url, store), "0003")
