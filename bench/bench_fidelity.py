@@ -17,7 +17,7 @@ latency-aware search ends in. Below 100 px the space is the small-input one (--w
 Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the LUT's
 prediction (the runtime's per-invocation overhead counted once per network, as the agent measures it by default),
 per kind of network, for the raw sum of medians beside it, and for the calibrated prediction on held-out networks;
-writes validation.json and scatter.png to --out. Then
+writes validation.json, scatter.png and the LUT (lut.json) to --out. Then
 (--noise-floor, the default) the agent measures the whole networks a second time, and the first measurement is
 scored as a prediction of the second with the same metrics: the floor under any LUT's figures on this machine.
 """
@@ -25,6 +25,7 @@ scored as a prediction of the second with the same metrics: the floor under any 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import sys
@@ -155,6 +156,8 @@ def main() -> None:
             cpus=(args.server_cpu,),
         )  # fmt: skip
         document = read_validation_file(out / VALIDATION_FILE_NAME)
+        with stack.admin() as admin:
+            lut_entries = admin.get_lut(device).entries
         predicted = [point for point in document["points"] if point["predicted_us"] is not None]
         second_us = (
             remeasure_networks(stack, device, [point["key"] for point in predicted], args.rounds)
@@ -188,7 +191,10 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         for name in ("validation.json", "scatter.png"):
             shutil.copy(out / name, args.out / name)
-        print(f"copied validation.json and scatter.png to {args.out}")
+        # The LUT itself (medians and overheads of every block and whole network), so that another cost model
+        # can be scored against the same measurements later.
+        (args.out / "lut.json").write_text(json.dumps({"device": device, "entries": lut_entries}, indent=1))
+        print(f"copied validation.json and scatter.png to {args.out}, the LUT to {args.out / 'lut.json'}")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from device_agents.measure import measure_op
 from device_agents.overhead import OverheadMeasuringBackend
 from device_agents.timing import TimingPolicy
 from fbnet_core.arch import Architecture
-from fbnet_core.keys import ops_for_space
+from fbnet_core.boundary_fit import fit_boundary_share, lut_ops
 from fbnet_core.lut_costs import LutCosts
 from fbnet_core.measurement import MeasurementRecord
 from fbnet_core.predict import predict_latency_us
@@ -83,23 +83,24 @@ def measure_median_us(backend: Backend, key: str, onnx: bytes, spec: dict, folde
 
 
 def measured_lut(space: SearchSpace, backend: Backend, folder: Path, lock: Path | None) -> LutCosts:
-    """The LUT kept in `folder`, or a fresh measurement saved there: a resumed or split run uses one LUT."""
+    """The LUT kept in `folder`, or a fresh measurement saved there (a resumed or split run uses one LUT), with
+    its boundary share fitted for `space` as a search fits it."""
     saved = folder / LUT_NAME
     if saved.is_file():
         body = json.loads(saved.read_text())
         # A LUT saved as plain key -> median (no overhead figures) is read as such.
-        lut = LutCosts.from_body(body) if "entries" in body else LutCosts(body)
+        lut = fit_boundary_share(LutCosts.from_body(body) if "entries" in body else LutCosts(body), space)
         print(f"LUT: {len(lut.median_us)} ops from {saved} ({lut.describe()['prediction']})")
         return lut
     with timing_lock(lock):
         body = measure_lut(space, backend, folder)
     saved.write_text(json.dumps(body, indent=1, sort_keys=True))
-    return LutCosts.from_body(body)
+    return fit_boundary_share(LutCosts.from_body(body), space)
 
 
 def measure_lut(space: SearchSpace, backend: Backend, folder: Path) -> dict:
     """A `GET /lut/{device}`-shaped body: each op's median and the invocation overhead the agent measured."""
-    ops = ops_for_space(space)
+    ops = lut_ops(space)
     entries = {}
     started = time.perf_counter()
     probing = OverheadMeasuringBackend(backend)
@@ -175,8 +176,7 @@ def run_one(
         "loss": dataclasses.asdict(loss),
         "arch": arch.to_string(),
         "skips": arch.blocks.count("skip"),
-        "predicted_ms": predict_latency_us(lut if config.lut_overhead_once else lut.raw(), arch, result.space)
-        / 1000.0,
+        "predicted_ms": predict_latency_us(result.costs, arch, result.space) / 1000.0,
         "top1": trained.top1,
         "search_s": search_s,
         "schedule": result.schedule.to_json(),

@@ -1,17 +1,22 @@
-"""What each LUT entry costs inside a whole network: its median less the runtime's fixed per-invocation cost.
+"""What each LUT entry costs inside a whole network: its median less the invocation overhead a network does not pay.
 
 An op timed alone pays, every run, the runtime's fixed cost of an invocation (the call, setting up the run,
 binding its input and output), which a whole network pays once per run. The agent measures it on the device with
 a minimal graph (device_agents/overhead.py), and the LUT serves it with each entry (`invocation_overhead.fixed_us`).
-A network's prediction is
+The agent also measures each op's boundary overhead at its input and output shapes (`us`, `input_us`,
+`output_us`): the fixed cost plus what the runtime does at the edges of a graph (onnxruntime reorders tensors into
+its blocked layout at a convolution's input and back at its output). Inside a network part of that boundary work
+disappears (two convolutions in a row stay blocked) and part remains (onnxruntime leaves layout conversions around
+grouped convolutions' channel shuffles and residual additions). The share that disappears, `boundary_share`
+(0 - 1), depends on the runtime and the device; boundary_fit.py fits it from a few whole networks measured on the
+device. A network's prediction is
 
-    sum over its ops of (median_us - fixed_us)  +  fixed_us
+    sum over its ops of (median_us - fixed_us - share * (us - fixed_us))
+      + fixed_us + share * ((first op's input_us - fixed_us) + (last op's output_us - fixed_us)) / 2
 
-which counts the fixed cost once per network. The agent also measures each op's boundary overhead at its input and
-output shapes (`us`, `input_us`, `output_us`: the fixed cost plus onnxruntime's layout conversions at the op's
-edges); those stay in the LUT for inspection but are not subtracted, because a whole network keeps paying about
-half of them: onnxruntime leaves 8 - 13 layout conversions inside a 22-layer network (around grouped convolutions'
-channel shuffles and residual additions), so subtracting every boundary predicts networks too fast.
+which counts the fixed cost once per network and the network's own two edges once. With share 0 (no fit yet)
+only the fixed cost is taken out: at 224 px that is within about 2 % of whole networks on this project's CPU, at
+16 px it over-predicts them by a third, where the boundary work is a quarter of a small block's time.
 
 Where some entry has no fixed cost (an agent that does not measure it, a LUT from an older agent), every
 prediction is the raw sum of medians, so that two networks are never predicted under different models. The raw
@@ -21,7 +26,7 @@ medians stay in the LUT and `LutCosts.raw()` predicts with them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fbnet_core.errors import LutFormatError, MissingLutEntries
@@ -64,6 +69,10 @@ class LutCosts:
     median_us: Mapping[str, float]
     overhead: Mapping[str, InvocationOverhead] | None = None
     raw_reason: str = "no overhead figures"  # why `overhead` is None
+    # The share of each op's boundary overhead beyond the fixed cost that a network does not pay (0 - 1), and where
+    # it comes from (boundary_fit.py).
+    boundary_share: float = 0.0
+    boundary_source: str = "not fitted: only the fixed cost is counted once per network"
 
     @classmethod
     def from_body(cls, lut_body: Mapping[str, object]) -> LutCosts:
@@ -95,7 +104,7 @@ class LutCosts:
 
     def raw(self) -> LutCosts:
         """The same LUT predicting raw sums of medians."""
-        return LutCosts(self.median_us, None, "raw sums asked for")
+        return LutCosts(self.median_us, None, "raw sums asked for", 0.0, "raw sums: no overhead taken out")
 
     @property
     def overhead_once(self) -> bool:
@@ -107,25 +116,47 @@ class LutCosts:
         if missing:
             raise MissingLutEntries(missing)
 
+    def with_boundary_share(self, share: float, source: str) -> LutCosts:
+        """The same LUT predicting with `share` of each op's boundary overhead (beyond the fixed cost) taken out."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"a boundary share is between 0 and 1, got {share}")
+        return replace(self, boundary_share=share, boundary_source=source)
+
     def _fixed_us(self, key: str) -> float:
         assert self.overhead is not None
         fixed_us = self.overhead[key].fixed_us
         assert fixed_us is not None  # from_entries keeps overheads only where every entry has it
         return fixed_us
 
-    def in_network_us(self, key: str) -> float:
-        """What the op adds to a network: its median, less the fixed invocation cost (never below 0: where noise
-        puts the cost above a tiny op's median, the op adds nothing measurable)."""
-        if self.overhead is None:
-            return self.median_us[key]
-        return max(0.0, self.median_us[key] - self._fixed_us(key))
-
-    def network_once_us(self, first_key: str) -> float:
-        """The invocation cost a network whose first op is this one pays once per run (0 for raw sums):
-        the fixed cost measured with its first op."""
+    def boundary_beyond_fixed_us(self, key: str) -> float:
+        """The op's boundary overhead beyond the fixed cost: the part a network pays only in part (0 for raw sums)."""
         if self.overhead is None:
             return 0.0
-        return self._fixed_us(first_key)
+        return max(0.0, self.overhead[key].us - self._fixed_us(key))
+
+    def edges_beyond_fixed_us(self, first_key: str, last_key: str) -> float:
+        """A network's own edges: half its first op's input side and half its last op's output side, beyond the
+        fixed cost (0 for raw sums)."""
+        if self.overhead is None:
+            return 0.0
+        input_us = self.overhead[first_key].input_us - self._fixed_us(first_key)
+        output_us = self.overhead[last_key].output_us - self._fixed_us(last_key)
+        return max(0.0, (input_us + output_us) / 2.0)
+
+    def in_network_us(self, key: str) -> float:
+        """What the op adds to a network: its median, less the fixed invocation cost and the boundary share (never
+        below 0: where noise puts the overhead above a tiny op's median, the op adds nothing measurable)."""
+        if self.overhead is None:
+            return self.median_us[key]
+        taken_out_us = self._fixed_us(key) + self.boundary_share * self.boundary_beyond_fixed_us(key)
+        return max(0.0, self.median_us[key] - taken_out_us)
+
+    def network_once_us(self, first_key: str, last_key: str) -> float:
+        """The invocation overhead a network running from `first_key` to `last_key` pays once per run (0 for raw
+        sums): the fixed cost measured with its first op, and the boundary share of its own two edges."""
+        if self.overhead is None:
+            return 0.0
+        return self._fixed_us(first_key) + self.boundary_share * self.edges_beyond_fixed_us(first_key, last_key)
 
     def describe(self) -> dict[str, Any]:
         """The cost model, for a search summary or a validation file."""
@@ -133,9 +164,12 @@ class LutCosts:
             return {"prediction": "sum of medians", "reason": self.raw_reason}
         fixed = sorted(self._fixed_us(key) for key in self.overhead)
         return {
-            "prediction": "sum of (median - fixed invocation cost) + the fixed cost once per network",
+            "prediction": "sum of (median - fixed cost - boundary share x boundary beyond it) + the network's own "
+            "fixed cost and edges once",
             "entries": len(self.median_us),
             "median_fixed_us": fixed[len(fixed) // 2],
+            "boundary_share": round(self.boundary_share, 4),
+            "boundary_source": self.boundary_source,
         }
 
 

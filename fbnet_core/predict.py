@@ -1,8 +1,8 @@
 """Latency prediction from a LUT: a network's latency from its ops' entries.
 
 The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). With the entries'
-fixed invocation cost (lut_costs.py) each op counts its median less that cost and the network pays it once;
-without it the prediction is the plain sum the paper's latency term assumes. How well either holds on a device is
+invocation overheads (lut_costs.py) each op counts its median less the overhead a network does not pay and the
+network pays its own once; without them the prediction is the plain sum the paper's latency term assumes. How well either holds on a device is
 measured, not assumed (docs/models.md and docs/validation.md). The search's latency tensor
 (search_client/lut/latency.py) holds the same entries for its differentiable term; every latency reported for one
 architecture is this prediction.
@@ -31,4 +31,5 @@ def latency_breakdown_us(
 def predict_latency_us(lut: Mapping[str, float] | LutCosts, arch: Architecture, space: SearchSpace) -> float:
     costs = as_lut_costs(lut)
     breakdown = latency_breakdown_us(costs, arch, space)
-    return sum(latency_us for _, latency_us in breakdown) + costs.network_once_us(breakdown[0][0])
+    once_us = costs.network_once_us(breakdown[0][0], breakdown[-1][0])
+    return sum(latency_us for _, latency_us in breakdown) + once_us

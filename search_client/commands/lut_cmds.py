@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
+from fbnet_core.boundary_fit import fit_ops, lut_ops
 from fbnet_core.client import ProfilerClient, ProfilerError
 from fbnet_core.dev_tokens import read_dev_tokens
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.lut_file import write_lut_file
-from fbnet_core.keys import ops_for_space
 from fbnet_core.space import SpaceParams, build_space
 from fbnet_core.space_manifest import space_manifest
 from fbnet_core.space_manifest import space_name as server_space_name
@@ -111,7 +111,7 @@ def request(
         with connect(server, token) as client:
             params = _requested_params(client, flags, given, space_name)
             space = build_space(params)
-            ops = ops_for_space(space)
+            ops = lut_ops(space)
             name = space_name or server_space_name(params)
             # The space travels by name: `dnas search|validate|train|export --space NAME` read it back.
             client.put_space(name, space_manifest(space))
@@ -128,7 +128,8 @@ def request(
             report = request_lut(client, device, ops, model_format)
             compiled = f" ({report.compiled} compiled to .{report.model_format})" if report.compiled else ""
             typer.echo(
-                f"{device}: space {name}: {report.needed} entries needed, {len(report.missing)} missing; "
+                f"{device}: space {name}: {report.needed} entries needed ({len(ops) - len(fit_ops(params))} ops and "
+                f"{len(fit_ops(params))} whole networks that fit the boundary share), {len(report.missing)} missing; "
                 f"uploaded {len(report.uploaded)} ops{compiled}, queued {report.queued} jobs "
                 f"({report.already_queued} already queued)"
             )

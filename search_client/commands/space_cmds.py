@@ -13,6 +13,7 @@ from rich.progress import track
 from rich.table import Table
 
 from fbnet_core.blocks import CANDIDATES
+from fbnet_core.boundary_fit import FIT_SKEWED, FIT_UNIFORM, lut_ops
 from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.ops_manifest import OPS_MANIFEST_NAME, ManifestEntry, write_manifest
@@ -162,7 +163,9 @@ def space(
     console.print(
         f"{summary['layers']} layers, {summary['layer_signatures']} distinct layer signatures x {len(CANDIDATES)} candidates = "
         f"{summary['candidate_entries']} entries, of which {summary['identity_skips']} identity skips are free: "
-        f"{summary['block_ops']} block ops + {summary['fixed_ops']} fixed ops = {summary['ops']} ops to measure"
+        f"{summary['block_ops']} block ops + {summary['fixed_ops']} fixed ops = {summary['ops']} ops to measure; "
+        f"`dnas lut request` adds {FIT_UNIFORM + 2 * FIT_SKEWED} whole networks that fit how much of each op's "
+        "boundary overhead a network pays"
     )
 
 
@@ -197,7 +200,7 @@ def export_ops(
     flags = SpaceFlags(resolution, width, num_classes, head_channels, small_input)
     searched = resolved_space(flags, space_name, server, token)
     try:
-        ops = ops_for_space(searched) + [make_op(get_model(name).spec()) for name in model or []]
+        ops = lut_ops(searched) + [make_op(get_model(name).spec()) for name in model or []]
     except FbnetLutError as exc:
         raise _fail(f"--model: {exc}") from exc
     compiled_format = None if model_format in (None, "onnx") else model_format

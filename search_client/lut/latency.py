@@ -2,8 +2,9 @@
 
 The expected latency of a batch is one tensor contraction of the per-sample Gumbel weights with that tensor,
 using the very weights of the forward pass (FBNet eq. 4), so no Python loop over candidates runs in a step.
-Each entry is what the op costs inside a network (fbnet_core/lut_costs.py: its median less the runtime's fixed
-invocation cost, when the LUT has it), and the fixed part includes the invocation cost the network pays once.
+Each entry is what the op costs inside a network (fbnet_core/lut_costs.py: its median less the invocation
+overhead a network does not pay, when the LUT has it), and the fixed part includes the overhead the network pays
+once.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def build_latency_table(
     )
     fixed_us = sum(costs.in_network_us(key) for key in fixed_keys)
     if fixed_keys:
-        fixed_us += costs.network_once_us(fixed_keys[0])
+        # Stem first, classifier last: every network of the space starts and ends with the same ops.
+        fixed_us += costs.network_once_us(fixed_keys[0], fixed_keys[-1])
     return LatencyTable(block_ms=block_ms, fixed_ms=fixed_us / US_PER_MS)
 
 

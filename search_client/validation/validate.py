@@ -10,20 +10,20 @@ space: it has no block-sum prediction and is measured only (a point for the trad
 
 from __future__ import annotations
 
-import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fbnet_core.arch import Architecture
-from fbnet_core.blocks import BLOCKS, CANDIDATES
+from fbnet_core.arch_draw import random_architectures
+from fbnet_core.boundary_fit import fit_boundary_share, fit_ops
 from fbnet_core.client import ProfilerClient
 from fbnet_core.fidelity import FidelitySummary, summarize
 from fbnet_core.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
 from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.predict import latency_breakdown_us, predict_latency_us
-from fbnet_core.space import IMAGENET_CLASSES, NUM_LAYERS, SpaceParams, build_space
+from fbnet_core.space import IMAGENET_CLASSES, SpaceParams, build_space
 from fbnet_core.space_manifest import space_manifest, space_name
 from search_client.errors import SearchClientError
 from search_client.lut.client import Waiter, request_lut, wait_for_entries
@@ -33,11 +33,6 @@ from search_client.validation.calibration_choice import CalibrationChoice, FitNe
 from search_client.validation.calibration_kinds import FIXED, latency_by_kind_us
 
 ModelKind = Literal["zoo", "random", "cheap", "expensive", "searched"]
-# Relative draw weights per block expansion (skip counted apart) of the skewed validation networks.
-SKEW_WEIGHTS: dict[str, dict[str, float]] = {
-    "cheap": {"skip": 6.0, "e1": 3.0, "e3": 1.0, "e6": 0.5},
-    "expensive": {"skip": 0.25, "e1": 0.5, "e3": 2.0, "e6": 4.0},
-}
 DEFAULT_ZOO = ("fbnet_a", "fbnet_b", "fbnet_c", "mobilenetv2_100")
 LATENCY_FIELD = "median_us"  # the statistic the search uses; validation compares like with like
 
@@ -85,7 +80,7 @@ class ValidationModel:
         sums = latency_by_kind_us(
             [(op, latency_us) for op, (_, latency_us) in zip(ops, breakdown, strict=True)]
         )
-        sums[FIXED] += as_lut_costs(lut).network_once_us(breakdown[0][0])
+        sums[FIXED] += as_lut_costs(lut).network_once_us(breakdown[0][0], breakdown[-1][0])
         return sums
 
 
@@ -120,31 +115,6 @@ class ValidationPoint:
         if self.predicted_us is None or self.predicted_by_kind_us is None:
             raise SearchClientError(f"{self.name} has no prediction to calibrate")
         return FitNetwork(self.predicted_us, self.predicted_by_kind_us, self.measured_us)
-
-
-def _block_weight(name: str, skew: Mapping[str, float]) -> float:
-    if name == "skip":
-        return skew["skip"]
-    return skew[f"e{BLOCKS[name].expansion or 1}"]
-
-
-def random_architectures(count: int, seed: int, skew: str | None = None) -> list[Architecture]:
-    """`count` architectures, each layer's block drawn from the 9 candidates - uniformly, or with the weights of
-    `SKEW_WEIGHTS[skew]`; distinct, seeded."""
-    if count < 0:
-        raise SearchClientError(f"the number of random architectures must be >= 0, got {count}")
-    generator = random.Random(seed if skew is None else f"{seed}-{skew}")
-    weights = None if skew is None else [_block_weight(name, SKEW_WEIGHTS[skew]) for name in CANDIDATES]
-    drawn: dict[Architecture, None] = {}
-    # 9^22 architectures: a repeat is practically impossible, but one is never counted twice.
-    while len(drawn) < count:
-        blocks = (
-            generator.choices(CANDIDATES, weights, k=NUM_LAYERS)
-            if weights
-            else [generator.choice(CANDIDATES) for _ in range(NUM_LAYERS)]
-        )
-        drawn[Architecture(tuple(blocks))] = None
-    return list(drawn)
 
 
 def _is_zoo_space(params: SpaceParams) -> bool:
@@ -257,13 +227,18 @@ def measure_and_compare(
     queueing jobs)."""
     if rounds < 1:
         raise SearchClientError(f"rounds must be at least 1, got {rounds}")
-    ops = ops_to_measure(models)
+    spaces = {model.params for model in models if model.params is not None}
+    # The whole networks that fit the LUT's boundary share (fbnet_core/boundary_fit.py) are measured with the
+    # set, so the prediction judged is the one a search makes; they are never validation points.
+    ops = [*ops_to_measure(models), *(op for params in spaces for op in fit_ops(params))]
     request_lut(client, device, ops)
     keys = [op.key for op in ops]
     missing = wait(client, device, keys, timeout_s, poll_s)
     if missing:
         raise ValidationTimeout(missing)
     costs = LutCosts.from_entries(client.get_lut(device, keys=keys).entries)
+    if len(spaces) == 1:
+        costs = fit_boundary_share(costs, build_space(next(iter(spaces))))
     if rounds == 1:
         return compare(models, costs)
     network_keys = [model.network.key for model in models]

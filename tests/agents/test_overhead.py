@@ -145,7 +145,7 @@ def test_the_measured_fixed_cost_applied_predicts_a_network_of_known_time_exactl
 
     costs = LutCosts.from_entries(entries)
     keys = list(entries)
-    predicted_us = sum(costs.in_network_us(key) for key in keys) + costs.network_once_us(keys[0])
+    predicted_us = sum(costs.in_network_us(key) for key in keys) + costs.network_once_us(keys[0], keys[-1])
     raw_us = sum(entry["median_us"] for entry in entries.values())
     assert predicted_us == pytest.approx(network_us)
     assert raw_us == pytest.approx(network_us + 2 * FIXED_US)

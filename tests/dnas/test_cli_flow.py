@@ -17,6 +17,7 @@ import onnxruntime
 import pytest
 from typer.testing import CliRunner
 
+from fbnet_core.boundary_fit import lut_ops
 from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
 from fbnet_core.keys import ops_for_space
 from fbnet_core.space import fbnet_space
@@ -85,21 +86,24 @@ def test_request_measure_pull_search_show_train_export(
     with server.client(server.enroll_token) as enroll:
         device_token = enroll.register_device(device, "android").token
     auth = ["--server", server.url, "--token", server.admin_token]
-    needed = len(ops_for_space(SPACE))
+    space_ops = len(ops_for_space(SPACE))
+    needed = len(lut_ops(SPACE))  # the space's ops and the whole networks that fit the boundary share
+    assert needed == space_ops + 4
 
     first = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
-    assert f"{needed} entries needed, {needed} missing; uploaded {needed} ops, queued {needed} jobs" in first
+    assert f"{needed} entries needed ({space_ops} ops and 4 whole networks that fit the boundary share)" in first
+    assert f"{needed} missing; uploaded {needed} ops, queued {needed} jobs" in first
     again = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
     assert f"uploaded 0 ops, queued 0 jobs ({needed} already queued)" in again
 
     # The request registered the space, so the server reports this device's coverage of it.
     with server.client(server.admin_token) as admin:
         (coverage,) = admin.get_coverage(device, space_name(SPACE.params))
-    assert coverage["total"] == needed and coverage["queued"] == needed
+    assert coverage["total"] == space_ops and coverage["queued"] == space_ops
 
     assert stand_in_agent_measures_everything(server, device_token) == needed
     done = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth, "--wait", "--timeout-s", "10")
-    assert f"{needed} entries needed, 0 missing" in done
+    assert f"{needed} entries needed" in done and ", 0 missing" in done
 
     cache = ["--cache-dir", str(tmp_path / "cache")]
     lut_path = tmp_path / "lut.json"

@@ -1,0 +1,154 @@
+"""The boundary share: fitted from whole networks measured on the device, applied by the predictor and the
+search's latency table alike, and left at 0 (said so) where the LUT lacks the networks that fit it."""
+
+from __future__ import annotations
+
+import pytest
+
+from fbnet_core.arch import Architecture
+from fbnet_core.boundary_fit import (
+    FitNetworkTerms,
+    fit_architectures,
+    fit_boundary_share,
+    fit_ops,
+    least_squares_share,
+    lut_ops,
+)
+from fbnet_core.keys import ops_for_architecture, ops_for_space
+from fbnet_core.lut_costs import LutCosts
+from fbnet_core.predict import predict_latency_us
+from fbnet_core.space import fbnet_space
+from search_client.lut.latency import latency_table_for_space
+from search_client.search.budget import table_ms
+
+SPACE = fbnet_space(resolution=16, width=0.5, num_classes=10, head_channels=128, small_input=True)
+ARCH = Architecture(("k3_e1", "skip", "k5_e6", "k3_e3") * 5 + ("k5_e1_g2", "skip"))
+FIXED_US = 2.5
+
+
+def space_entries() -> dict[str, dict]:
+    """Distinct medians and boundary overheads per op (input side 4 + i/100, output side 6 + i/100, fixed 2.5)."""
+    entries = {}
+    for index, op in enumerate(ops_for_space(SPACE)):
+        input_us, output_us = 4.0 + 0.01 * index, 6.0 + 0.01 * index
+        entries[op.key] = {
+            "median_us": 30.0 + index,
+            "invocation_overhead": {
+                "us": (input_us + output_us) / 2,
+                "input_us": input_us,
+                "output_us": output_us,
+                "fixed_us": FIXED_US,
+            },
+        }
+    return entries
+
+
+def by_hand_us(entries: dict[str, dict], arch: Architecture, share: float) -> float:
+    """lut_costs.py's formula written out: each op less fixed and share x its boundary beyond fixed, plus the
+    network's fixed cost and share x its own two edges."""
+    keys = [op.key for op in ops_for_architecture(arch, SPACE)]
+    total = 0.0
+    for key in keys:
+        overhead = entries[key]["invocation_overhead"]
+        total += entries[key]["median_us"] - FIXED_US - share * (overhead["us"] - FIXED_US)
+    first, last = entries[keys[0]]["invocation_overhead"], entries[keys[-1]]["invocation_overhead"]
+    return total + FIXED_US + share * ((first["input_us"] - FIXED_US) + (last["output_us"] - FIXED_US)) / 2
+
+
+def with_fit_networks(
+    entries: dict[str, dict], share: float, noise: tuple[float, ...] = ()
+) -> dict[str, dict]:
+    """`entries` plus the fit networks, each measured at what `share` predicts (times a noise factor)."""
+    measured = dict(entries)
+    for index, (arch, op) in enumerate(zip(fit_architectures(), fit_ops(SPACE.params), strict=True)):
+        factor = noise[index] if noise else 1.0
+        measured[op.key] = {"median_us": by_hand_us(entries, arch, share) * factor}
+    # A network entry has its own overhead figure in a real LUT; the fit does not use it.
+    for op in fit_ops(SPACE.params):
+        measured[op.key]["invocation_overhead"] = {
+            "us": 9.0,
+            "input_us": 9.0,
+            "output_us": 9.0,
+            "fixed_us": FIXED_US,
+        }
+    return measured
+
+
+def test_the_fit_recovers_the_share_of_networks_measured_at_it_and_predicts_with_the_formula() -> None:
+    entries = space_entries()
+    costs = fit_boundary_share(LutCosts.from_entries(with_fit_networks(entries, 0.6)), SPACE)
+    assert costs.boundary_share == pytest.approx(0.6)
+    assert "fitted on 4 whole networks" in costs.boundary_source
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(by_hand_us(entries, ARCH, 0.6))
+    # share 0 is the fixed cost alone, counted once
+    unfitted = LutCosts.from_entries(entries)
+    keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
+    raw_us = sum(entries[key]["median_us"] for key in keys)
+    assert predict_latency_us(unfitted, ARCH, SPACE) == pytest.approx(raw_us - FIXED_US * (len(keys) - 1))
+
+
+def test_the_search_table_predicts_what_the_predictor_does_with_a_fitted_share() -> None:
+    costs = fit_boundary_share(LutCosts.from_entries(with_fit_networks(space_entries(), 0.8)), SPACE)
+    table = latency_table_for_space(SPACE, costs)
+    for arch in (ARCH, Architecture(("skip",) * 22), *fit_architectures()):
+        assert table_ms(table, list(arch.blocks)) * 1000.0 == pytest.approx(
+            predict_latency_us(costs, arch, SPACE)
+        )
+
+
+def test_noisy_networks_give_the_least_squares_share_of_their_relative_errors() -> None:
+    networks = [FitNetworkTerms(100.0, 20.0, 90.0), FitNetworkTerms(200.0, 30.0, 170.0)]
+    share = least_squares_share(networks)
+    # d/ds of sum(((A - sB - m)/m)^2) = 0, solved by hand for these two networks
+    numerator = (20 / 90) * (10 / 90) + (30 / 170) * (30 / 170)
+    denominator = (20 / 90) ** 2 + (30 / 170) ** 2
+    assert share == pytest.approx(numerator / denominator)
+    costs = fit_boundary_share(
+        LutCosts.from_entries(with_fit_networks(space_entries(), 0.5, noise=(1.02, 0.98, 1.01, 0.99))), SPACE
+    )
+    assert 0.3 < costs.boundary_share < 0.7
+
+
+@pytest.mark.parametrize(("measured_share", "fitted"), [(1.6, 1.0), (-0.7, 0.0)])
+def test_the_share_stays_between_0_and_1(measured_share: float, fitted: float) -> None:
+    costs = fit_boundary_share(
+        LutCosts.from_entries(with_fit_networks(space_entries(), measured_share)), SPACE
+    )
+    assert costs.boundary_share == fitted
+
+
+def test_a_lut_without_the_fit_networks_keeps_share_0_and_says_why() -> None:
+    entries = with_fit_networks(space_entries(), 0.6)
+    del entries[fit_ops(SPACE.params)[2].key]
+    costs = fit_boundary_share(LutCosts.from_entries(entries), SPACE)
+    assert costs.boundary_share == 0.0
+    assert (
+        "lacks 1 of the 4 whole networks" in costs.boundary_source
+        and "dnas lut request" in costs.boundary_source
+    )
+    assert costs.describe()["boundary_source"] == costs.boundary_source
+
+
+def test_a_lut_without_overhead_figures_stays_a_raw_sum() -> None:
+    medians = {key: entry["median_us"] for key, entry in with_fit_networks(space_entries(), 0.6).items()}
+    costs = fit_boundary_share(LutCosts(medians), SPACE)
+    assert not costs.overhead_once and costs.boundary_share == 0.0
+    expected = sum(medians[op.key] for op in ops_for_architecture(ARCH, SPACE))
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(expected)
+
+
+def test_the_fit_networks_are_fixed_distinct_and_requested_with_the_space() -> None:
+    architectures = fit_architectures()
+    assert architectures == fit_architectures() and len(set(architectures)) == 4
+    skips = [arch.blocks.count("skip") for arch in architectures]
+    assert (
+        skips[2] > max(skips[0], skips[1]) > skips[3]
+    )  # one skewed toward cheap blocks, one toward expensive
+    ops = lut_ops(SPACE)
+    assert ops[: len(ops_for_space(SPACE))] == ops_for_space(SPACE)
+    assert [op.spec["kind"] for op in ops[len(ops_for_space(SPACE)) :]] == ["network"] * 4
+
+
+def test_a_share_outside_0_to_1_is_refused() -> None:
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        LutCosts.from_entries(space_entries()).with_boundary_share(1.5, "by hand")
