@@ -1,7 +1,7 @@
 """Benchmark: does the LUT's sum of blocks predict whole networks on this machine? (MAPE, share within 10 %, Kendall tau)
 
 End to end, nothing mocked: a real `profiler-server serve --dev` (SQLite, temp folder, pinned to --server-cpu),
-a real `device-agent run` (onnxruntime CPU, 1 thread, pinned to --agent-cpu), and `dnas validate --calibrate`
+a real `device-agent run` (onnxruntime CPU, or --backend executorch | litert; 1 thread, pinned to --agent-cpu), and `dnas validate --calibrate`
 (pinned to --server-cpu, so exporting never competes with a measurement). The validation set is FBNet-A/B/C,
 MobileNetV2 1.0 and --n seeded random architectures; every block they use and every whole network is measured
 by the same agent with the same timing engine, and the LUT's medians are compared. --skewed N adds N networks
@@ -12,7 +12,8 @@ latency-aware search ends in. Below 100 px the space is the small-input one (--w
     .venv/bin/python bench/bench_fidelity.py [--n 30] [--skewed 15] [--resolution 224] [--seed 0] [--rounds 1]
                                              [--width 1.0] [--head-channels 1984] [--num-classes 1000]
                                              [--agent-realtime-priority 1] [--speed-reference fbnet_a|none]
-                                             [--agent-timing OPTIONS] [--precision fp32|int8] [--out DIR]
+                                             [--agent-timing OPTIONS] [--precision fp32|int8]
+                                             [--backend onnxruntime|executorch|litert] [--out DIR]
 
 Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the LUT's
 prediction (the runtime's per-invocation overhead counted once per network, as the agent measures it by default),
@@ -42,7 +43,9 @@ from fbnet_core.fidelity import summarize  # noqa: E402
 from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, read_validation_file  # noqa: E402
 from search_client.validation.validate import measure_rounds  # noqa: E402
 
-DEVICE = "cpu-ort-t1"  # with --precision int8: cpu-ort-t1-int8
+# The device per agent backend (with --precision int8: cpu-ort-t1-int8); each op and network is compiled for the
+# backend's runtime (ONNX, ExecuTorch .pte, LiteRT .tflite) by `dnas validate`, as for any device of that format.
+DEVICES = {"onnxruntime": "cpu-ort-t1", "executorch": "cpu-et-t1", "litert": "cpu-litert-t1"}
 REMEASURE_TIMEOUT_S = 600.0
 GOAL_MAPE_PCT = 5.0
 GOAL_WITHIN_10_PCT = 95.0
@@ -124,18 +127,24 @@ def main() -> None:
         "--precision", choices=("fp32", "int8"), default="fp32",
         help="the agent's --precision (int8: every op and network quantised by the agent, device_agents/quantize.py)",
     )  # fmt: skip
+    parser.add_argument(
+        "--backend", choices=tuple(DEVICES), default="onnxruntime",
+        help="the agent's runtime; ExecuTorch and LiteRT measure files compiled for them (LiteRT needs the "
+             "converter: scripts/setup-litert-converter.sh)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
     exit_on_sigterm()
 
-    device = DEVICE if args.precision == "fp32" else f"{DEVICE}-{args.precision}"
+    device = DEVICES[args.backend] if args.precision == "fp32" else f"{DEVICES[args.backend]}-{args.precision}"
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-fidelity-"))
     stack = Stack(workdir, server_cpus=(args.server_cpu,))
     started = time.perf_counter()
     try:
         stack.start_server()
         agent_args = [
+            "--backend", args.backend,
             "--realtime-priority", str(args.agent_realtime_priority), "--precision", args.precision,
             *args.agent_timing.split(),
         ]  # fmt: skip
