@@ -96,7 +96,7 @@ def run_side_by_side(commands: dict[str, list[str]], env: dict[str, str], logs: 
 
 def result_lines(output: str) -> list[str]:
     """The lines a command prints when it is done (its progress bars and epoch lines left out)."""
-    keep = ("epoch", "settings:", "argmax", "predicted", "within the budget", "top-1")
+    keep = ("epoch", "settings:", "LUT:", "argmax", "predicted", "within the budget", "top-1")
     return [line for line in output.splitlines() if line.startswith(keep) and "━" not in line]
 
 
