@@ -85,6 +85,7 @@ def fit_boundary_share(costs: LutCosts, space: SearchSpace) -> LutCosts:
         return costs
     architectures = fit_architectures()
     keys = [make_op(network_spec(arch, space.params)).key for arch in architectures]
+    op_keys = [[op.key for op in ops_for_architecture(arch, space)] for arch in architectures]
     missing = [key for key in keys if key not in costs.median_us]
     if missing:
         return costs.with_boundary_share(
@@ -92,9 +93,14 @@ def fit_boundary_share(costs: LutCosts, space: SearchSpace) -> LutCosts:
             f"not fitted: the LUT lacks {len(missing)} of the {len(keys)} whole networks that fit it "
             "(`dnas lut request` queues them with the space's ops); only the fixed cost is counted once",
         )
+    lacking = sorted({key for keys_of_one in op_keys for key in keys_of_one if key not in costs.median_us})
+    if lacking:
+        return costs.with_boundary_share(
+            0.0, f"not fitted: the LUT lacks {len(lacking)} ops the fit networks run (e.g. {lacking[0]})"
+        )
     networks = [
-        network_terms(costs, [op.key for op in ops_for_architecture(arch, space)], costs.median_us[key])
-        for arch, key in zip(architectures, keys, strict=True)
+        network_terms(costs, keys_of_one, costs.median_us[key])
+        for keys_of_one, key in zip(op_keys, keys, strict=True)
     ]
     share = least_squares_share(networks)
     errors = [abs(n.predicted_us(share) / n.measured_us - 1.0) * 100.0 for n in networks]

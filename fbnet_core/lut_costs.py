@@ -158,6 +158,15 @@ class LutCosts:
             return 0.0
         return self._fixed_us(first_key) + self.boundary_share * self.edges_beyond_fixed_us(first_key, last_key)
 
+    def summary_line(self) -> str:
+        """One line for a command's output: how the entries are added up."""
+        if self.overhead is None:
+            return f"LUT: sums of medians ({self.raw_reason})"
+        return (
+            f"LUT: fixed invocation cost once per network, boundary share {self.boundary_share:.2f} "
+            f"({self.boundary_source})"
+        )
+
     def describe(self) -> dict[str, Any]:
         """The cost model, for a search summary or a validation file."""
         if self.overhead is None:

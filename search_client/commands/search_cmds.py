@@ -312,7 +312,7 @@ def search(
         raise fail(str(exc)) from exc
     if context.is_main:
         typer.echo(describe_schedule(config, result.schedule))
-        typer.echo(describe_costs(result.costs))
+        typer.echo(result.costs.summary_line())
         argmax = load_architecture(out / ARGMAX_NAME)
         typer.echo(f"argmax architecture: {argmax.arch}")
         typer.echo(f"predicted latency: {argmax.predicted_latency_ms:.3f} ms")
@@ -347,16 +347,6 @@ def describe_schedule(config: SearchConfig, schedule: ResolvedSchedule) -> str:
         f"settings: tau {config.initial_temperature:g} -> {schedule.final_temperature:.3f} over {config.epochs} "
         f"epochs, theta {schedule.theta_steps} steps ({schedule.theta_passes} pass(es) of its split an epoch) at "
         f"lr {schedule.theta_lr:.3g}, label smoothing {loss.label_smoothing:g}{unit}"
-    )
-
-
-def describe_costs(costs: LutCosts) -> str:
-    """One line: how the LUT's entries were added up (fbnet_core/lut_costs.py)."""
-    if not costs.overhead_once:
-        return f"LUT: sums of medians ({costs.raw_reason})"
-    return (
-        f"LUT: fixed invocation cost once per network, boundary share {costs.boundary_share:.2f} "
-        f"({costs.boundary_source})"
     )
 
 

@@ -205,8 +205,9 @@ def validate(
                 f"{device}: exporting and uploading {len(models)} networks and their blocks (once each)"
             )
             points = measure_and_compare(
-                client, device, models, timeout_s, poll_s, wait_with_progress, rounds, _announce_round(rounds)
-            )
+                client, device, models, timeout_s, poll_s, wait_with_progress, rounds, _announce_round(rounds),
+                on_costs=lambda costs: typer.echo(costs.summary_line()),
+            )  # fmt: skip
             if calibrate:
                 points = with_splits(points, fit_fraction, seed)
             report = build_report(points, calibrate)

@@ -11,13 +11,14 @@ space: it has no block-sum prediction and is measured only (a point for the trad
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from fbnet_core.arch import Architecture
 from fbnet_core.arch_draw import random_architectures
-from fbnet_core.boundary_fit import fit_boundary_share, fit_ops
+from fbnet_core.boundary_fit import fit_architectures, fit_boundary_share, fit_ops
 from fbnet_core.client import ProfilerClient
 from fbnet_core.fidelity import FidelitySummary, summarize
 from fbnet_core.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
@@ -217,28 +218,43 @@ def measure_and_compare(
     wait: Waiter = wait_for_entries,
     rounds: int = 1,
     on_round: Callable[[int], None] | None = None,
+    on_costs: Callable[[LutCosts], None] | None = None,
 ) -> list[ValidationPoint]:
     """Upload and queue whatever the device has not measured, wait for its agent, then compare.
 
     With `rounds` > 1 the whole networks are measured that many times in all, round after round, and each
     network's latency is the median of its rounds': a network's own run-to-run spread, not the LUT, is what
     limits the ranking on a noisy machine (docs/results/README.md, LUT fidelity). `wait` is how to wait for the agent (the CLI's
-    draws a progress bar), `on_round(r)` is told when round r >= 2 starts. Needs the admin token (uploading ops,
-    queueing jobs)."""
+    draws a progress bar), `on_round(r)` is told when round r >= 2 starts, `on_costs` the LUT's cost model once
+    it is known. Needs the admin token (uploading ops, queueing jobs)."""
     if rounds < 1:
         raise SearchClientError(f"rounds must be at least 1, got {rounds}")
-    spaces = {model.params for model in models if model.params is not None}
-    # The whole networks that fit the LUT's boundary share (fbnet_core/boundary_fit.py) are measured with the
-    # set, so the prediction judged is the one a search makes; they are never validation points.
-    ops = [*ops_to_measure(models), *(op for params in spaces for op in fit_ops(params))]
+    # The share of each op's boundary overhead a network does not pay (fbnet_core/boundary_fit.py) is fitted in
+    # the space most of the networks are in (the zoo's FBNet-C has a head of its own) and holds for the device:
+    # its four fit networks and their blocks are measured with the set, never as points of it.
+    spaces = Counter(model.params for model in models if model.params is not None)
+    fit_space = build_space(spaces.most_common(1)[0][0]) if spaces else None
+    fit_models = (
+        []
+        if fit_space is None
+        else [
+            ValidationModel(f"fit_{index}", "random", network, arch, fit_space.params)
+            for index, (arch, network) in enumerate(
+                zip(fit_architectures(), fit_ops(fit_space.params), strict=True)
+            )
+        ]
+    )
+    ops = ops_to_measure([*models, *fit_models])
     request_lut(client, device, ops)
     keys = [op.key for op in ops]
     missing = wait(client, device, keys, timeout_s, poll_s)
     if missing:
         raise ValidationTimeout(missing)
     costs = LutCosts.from_entries(client.get_lut(device, keys=keys).entries)
-    if len(spaces) == 1:
-        costs = fit_boundary_share(costs, build_space(next(iter(spaces))))
+    if fit_space is not None:
+        costs = fit_boundary_share(costs, fit_space)
+    if on_costs is not None:
+        on_costs(costs)
     if rounds == 1:
         return compare(models, costs)
     network_keys = [model.network.key for model in models]

@@ -152,3 +152,11 @@ def test_the_fit_networks_are_fixed_distinct_and_requested_with_the_space() -> N
 def test_a_share_outside_0_to_1_is_refused() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
         LutCosts.from_entries(space_entries()).with_boundary_share(1.5, "by hand")
+
+
+def test_a_lut_lacking_a_block_of_the_fit_networks_keeps_share_0_and_names_it() -> None:
+    entries = with_fit_networks(space_entries(), 0.6)
+    block = ops_for_architecture(fit_architectures()[0], SPACE)[1].key
+    del entries[block]
+    costs = fit_boundary_share(LutCosts.from_entries(entries), SPACE)
+    assert costs.boundary_share == 0.0 and f"(e.g. {block})" in costs.boundary_source
