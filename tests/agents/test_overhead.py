@@ -121,9 +121,24 @@ def write_conv_chain_onnx(path: Path, convs: int, channels: int = 8, size: int =
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, channels, size, size])],
         initializer=[weight],
     )
-    path.write_bytes(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
-    )
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+
+
+def three_convs_measured_and_their_network_us(tmp_path: Path, boundary_us_per_channel: float) -> tuple[dict, float]:
+    """Three Conv + Relu ops measured by the agent on the stand-in runtime (LUT entries as the server serves them),
+    and what the runtime takes for the whole network of the three."""
+    backend = OverheadMeasuringBackend(KnownCostRuntime(boundary_us_per_channel))
+    entries = {}
+    for index in range(3):
+        path = tmp_path / f"conv{index}.onnx"
+        sha256 = write_conv_onnx(path, channels=8, size=16, seed=index)
+        record = measure_op(backend, OpInput(f"conv{index}", path, sha256, {}), TimingPolicy())
+        overhead = record.runtime["extra"]["invocation_overhead"]
+        entries[f"conv{index}"] = {"median_us": statistics.median(record.samples_us), "invocation_overhead": overhead}
+    backend.close()
+    network = tmp_path / "network.onnx"
+    write_conv_chain_onnx(network, convs=3)
+    return entries, scripted_us(network, boundary_us_per_channel)
 
 
 def test_the_measured_fixed_cost_applied_predicts_a_network_of_known_time_exactly(tmp_path: Path) -> None:
@@ -132,24 +147,7 @@ def test_the_measured_fixed_cost_applied_predicts_a_network_of_known_time_exactl
     where the raw sum counts the fixed cost three times."""
     from fbnet_core.lut_costs import LutCosts
 
-    backend = OverheadMeasuringBackend(KnownCostRuntime(boundary_us_per_channel=0.0))
-    entries = {}
-    for index in range(3):
-        path = tmp_path / f"conv{index}.onnx"
-        sha256 = write_conv_onnx(path, channels=8, size=16, seed=index)
-        record = measure_op(backend, OpInput(f"conv{index}", path, sha256, {}), TimingPolicy())
-        overhead = record.runtime["extra"]["invocation_overhead"]
-        entries[f"conv{index}"] = {
-            "median_us": statistics.median(record.samples_us),
-            "invocation_overhead": overhead,
-        }
-    backend.close()
-    network = tmp_path / "network.onnx"
-    write_conv_chain_onnx(network, convs=3)
-    network_us = scripted_us(
-        network, boundary_us_per_channel=0.0
-    )  # what the device takes for the whole network
-
+    entries, network_us = three_convs_measured_and_their_network_us(tmp_path, boundary_us_per_channel=0.0)
     costs = LutCosts.from_entries(entries)
     keys = list(entries)
     predicted_us = sum(costs.in_network_us(key) for key in keys) + costs.network_once_us(keys[0], keys[-1])
@@ -158,37 +156,19 @@ def test_the_measured_fixed_cost_applied_predicts_a_network_of_known_time_exactl
     assert raw_us == pytest.approx(network_us + 2 * FIXED_US)
 
 
-def test_a_network_that_converts_only_at_its_edges_fits_share_1_and_is_predicted_exactly(
-    tmp_path: Path,
-) -> None:
+def test_a_network_that_converts_only_at_its_edges_fits_share_1_and_is_predicted_exactly(tmp_path: Path) -> None:
     """The stand-in runtime converts layouts only at a graph's edges, so a network of three ops pays none of its
     ops' inner boundaries: measured by the agent, the boundary share fitted from the whole network is 1 and the
     prediction matches the network to the microsecond, where the fixed cost alone over-predicts it."""
     from fbnet_core.boundary_fit import least_squares_share, network_terms
     from fbnet_core.lut_costs import LutCosts
 
-    backend = OverheadMeasuringBackend(KnownCostRuntime())
-    entries = {}
-    for index in range(3):
-        path = tmp_path / f"conv{index}.onnx"
-        sha256 = write_conv_onnx(path, channels=8, size=16, seed=index)
-        record = measure_op(backend, OpInput(f"conv{index}", path, sha256, {}), TimingPolicy())
-        overhead = record.runtime["extra"]["invocation_overhead"]
-        entries[f"conv{index}"] = {
-            "median_us": statistics.median(record.samples_us),
-            "invocation_overhead": overhead,
-        }
-    backend.close()
-    network = tmp_path / "network.onnx"
-    write_conv_chain_onnx(network, convs=3)
-    network_us = scripted_us(network)
-
+    entries, network_us = three_convs_measured_and_their_network_us(tmp_path, BOUNDARY_US_PER_CHANNEL)
     costs = LutCosts.from_entries(entries)
     keys = list(entries)
     terms = network_terms(costs, keys, network_us)
-    assert terms.fixed_only_us == pytest.approx(
-        network_us + 2 * 2 * BOUNDARY_US_PER_CHANNEL * 8
-    )  # 2 inner edges
+    inner_edges_us = 2 * (2 * BOUNDARY_US_PER_CHANNEL * 8)  # two edges between ops, each converting in and out
+    assert terms.fixed_only_us == pytest.approx(network_us + inner_edges_us)
     share = least_squares_share([terms])
     assert share == pytest.approx(1.0)
     fitted = costs.with_boundary_share(share, "fitted on the network")
@@ -210,9 +190,7 @@ def test_the_op_side_shares_follow_its_input_and_output_shapes(tmp_path: Path) -
         initializer=[weight],
     )
     path = tmp_path / "widen.onnx"
-    path.write_bytes(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
-    )
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     assert io_shapes(path) == ((1, 8, 4, 4), (1, 16, 4, 4))
     import hashlib
 
