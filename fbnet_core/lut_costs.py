@@ -16,7 +16,7 @@ device. A network's prediction is
 
 which counts the fixed cost once per network and the network's own two edges once. With share 0 (no fit yet)
 only the fixed cost is taken out: at 224 px that is within about 2 % of whole networks on this project's CPU, at
-16 px it over-predicts them by a third, where the boundary work is a quarter of a small block's time.
+16 px it over-predicts them by 12 - 33 %, where the boundary work is a quarter of a small block's time.
 
 Where some entry has no fixed cost (an agent that does not measure it, a LUT from an older agent), every
 prediction is the raw sum of medians, so that two networks are never predicted under different models. The raw

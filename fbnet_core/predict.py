@@ -2,8 +2,8 @@
 
 The stem, head and pool + classifier are included; identity skips cost 0 (they are not ops). With the entries'
 invocation overheads (lut_costs.py) each op counts its median less the overhead a network does not pay and the
-network pays its own once; without them the prediction is the plain sum the paper's latency term assumes. How well either holds on a device is
-measured, not assumed (docs/models.md and docs/validation.md). The search's latency tensor
+network pays its own once; without them the prediction is the plain sum the paper's latency term assumes. How
+well either holds on a device is measured, not assumed (docs/models.md and docs/validation.md). The search's latency tensor
 (search_client/lut/latency.py) holds the same entries for its differentiable term; every latency reported for one
 architecture is this prediction.
 """
