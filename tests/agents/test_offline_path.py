@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fbnet_core.keys import ops_for_space
+from fbnet_core.boundary_fit import lut_ops
 from fbnet_core.space import fbnet_space
 from tests.cli_process import assert_one_line_error, run
 
@@ -37,7 +37,7 @@ def test_export_profile_upload_to_a_fresh_server_pull_and_search(backend, live_s
     _, results = measured
     env = {"PROFILER_STATE_DIR": str(tmp_path / "state"), "PROFILER_ENROLL_TOKEN": server.enroll_token,
            "PROFILER_ADMIN_TOKEN": server.admin_token}
-    needed = len(ops_for_space(SPACE))
+    needed = len(lut_ops(SPACE))  # the space's ops and the whole networks that fit the boundary share
 
     uploaded = run("device-agent", "upload", str(results), "--server", server.url, "--name", "lab-cpu", env=env)
     assert uploaded.returncode == 0, uploaded.stderr
@@ -52,7 +52,7 @@ def test_export_profile_upload_to_a_fresh_server_pull_and_search(backend, live_s
                  "--cache-dir", str(tmp_path / "cache"), env=env)
     assert pulled.returncode == 0, pulled.stderr
     entries = json.loads(lut.read_text())["entries"]
-    assert sorted(entries) == sorted(op.key for op in ops_for_space(SPACE))
+    assert sorted(entries) == sorted(op.key for op in lut_ops(SPACE))
     # The measurements are this host's, stored without the path of the ops.jsonl they came from.
     some = server.client(server.admin_token).get_measurement(next(iter(entries.values()))["result_id"])
     assert some["runtime"]["runtime"] == "onnxruntime" and "ops_manifest" not in some["runtime"]["extra"]
@@ -62,6 +62,7 @@ def test_export_profile_upload_to_a_fresh_server_pull_and_search(backend, live_s
                    "--samples", "0", "--threads", "1", "--out", str(tmp_path / "search"), env=env, timeout=900)
     assert searched.returncode == 0, searched.stderr
     assert "argmax architecture:" in searched.stdout
+    assert "LUT: sums of medians (" in searched.stdout  # profiled with --no-invocation-overhead: raw sums, said so
 
 
 def test_upload_without_the_admin_token_says_what_to_set(live_server, measured, tmp_path, unique_name):
