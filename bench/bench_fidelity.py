@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
+from live_stack import Stack, add_agent_arguments, agent_arguments, exit_on_sigterm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fbnet_core.fidelity import summarize  # noqa: E402
@@ -104,13 +104,7 @@ def main() -> None:
         "--rounds", type=int, default=1,
         help="dnas validate --rounds: whole networks measured this many times, round after round (medians)",
     )  # fmt: skip
-    parser.add_argument("--agent-cpu", type=int, default=0, help="the CPU the agent measures on")
-    parser.add_argument("--server-cpu", type=int, default=1, help="server and exporter CPU")
-    parser.add_argument(
-        "--agent-realtime-priority", type=int, default=1,
-        help="the agent measures under SCHED_FIFO at this priority (0: the OS default policy); on a shared "
-             "machine other users' jobs otherwise preempt most timed runs (docs/validation.md)",
-    )  # fmt: skip
+    add_agent_arguments(parser)
     parser.add_argument(
         "--noise-floor", action=argparse.BooleanOptionalAction, default=True,
         help="measure the whole networks a second time and print how well the first measurement predicts it",
@@ -118,10 +112,6 @@ def main() -> None:
     parser.add_argument(
         "--speed-reference", default="fbnet_a",
         help="zoo model the agent times every run against (device-agent --speed-reference; 'none': off)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--agent-timing", default="",
-        help="extra timing options for the agent, e.g. '--max-s 2 --target-ci 0.005' (default: the agent's own)",
     )  # fmt: skip
     parser.add_argument(
         "--precision", choices=("fp32", "int8"), default="fp32",
@@ -143,11 +133,7 @@ def main() -> None:
     started = time.perf_counter()
     try:
         stack.start_server()
-        agent_args = [
-            "--backend", args.backend,
-            "--realtime-priority", str(args.agent_realtime_priority), "--precision", args.precision,
-            *args.agent_timing.split(),
-        ]  # fmt: skip
+        agent_args = ["--backend", args.backend, "--precision", args.precision, *agent_arguments(args)]
         if args.speed_reference != "none":
             reference = workdir / f"{args.speed_reference}.onnx"
             stack.dnas(

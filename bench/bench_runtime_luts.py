@@ -54,7 +54,7 @@ from scipy.stats import kendalltau, rankdata
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_stack import Stack, exit_on_sigterm  # noqa: E402  (bench/ is not a package)
+from live_stack import Stack, add_agent_arguments, agent_arguments, exit_on_sigterm  # noqa: E402
 from shared_machine import timing_lock  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -248,10 +248,7 @@ def progress_waiter(agent: subprocess.Popen[bytes], log: Path, label: str) -> Wa
 
 def measure_runtime(stack: Stack, runtime: Runtime, keys: list[str], args: argparse.Namespace) -> RuntimeRun:
     """One agent of `runtime` measures every key twice; only queueing and measuring are timed."""
-    agent_args = [
-        "--backend", runtime.backend, "--realtime-priority", str(args.agent_realtime_priority),
-        *args.agent_timing.split(),
-    ]  # fmt: skip
+    agent_args = ["--backend", runtime.backend, *agent_arguments(args)]
     # Started and registered before the clock starts: the runtime's import and start-up are not the LUT's time.
     agent = stack.start_agent(runtime.device, threads=1, cpus=str(args.agent_cpu), agent_args=agent_args)
     log = stack.workdir / f"agent-{runtime.device}.log"
@@ -410,17 +407,7 @@ def parse_args() -> argparse.Namespace:
         "--layers", default=None,
         help="only these layers' candidates (comma-separated indices; no stem, head or pool+fc); default: every op",
     )  # fmt: skip
-    parser.add_argument("--agent-cpu", type=int, default=0, help="the CPU the agents measure on")
-    parser.add_argument("--server-cpu", type=int, default=1, help="the server's CPU")
-    parser.add_argument(
-        "--agent-realtime-priority", type=int, default=1,
-        help="the agents measure under SCHED_FIFO at this priority (0: the OS default policy), as in "
-             "bench_fidelity.py: on a shared machine other jobs otherwise preempt timed runs",
-    )  # fmt: skip
-    parser.add_argument(
-        "--agent-timing", default="",
-        help="extra timing options for the agents, e.g. '--max-s 2 --target-ci 0.005' (default: the agent's own)",
-    )  # fmt: skip
+    add_agent_arguments(parser)
     parser.add_argument(
         "--timing-lock",
         type=Path,

@@ -8,6 +8,7 @@ to the CPUs they measure on.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import socket
@@ -37,6 +38,27 @@ def _free_port() -> int:
 def exit_on_sigterm() -> None:
     """SIGTERM ends the benchmark through its `finally` blocks, so no server or agent outlives it."""
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
+
+
+def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every bench that starts a Stack and an agent takes: where the agent and the server run, the
+    agent's scheduling and its extra timing options."""
+    parser.add_argument("--agent-cpu", type=int, default=0, help="the CPU the agent measures on")
+    parser.add_argument("--server-cpu", type=int, default=1, help="the server's (and exporter's) CPU")
+    parser.add_argument(
+        "--agent-realtime-priority", type=int, default=1,
+        help="the agent measures under SCHED_FIFO at this priority (0: the OS default policy); on a shared "
+             "machine other users' jobs otherwise preempt most timed runs (docs/validation.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--agent-timing", default="",
+        help="extra timing options for the agent, e.g. '--max-s 2 --target-ci 0.005' (default: the agent's own)",
+    )  # fmt: skip
+
+
+def agent_arguments(args: argparse.Namespace) -> list[str]:
+    """`device-agent run` options from add_agent_arguments' values (the CPU goes to Stack.start_agent)."""
+    return ["--realtime-priority", str(args.agent_realtime_priority), *args.agent_timing.split()]
 
 
 def pinned(cpus: Sequence[int]) -> list[str]:
