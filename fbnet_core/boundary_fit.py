@@ -20,11 +20,13 @@ from fbnet_core.arch import Architecture
 from fbnet_core.arch_draw import random_architectures
 from fbnet_core.keys import Op, make_op, network_spec, ops_for_architecture, ops_for_space
 from fbnet_core.lut_costs import LutCosts
+from fbnet_core.predict import network_latency_us
 from fbnet_core.space import SearchSpace, SpaceParams
 
 FIT_SEED = 7919  # the fit networks' own draw, apart from `dnas validate --seed`'s
 FIT_UNIFORM = 2
 FIT_SKEWED = 1  # toward cheap blocks, and as many toward expensive ones
+FIT_NETWORKS = FIT_UNIFORM + 2 * FIT_SKEWED
 
 
 def fit_architectures() -> list[Architecture]:
@@ -68,11 +70,7 @@ def least_squares_share(networks: list[FitNetworkTerms]) -> float:
 
 def network_terms(costs: LutCosts, keys: list[str], measured_us: float) -> FitNetworkTerms:
     """The terms of a network running the ops `keys` in order, measured whole at `measured_us`."""
-    costs.check_has(keys)
-    fixed_only = costs.with_boundary_share(0.0, "the fit's baseline")
-    fixed_only_us = sum(fixed_only.in_network_us(key) for key in keys) + fixed_only.network_once_us(
-        keys[0], keys[-1]
-    )
+    fixed_only_us = network_latency_us(costs.with_boundary_share(0.0, "the fit's baseline"), keys)
     boundary_us = sum(costs.boundary_beyond_fixed_us(key) for key in keys)
     boundary_us -= costs.edges_beyond_fixed_us(keys[0], keys[-1])
     return FitNetworkTerms(fixed_only_us, boundary_us, measured_us)
@@ -84,7 +82,7 @@ def fit_boundary_share(costs: LutCosts, space: SearchSpace) -> LutCosts:
     if not costs.overhead_once:
         return costs
     architectures = fit_architectures()
-    keys = [make_op(network_spec(arch, space.params)).key for arch in architectures]
+    keys = [op.key for op in fit_ops(space.params)]
     op_keys = [[op.key for op in ops_for_architecture(arch, space)] for arch in architectures]
     missing = [key for key in keys if key not in costs.median_us]
     if missing:

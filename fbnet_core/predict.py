@@ -10,7 +10,7 @@ architecture is this prediction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from fbnet_core.arch import Architecture
 from fbnet_core.keys import ops_for_architecture
@@ -28,8 +28,11 @@ def latency_breakdown_us(
     return [(key, costs.in_network_us(key)) for key in keys]
 
 
+def network_latency_us(costs: LutCosts, keys: Sequence[str]) -> float:
+    """A network running the ops `keys` in order: what each adds inside it, plus what it pays once."""
+    costs.check_has(keys)
+    return sum(costs.in_network_us(key) for key in keys) + costs.network_once_us(keys[0], keys[-1])
+
+
 def predict_latency_us(lut: Mapping[str, float] | LutCosts, arch: Architecture, space: SearchSpace) -> float:
-    costs = as_lut_costs(lut)
-    breakdown = latency_breakdown_us(costs, arch, space)
-    once_us = costs.network_once_us(breakdown[0][0], breakdown[-1][0])
-    return sum(latency_us for _, latency_us in breakdown) + once_us
+    return network_latency_us(as_lut_costs(lut), [op.key for op in ops_for_architecture(arch, space)])

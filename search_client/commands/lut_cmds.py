@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from fbnet_core.boundary_fit import fit_ops, lut_ops
+from fbnet_core.boundary_fit import FIT_NETWORKS, lut_ops
 from fbnet_core.client import ProfilerClient, ProfilerError
 from fbnet_core.dev_tokens import read_dev_tokens
 from fbnet_core.errors import FbnetLutError
@@ -128,8 +128,8 @@ def request(
             report = request_lut(client, device, ops, model_format)
             compiled = f" ({report.compiled} compiled to .{report.model_format})" if report.compiled else ""
             typer.echo(
-                f"{device}: space {name}: {report.needed} entries needed ({len(ops) - len(fit_ops(params))} ops and "
-                f"{len(fit_ops(params))} whole networks that fit the boundary share), {len(report.missing)} missing; "
+                f"{device}: space {name}: {report.needed} entries needed ({len(ops) - FIT_NETWORKS} ops and "
+                f"{FIT_NETWORKS} whole networks that fit the boundary share), {len(report.missing)} missing; "
                 f"uploaded {len(report.uploaded)} ops{compiled}, queued {report.queued} jobs "
                 f"({report.already_queued} already queued)"
             )

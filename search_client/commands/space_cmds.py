@@ -13,7 +13,7 @@ from rich.progress import track
 from rich.table import Table
 
 from fbnet_core.blocks import CANDIDATES
-from fbnet_core.boundary_fit import FIT_SKEWED, FIT_UNIFORM, lut_ops
+from fbnet_core.boundary_fit import FIT_NETWORKS, lut_ops
 from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.ops_manifest import OPS_MANIFEST_NAME, ManifestEntry, write_manifest
@@ -164,7 +164,7 @@ def space(
         f"{summary['layers']} layers, {summary['layer_signatures']} distinct layer signatures x {len(CANDIDATES)} candidates = "
         f"{summary['candidate_entries']} entries, of which {summary['identity_skips']} identity skips are free: "
         f"{summary['block_ops']} block ops + {summary['fixed_ops']} fixed ops = {summary['ops']} ops to measure; "
-        f"`dnas lut request` adds {FIT_UNIFORM + 2 * FIT_SKEWED} whole networks that fit how much of each op's "
+        f"`dnas lut request` adds {FIT_NETWORKS} whole networks that fit how much of each op's "
         "boundary overhead a network pays"
     )
 
