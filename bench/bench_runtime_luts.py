@@ -63,7 +63,7 @@ from fbnet_core.errors import FbnetLutError  # noqa: E402
 from fbnet_core.keys import Op, candidate_ops, ops_for_space  # noqa: E402
 from fbnet_core.model_formats import FORMAT_SUFFIX, ModelFormat, header_problem  # noqa: E402
 from fbnet_core.space import SearchSpace, fbnet_space  # noqa: E402
-from search_client.lut.client import Waiter, missing_keys  # noqa: E402
+from search_client.lut.client import Waiter, missing_keys, wait_for_entries  # noqa: E402
 from search_client.space.compile import compile_ops  # noqa: E402
 from search_client.validation.validate import ValidationTimeout, measure_rounds  # noqa: E402
 
@@ -224,24 +224,26 @@ def progress_waiter(agent: subprocess.Popen[bytes], log: Path, label: str) -> Wa
         *,
         stale: Mapping[str, str] | None = None,
     ) -> list[str]:
-        deadline = time.monotonic() + timeout_s
         with tqdm(total=len(keys), desc=label, unit="op", file=sys.stderr) as bar:
-            while True:
-                # The queue first, then the LUT: a result posted between the two reads is then seen as measured,
-                # never as an op left without a task.
-                coverage = client.get_device(device).coverage
-                missing = missing_keys(client, device, keys, stale)
-                bar.update(len(keys) - len(missing) - bar.n)
-                if not missing or time.monotonic() >= deadline:
-                    return missing
+
+            def check(done: int, total: int) -> None:
+                bar.update(done - bar.n)
+                if done == total:
+                    return
                 if agent.poll() is not None:
                     raise SystemExit(f"{device}: the agent exited with code {agent.returncode}; see {log}")
+                coverage = client.get_device(device).coverage
                 if coverage.queued == 0 and coverage.leased == 0:
-                    raise SystemExit(
-                        f"{device}: {len(missing)} ops left unmeasured with nothing queued (failed on this "
-                        f"runtime? {', '.join(missing[:3])}...); see {log}"
-                    )
-                time.sleep(poll_s)
+                    # Read again after the queue: a result posted since the LUT was read is not an op left
+                    # without a task.
+                    missing = missing_keys(client, device, keys, stale)
+                    if missing:
+                        raise SystemExit(
+                            f"{device}: {len(missing)} ops left unmeasured with nothing queued (failed on this "
+                            f"runtime? {', '.join(missing[:3])}...); see {log}"
+                        )
+
+            return wait_for_entries(client, device, keys, timeout_s, poll_s, on_progress=check, stale=stale)
 
     return wait
 
