@@ -13,7 +13,8 @@ latency-aware search ends in. Below 100 px the space is the small-input one (--w
                                              [--width 1.0] [--head-channels 1984] [--num-classes 1000]
                                              [--agent-realtime-priority 1] [--speed-reference fbnet_a|none]
                                              [--agent-timing OPTIONS] [--precision fp32|int8]
-                                             [--backend onnxruntime|executorch|litert] [--out DIR]
+                                             [--backend onnxruntime|executorch|litert]
+                                             [--timing-lock /tmp/timing.lock] [--out DIR]
 
 Prints the figures against the goals (MAPE <= 5 %, >= 95 % within +-10 %, Kendall tau >= 0.9) for the LUT's
 prediction (the runtime's per-invocation overhead counted once per network, as the agent measures it by default),
@@ -21,6 +22,10 @@ per kind of network, for the raw sum of medians beside it, and for the calibrate
 writes validation.json, scatter.png and the LUT (lut.json) to --out. Then
 (--noise-floor, the default) the agent measures the whole networks a second time, and the first measurement is
 scored as a prediction of the second with the same metrics: the floor under any LUT's figures on this machine.
+
+`--timing-lock` holds an flock on that file from the moment every op and network is compiled and queued until the
+last re-measurement: compiling (tens of minutes for .pte and .tflite networks at 224) runs outside it, and the
+agent starts measuring only once the lock is held, so no other timing job that takes the lock runs beside it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from live_stack import Stack, add_agent_arguments, agent_arguments, exit_on_sigterm  # noqa: E402
+from shared_machine import timing_lock  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fbnet_core.fidelity import summarize  # noqa: E402
@@ -47,6 +54,9 @@ from search_client.validation.validate import measure_rounds  # noqa: E402
 # backend's runtime (ONNX, ExecuTorch .pte, LiteRT .tflite) by `dnas validate`, as for any device of that format.
 DEVICES = {"onnxruntime": "cpu-ort-t1", "executorch": "cpu-et-t1", "litert": "cpu-litert-t1"}
 REMEASURE_TIMEOUT_S = 600.0
+QUEUE_POLL_S = 2.0  # how often the bench looks whether `dnas validate` has queued its ops yet
+# `dnas validate --timeout-s` with --timing-lock: the agent may wait for the lock for as long as another job holds it.
+LOCKED_VALIDATE_TIMEOUT_S = 4 * 3600.0
 GOAL_MAPE_PCT = 5.0
 GOAL_WITHIN_10_PCT = 95.0
 GOAL_KENDALL_TAU = 0.9
@@ -60,6 +70,15 @@ def _verdict(summary: dict[str, float | None]) -> str:
         ("Kendall tau", "n/a" if tau is None else f"{tau:.3f}", tau is not None and tau >= GOAL_KENDALL_TAU),
     ]
     return ", ".join(f"{name} {value} ({'meets' if ok else 'misses'} goal)" for name, value, ok in checks)
+
+
+def wait_until_queued(stack: Stack, device: str, validate: subprocess.Popen[bytes]) -> None:
+    """Return once `dnas validate` has compiled its ops and queued them on `device` (its agent not yet running)."""
+    with stack.admin() as admin:
+        while admin.get_device(device).coverage.queued == 0:
+            if validate.poll() is not None:
+                raise SystemExit(f"dnas validate exited with code {validate.returncode} before queueing its ops")
+            time.sleep(QUEUE_POLL_S)
 
 
 def remeasure_networks(stack: Stack, device: str, keys: list[str], rounds: int) -> dict[str, float]:
@@ -122,6 +141,10 @@ def main() -> None:
         help="the agent's runtime; ExecuTorch and LiteRT measure files compiled for them (LiteRT needs the "
              "converter: scripts/setup-litert-converter.sh)",
     )  # fmt: skip
+    parser.add_argument(
+        "--timing-lock", type=Path, default=None,
+        help="hold an flock on this file while the agent measures (compiling runs outside it)",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
@@ -140,25 +163,35 @@ def main() -> None:
                 "export", "--model", args.speed_reference, "-o", str(reference), cpus=(args.server_cpu,)
             )
             agent_args += ["--speed-reference", str(reference)]
-        stack.start_agent(device, threads=1, cpus=str(args.agent_cpu), agent_args=agent_args)
+        # Registered first, by an agent that measures nothing yet (its queue is empty): `dnas validate` compiles for
+        # the device's format, and the measuring agent starts only when the timing lock is held.
+        with timing_lock(args.timing_lock):  # a speed reference calibrates at the agent's first start
+            stack.drain(device, ["--threads", "1", "--cpu-affinity", str(args.agent_cpu), *agent_args])
         out = workdir / "validation"
-        stack.dnas(
+        validate = stack.dnas_in_background(
             "validate", "--server", stack.url, "--device", device, "--n", str(args.n),
             "--skewed", str(args.skewed), "--resolution", str(args.resolution), "--width", str(args.width),
             "--head-channels", str(args.head_channels), "--num-classes", str(args.num_classes),
             "--seed", str(args.seed), "--rounds", str(args.rounds),
             "--calibrate", "--out", str(out),
+            *(["--timeout-s", str(LOCKED_VALIDATE_TIMEOUT_S)] if args.timing_lock else []),
             cpus=(args.server_cpu,),
         )  # fmt: skip
-        document = read_validation_file(out / VALIDATION_FILE_NAME)
-        with stack.admin() as admin:
-            lut_entries = admin.get_lut(device).entries
-        predicted = [point for point in document["points"] if point["predicted_us"] is not None]
-        second_us = (
-            remeasure_networks(stack, device, [point["key"] for point in predicted], args.rounds)
-            if args.noise_floor
-            else None
-        )
+        wait_until_queued(stack, device, validate)
+        with timing_lock(args.timing_lock):
+            agent = stack.start_agent(device, threads=1, cpus=str(args.agent_cpu), agent_args=agent_args)
+            if validate.wait() != 0:
+                raise SystemExit(f"dnas validate failed with exit code {validate.returncode}")
+            document = read_validation_file(out / VALIDATION_FILE_NAME)
+            with stack.admin() as admin:
+                lut_entries = admin.get_lut(device).entries
+            predicted = [point for point in document["points"] if point["predicted_us"] is not None]
+            second_us = (
+                remeasure_networks(stack, device, [point["key"] for point in predicted], args.rounds)
+                if args.noise_floor
+                else None
+            )
+            stack.stop(agent)
     finally:
         stack.close()
     elapsed_s = time.perf_counter() - started

@@ -5,13 +5,17 @@ Two emulated devices on this CPU give two distinct LUTs (--pair): `threads` = on
 costs differently; `runtimes` = onnxruntime vs PyTorch eager (`cpu-torch-t1`), both 1 thread on CPU 0, whose
 per-op overheads and kernels differ; `optimization` = onnxruntime with all graph optimisations (`cpu-ort-t1`) and
 with none (`cpu-ort-t1-noopt`: BatchNorm and ReLU run as their own nodes), both 1 thread on CPU 0, so each device
-has a core to itself while it measures; `precision` = onnxruntime fp32 (`cpu-ort-t1`) and int8 (`cpu-ort-t1-int8`:
+has a core to itself while it measures; `executorch` = onnxruntime (`cpu-ort-t1`) and ExecuTorch with the XNNPACK
+delegate (`cpu-et-t1`: every op and network compiled to a .pte program), both 1 thread on CPU 0, the runtimes a
+network ships on to a PC and to a phone; `precision` = onnxruntime fp32 (`cpu-ort-t1`) and int8 (`cpu-ort-t1-int8`:
 each op statically quantised by the agent, device_agents/quantize.py), both 1 thread on CPU 0, whose kernels
 differ most (grouped convolutions 1.5-3x dearer in int8, wide expansions cheaper). End to end, nothing mocked:
 
 1. A real `profiler-server serve --dev` (SQLite, temp folder); both devices register through real
-   `device-agent run` processes; the search space's ops are uploaded and queued for both (search_client
-   .lut_client), and each agent drains its queue alone (`--once`), never both at the same time.
+   `device-agent run` processes; the search space's ops and the whole networks that fit the LUT's boundary share
+   (what `dnas lut request` queues) are uploaded, compiled for each device's format, and queued for both
+   (search_client.lut.client), and each agent drains its queue alone (`--once`), never both at the same time.
+   Each device's LUT is then read as `dnas search` reads it (fbnet_core/lut_costs.py, boundary_fit.py).
 2. One DNAS search per device (search_client.search.loop.loop.run_search, digits, identical settings and seed; only the
    LUT differs), each device's argmax architecture kept. The default loss is the additive CE + lambda * LAT with
    lambda = --latency-weight / (the device's expected latency under uniform theta): the same *relative* latency
@@ -22,8 +26,8 @@ differ most (grouped convolutions 1.5-3x dearer in int8, wide expansions cheaper
    measured by both agents in --network-rounds rounds (each network's median); each is trained from scratch
    with the same recipe for its digits top-1.
 
-    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes|optimization|precision] [--resolution 16]
-        [--search-epochs 8] [--train-epochs 8] [--network-rounds 5] [--out DIR]
+    .venv/bin/python bench/bench_rq5.py [--pair threads|runtimes|optimization|executorch|precision] [--resolution 16]
+        [--search-epochs 8] [--train-epochs 8] [--network-rounds 5] [--raw-lut] [--out DIR]
 
 Prints the 2 x 2 table of measured latencies and, per device, the ratio (other device's architecture / own
 architecture; > 1 means the own one is faster, the paper's iPhone X figure is 1.4x); writes rq5.json,
@@ -41,6 +45,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -50,8 +55,10 @@ from shared_machine import low_priority, timing_lock  # noqa: E402
 
 from fbnet_core.arch import Architecture  # noqa: E402
 from fbnet_core.blocks import CANDIDATES  # noqa: E402
+from fbnet_core.boundary_fit import fit_boundary_share, lut_ops  # noqa: E402
 from fbnet_core.client import ProfilerClient  # noqa: E402
-from fbnet_core.keys import Op, make_op, network_spec, ops_for_space  # noqa: E402
+from fbnet_core.keys import Op, make_op, network_spec  # noqa: E402
+from fbnet_core.lut_costs import LutCosts  # noqa: E402
 from fbnet_core.predict import predict_latency_us  # noqa: E402
 from fbnet_core.space import SearchSpace  # noqa: E402
 from search_client.lut.client import Waiter, missing_keys, request_lut  # noqa: E402
@@ -61,7 +68,7 @@ from search_client.search.loss import LossConfig  # noqa: E402
 from search_client.search.train import TrainConfig, train_architecture  # noqa: E402
 from search_client.space.zoo import get_model  # noqa: E402
 from search_client.validation.tradeoff import TradeoffPoint, plot_architecture, plot_tradeoff, write_points  # noqa: E402
-from search_client.validation.validate import measure_rounds, medians_us  # noqa: E402
+from search_client.validation.validate import measure_rounds  # noqa: E402
 
 # Two emulated devices on this CPU, per --pair: name -> `device-agent run` arguments.
 PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -76,8 +83,17 @@ PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
     "optimization": {
         "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
         "cpu-ort-t1-noopt": (
-            "--threads", "1", "--cpu-affinity", "0", "--graph-optimization", "ORT_DISABLE_ALL",
+            "--threads",
+            "1",
+            "--cpu-affinity",
+            "0",
+            "--graph-optimization",
+            "ORT_DISABLE_ALL",
         ),
+    },
+    "executorch": {
+        "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
+        "cpu-et-t1": ("--backend", "executorch", "--threads", "1", "--cpu-affinity", "0"),
     },
     "precision": {
         "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
@@ -94,8 +110,8 @@ def measure(
     devices: dict[str, tuple[str, ...]],
     ops: list[Op],
     lock: Path | None,
-) -> dict[str, dict[str, float]]:
-    """Queue `ops` on every device, let each device's agent drain its queue alone; device -> key -> median us."""
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Queue `ops` on every device, let each device's agent drain its queue alone; device -> key -> LUT entry."""
     for device in devices:
         request_lut(admin, device, ops)
     for device, agent_args in devices.items():
@@ -110,7 +126,7 @@ def measure(
             raise SystemExit(
                 f"{device}: {len(lut.missing)} ops not measured (see agent-{device}.log): {lut.missing}"
             )
-    return {device: medians_us(lut.entries) for device, lut in luts.items()}
+    return {device: dict(lut.entries) for device, lut in luts.items()}
 
 
 def measure_in_rounds(
@@ -139,12 +155,22 @@ def measure_in_rounds(
         return wait
 
     return {
-        device: measure_rounds(admin, device, keys, rounds - 1, timeout_s=0.0, wait=drained(agent_args))  # no polling
+        device: measure_rounds(
+            admin, device, keys, rounds - 1, timeout_s=0.0, wait=drained(agent_args)
+        )  # no polling
         for device, agent_args in devices.items()
     }
 
 
-def device_loss(args: argparse.Namespace, lut: dict[str, float], space: SearchSpace) -> LossConfig:
+def device_costs(entries: Mapping[str, Mapping[str, Any]], space: SearchSpace, raw: bool) -> LutCosts:
+    """The device's LUT as `dnas search` reads it: each op's invocation overhead counted once per network where
+    the agent measured it, with the boundary share fitted on the LUT's whole networks (fbnet_core/boundary_fit.py);
+    with `raw`, sums of medians (`dnas search --raw-lut`)."""
+    costs = LutCosts.from_entries(entries)
+    return costs.raw() if raw else fit_boundary_share(costs, space)
+
+
+def device_loss(args: argparse.Namespace, lut: LutCosts, space: SearchSpace) -> LossConfig:
     """The search loss for one device: the additive form scaled to the device's own latency (see the docstring)."""
     if args.aware_loss == "multiplicative":
         return LossConfig(latency_unit_ms=args.latency_unit_ms)
@@ -154,9 +180,7 @@ def device_loss(args: argparse.Namespace, lut: dict[str, float], space: SearchSp
     return LossConfig("additive", lambda_per_ms=args.latency_weight / uniform_ms)
 
 
-def search(
-    config: SearchConfig, lut: dict[str, float], folder: Path
-) -> tuple[Architecture, SearchSpace, float]:
+def search(config: SearchConfig, lut: LutCosts, folder: Path) -> tuple[Architecture, SearchSpace, float]:
     started = time.perf_counter()
 
     def show(record: EpochRecord) -> None:
@@ -193,6 +217,10 @@ def main() -> None:
         help="additive loss: lambda_per_ms = this / the device's uniform-theta latency (ms)",
     )
     parser.add_argument("--latency-unit-ms", type=float, default=0.01, help="LAT's unit in the paper's loss")
+    parser.add_argument(
+        "--raw-lut", action="store_true",
+        help="search and predict with sums of medians, as `dnas search --raw-lut` (no overhead taken out)",
+    )  # fmt: skip
     parser.add_argument("--torch-threads", type=int, default=1, help="torch threads for search and training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -227,11 +255,16 @@ def main() -> None:
         with stack.admin() as admin:
             for device, agent_args in devices.items():
                 stack.drain(device, agent_args)  # registers it; its queue is still empty
-            luts = measure(stack, admin, devices, ops_for_space(space), args.timing_lock)
+            luts = {
+                device: device_costs(entries, space, args.raw_lut)
+                for device, entries in measure(
+                    stack, admin, devices, lut_ops(space), args.timing_lock
+                ).items()
+            }
             searched: dict[str, Architecture] = {}
             for device in devices:
                 loss = device_loss(args, luts[device], space)
-                print(f"{device}: {loss}")
+                print(f"{device}: {loss}; {luts[device].summary_line()}")
                 device_config = dataclasses.replace(config, loss=loss)
                 with low_priority():
                     arch, searched_space, search_s = search(
@@ -294,7 +327,9 @@ def main() -> None:
         if args.network_rounds > 1:
             wins = sum(
                 foreign_ms > own_ms
-                for own_ms, foreign_ms in zip(round_ms[(own, device)], round_ms[(foreign, device)], strict=True)
+                for own_ms, foreign_ms in zip(
+                    round_ms[(own, device)], round_ms[(foreign, device)], strict=True
+                )
             )
             print(f"  own faster in {wins} of {args.network_rounds} rounds")
     if searched[first] == searched[second]:
@@ -319,6 +354,7 @@ def main() -> None:
         "predicted_ms": {f"{name}@{device}": value for (name, device), value in predicted_ms.items()},
         "top1_pct": top1_pct,
         "ratio_other_over_own": ratios,
+        "lut_costs": {device: costs.describe() for device, costs in luts.items()},
     }
     (out / "rq5.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"wrote {out / 'rq5.json'}, tradeoff_points.json, tradeoff.png, arch_*.png")

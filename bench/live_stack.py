@@ -153,6 +153,14 @@ class Stack:
             raise SystemExit(f"dnas {' '.join(args[:1])} failed with exit code {result.returncode}")
         return result
 
+    def dnas_in_background(self, *args: str, cpus: Sequence[int] | None = None) -> subprocess.Popen[bytes]:
+        """Start `dnas ARGS` (pinned to `cpus` if given), its output streaming to the terminal; stopped on close."""
+        prefix = pinned(cpus) if cpus else []
+        command = [*prefix, sys.executable, "-c", "from search_client.commands.cli import main; main()", *args]
+        process = subprocess.Popen(command, env=self.env)
+        self._processes.append(process)
+        return process
+
     def stop(self, process: subprocess.Popen[bytes]) -> None:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
