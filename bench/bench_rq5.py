@@ -83,12 +83,7 @@ PAIRS: dict[str, dict[str, tuple[str, ...]]] = {
     "optimization": {
         "cpu-ort-t1": ("--threads", "1", "--cpu-affinity", "0"),
         "cpu-ort-t1-noopt": (
-            "--threads",
-            "1",
-            "--cpu-affinity",
-            "0",
-            "--graph-optimization",
-            "ORT_DISABLE_ALL",
+            "--threads", "1", "--cpu-affinity", "0", "--graph-optimization", "ORT_DISABLE_ALL",
         ),
     },
     "executorch": {
@@ -155,9 +150,7 @@ def measure_in_rounds(
         return wait
 
     return {
-        device: measure_rounds(
-            admin, device, keys, rounds - 1, timeout_s=0.0, wait=drained(agent_args)
-        )  # no polling
+        device: measure_rounds(admin, device, keys, rounds - 1, timeout_s=0.0, wait=drained(agent_args))  # no polling
         for device, agent_args in devices.items()
     }
 
@@ -327,9 +320,7 @@ def main() -> None:
         if args.network_rounds > 1:
             wins = sum(
                 foreign_ms > own_ms
-                for own_ms, foreign_ms in zip(
-                    round_ms[(own, device)], round_ms[(foreign, device)], strict=True
-                )
+                for own_ms, foreign_ms in zip(round_ms[(own, device)], round_ms[(foreign, device)], strict=True)
             )
             print(f"  own faster in {wins} of {args.network_rounds} rounds")
     if searched[first] == searched[second]:
