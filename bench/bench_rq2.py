@@ -46,7 +46,7 @@ from device_agents.measure import measure_op
 from device_agents.overhead import OverheadMeasuringBackend
 from device_agents.timing import TimingPolicy
 from fbnet_core.arch import Architecture
-from fbnet_core.boundary_fit import fit_boundary_share, lut_ops
+from fbnet_core.boundary_fit import fit_network_costs, lut_ops
 from fbnet_core.lut_costs import LutCosts
 from fbnet_core.measurement import MeasurementRecord
 from fbnet_core.predict import predict_latency_us
@@ -89,13 +89,13 @@ def measured_lut(space: SearchSpace, backend: Backend, folder: Path, lock: Path 
     if saved.is_file():
         body = json.loads(saved.read_text())
         # A LUT saved as plain key -> median (no overhead figures) is read as such.
-        lut = fit_boundary_share(LutCosts.from_body(body) if "entries" in body else LutCosts(body), space)
+        lut = fit_network_costs(LutCosts.from_body(body) if "entries" in body else LutCosts(body), space)
         print(f"LUT: {len(lut.median_us)} ops from {saved} ({lut.describe()['prediction']})")
         return lut
     with timing_lock(lock):
         body = measure_lut(space, backend, folder)
     saved.write_text(json.dumps(body, indent=1, sort_keys=True))
-    return fit_boundary_share(LutCosts.from_body(body), space)
+    return fit_network_costs(LutCosts.from_body(body), space)
 
 
 def measure_lut(space: SearchSpace, backend: Backend, folder: Path) -> dict:

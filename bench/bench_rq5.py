@@ -55,7 +55,7 @@ from shared_machine import low_priority, timing_lock  # noqa: E402
 
 from fbnet_core.arch import Architecture  # noqa: E402
 from fbnet_core.blocks import CANDIDATES  # noqa: E402
-from fbnet_core.boundary_fit import fit_boundary_share, lut_ops  # noqa: E402
+from fbnet_core.boundary_fit import fit_network_costs, lut_ops  # noqa: E402
 from fbnet_core.client import ProfilerClient  # noqa: E402
 from fbnet_core.keys import Op, make_op, network_spec  # noqa: E402
 from fbnet_core.lut_costs import LutCosts  # noqa: E402
@@ -160,7 +160,7 @@ def device_costs(entries: Mapping[str, Mapping[str, Any]], space: SearchSpace, r
     the agent measured it, with the boundary share fitted on the LUT's whole networks (fbnet_core/boundary_fit.py);
     with `raw`, sums of medians (`dnas search --raw-lut`)."""
     costs = LutCosts.from_entries(entries)
-    return costs.raw() if raw else fit_boundary_share(costs, space)
+    return costs.raw() if raw else fit_network_costs(costs, space)
 
 
 def device_loss(args: argparse.Namespace, lut: LutCosts, space: SearchSpace) -> LossConfig:

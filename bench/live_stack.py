@@ -26,12 +26,17 @@ from fbnet_core.dev_tokens import read_dev_tokens
 
 # Generous: on a machine shared by many jobs, importing the server's and the agent's packages on one pinned core
 # took over a minute.
+PORT_FILE = "server.port"
 START_TIMEOUT_S = 300.0
 
 
-def _free_port() -> int:
+def _free_port(preferred: int = 0) -> int:
+    """`preferred` if it is free, else any free port."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
@@ -90,7 +95,11 @@ class Stack:
 
     def start_server(self) -> str:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        port = _free_port()
+        # A workdir used again keeps its port: its agents' saved credentials name the server's address, so a
+        # re-run finds the LUT already measured there instead of measuring it again.
+        port_file = self.workdir / PORT_FILE
+        port = _free_port(int(port_file.read_text()) if port_file.exists() else 0)
+        port_file.write_text(str(port))
         self.url = f"http://127.0.0.1:{port}"
         command = [*pinned(self.server_cpus), sys.executable, "-m", "profiler_server.cli", "serve", "--dev"]
         server = self._spawn([*command, "--port", str(port), "--log-level", "warning"], "server.log")

@@ -10,16 +10,23 @@ with only the fixed cost taken out, B the boundary work its ops count beyond a n
 minimises the squared relative errors (sum of ((A - s B - measured) / measured)^2, closed form), kept in [0, 1].
 The networks are drawn with their own seed, apart from any `dnas validate` set, so a validation still judges the
 prediction on networks the fit never saw.
+
+Where the agent measured no overhead (lut_costs.py), the same networks fit one invocation cost c for every op
+instead: a network is predicted as sum over its ops of max(0, median - c) + c, and c minimises the same squared
+relative errors. Between two consecutive op medians the prediction is linear in c, so the minimum is the best of
+each interval's closed-form minimum.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from fbnet_core.arch import Architecture
 from fbnet_core.arch_draw import random_architectures
 from fbnet_core.keys import Op, make_op, network_spec, ops_for_architecture, ops_for_space
-from fbnet_core.lut_costs import LutCosts
+from fbnet_core.lut_costs import FIXED_MEASURED, LutCosts
 from fbnet_core.predict import network_latency_us
 from fbnet_core.space import SearchSpace, SpaceParams
 
@@ -68,6 +75,26 @@ def least_squares_share(networks: list[FitNetworkTerms]) -> float:
     return min(1.0, max(0.0, numerator / denominator))
 
 
+def least_squares_invocation_us(networks: Sequence[tuple[Sequence[float], float]]) -> float:
+    """The invocation cost c >= 0 minimising sum(((sum_i max(0, m_i - c) + c - M) / M)^2) over `networks`, each
+    given as (its ops' medians m_i, its measured median M), in us."""
+    breakpoints = sorted({0.0, *(median for medians, _ in networks for median in medians)})
+    best_us, best_loss = 0.0, math.inf
+    for low, high in zip(breakpoints, breakpoints[1:], strict=False):
+        # On [low, high] a network predicts a - b c: a sums the medians of at least `high`, b counts them less 1.
+        terms = []
+        for medians, measured_us in networks:
+            above = [median for median in medians if median >= high]
+            terms.append((sum(above), len(above) - 1.0, measured_us))
+        denominator = sum((b / measured) ** 2 for _, b, measured in terms)
+        numerator = sum((b / measured) * ((a - measured) / measured) for a, b, measured in terms)
+        candidate = low if denominator == 0.0 else min(high, max(low, numerator / denominator))
+        loss = sum(((a - b * candidate - measured) / measured) ** 2 for a, b, measured in terms)
+        if loss < best_loss:
+            best_us, best_loss = candidate, loss
+    return best_us
+
+
 def network_terms(costs: LutCosts, keys: list[str], measured_us: float) -> FitNetworkTerms:
     """The terms of a network running the ops `keys` in order, measured whole at `measured_us`."""
     fixed_only_us = network_latency_us(costs.with_boundary_share(0.0, "the fit's baseline"), keys)
@@ -76,26 +103,45 @@ def network_terms(costs: LutCosts, keys: list[str], measured_us: float) -> FitNe
     return FitNetworkTerms(fixed_only_us, boundary_us, measured_us)
 
 
-def fit_boundary_share(costs: LutCosts, space: SearchSpace) -> LutCosts:
-    """`costs` predicting with the boundary share fitted on the fit networks of `space` in the LUT; unchanged
-    (share 0, its source saying why) where the LUT has no overhead figures or lacks one of those networks."""
-    if not costs.overhead_once:
+def fit_network_costs(costs: LutCosts, space: SearchSpace) -> LutCosts:
+    """`costs` predicting with the boundary share fitted on the fit networks of `space` in the LUT or, where the
+    agent measured no overhead, with one invocation cost fitted on them; unchanged (its summary saying why) where
+    the LUT lacks one of those networks or their blocks, and for raw sums asked for."""
+    if costs.raw_asked or costs.fixed_source != FIXED_MEASURED:  # raw sums asked for, or fitted already
         return costs
-    architectures = fit_architectures()
     keys = [op.key for op in fit_ops(space.params)]
-    op_keys = [[op.key for op in ops_for_architecture(arch, space)] for arch in architectures]
+    op_keys = [[op.key for op in ops_for_architecture(arch, space)] for arch in fit_architectures()]
     missing = [key for key in keys if key not in costs.median_us]
-    if missing:
-        return costs.with_boundary_share(
-            0.0,
-            f"not fitted: the LUT lacks {len(missing)} of the {len(keys)} whole networks that fit it "
-            "(`dnas lut request` queues them with the space's ops); only the fixed cost is counted once",
-        )
     lacking = sorted({key for keys_of_one in op_keys for key in keys_of_one if key not in costs.median_us})
-    if lacking:
-        return costs.with_boundary_share(
-            0.0, f"not fitted: the LUT lacks {len(lacking)} ops the fit networks run (e.g. {lacking[0]})"
+    if missing:
+        reason = (
+            f"not fitted: the LUT lacks {len(missing)} of the {len(keys)} whole networks that fit it "
+            "(`dnas lut request` queues them with the space's ops)"
         )
+    elif lacking:
+        reason = f"not fitted: the LUT lacks {len(lacking)} ops the fit networks run (e.g. {lacking[0]})"
+    else:
+        reason = ""
+    if not costs.overhead_once:
+        if reason:
+            return replace(costs, raw_reason=f"{costs.raw_reason}; {reason}")
+        networks = [
+            ([costs.median_us[op] for op in keys_of_one], costs.median_us[key])
+            for keys_of_one, key in zip(op_keys, keys, strict=True)
+        ]
+        invocation_us = least_squares_invocation_us(networks)
+        fitted = costs.with_fitted_invocation_us(invocation_us, "")
+        errors = [
+            abs(network_latency_us(fitted, keys_of_one) / costs.median_us[key] - 1.0) * 100.0
+            for keys_of_one, key in zip(op_keys, keys, strict=True)
+        ]
+        return costs.with_fitted_invocation_us(
+            invocation_us,
+            f"fitted on {len(networks)} whole networks measured on the device, their mean error then "
+            f"{sum(errors) / len(errors):.1f} %; the agent measured no overhead",
+        )
+    if reason:
+        return costs.with_boundary_share(0.0, f"{reason}; only the fixed cost is counted once")
     networks = [
         network_terms(costs, keys_of_one, costs.median_us[key])
         for keys_of_one, key in zip(op_keys, keys, strict=True)

@@ -18,9 +18,12 @@ which counts the fixed cost once per network and the network's own two edges onc
 only the fixed cost is taken out: at 224 px that is within about 2 % of whole networks on this project's CPU, at
 16 px it over-predicts them by 12 - 33 %, where the boundary work is a quarter of a small block's time.
 
-Where some entry has no fixed cost (an agent that does not measure it, a LUT from an older agent), every
-prediction is the raw sum of medians, so that two networks are never predicted under different models. The raw
-medians stay in the LUT and `LutCosts.raw()` predicts with them.
+Where some entry has no fixed cost (a runtime the agent cannot probe: ExecuTorch, LiteRT, a phone's benchmark tool;
+a LUT from an older agent), no entry's figure is used, so that two networks are never predicted under different
+models: boundary_fit.py then fits one invocation cost for every op from the same whole networks (ExecuTorch at
+16 px pays about 14 us a run, most of a small block's time), each op adds its median less that cost (never below
+0) and a network pays it once. Without those networks every prediction is the raw sum of medians. The raw medians
+stay in the LUT and `LutCosts.raw()` predicts with them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 from fbnet_core.errors import LutFormatError, MissingLutEntries
 
 OVERHEAD_FIELD = "invocation_overhead"
+FIXED_MEASURED = "measured by the agent"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ class LutCosts:
     # it comes from (boundary_fit.py).
     boundary_share: float = 0.0
     boundary_source: str = "not fitted: only the fixed cost is counted once per network"
+    # Where the fixed cost comes from: the agent's probes, or one cost for every op fitted on whole networks.
+    fixed_source: str = FIXED_MEASURED
+    raw_asked: bool = False  # `raw()`: sums of medians, never fitted
 
     @classmethod
     def from_body(cls, lut_body: Mapping[str, object]) -> LutCosts:
@@ -104,7 +111,9 @@ class LutCosts:
 
     def raw(self) -> LutCosts:
         """The same LUT predicting raw sums of medians."""
-        return LutCosts(self.median_us, None, "raw sums asked for", 0.0, "raw sums: no overhead taken out")
+        return LutCosts(
+            self.median_us, None, "raw sums asked for", 0.0, "raw sums: no overhead taken out", raw_asked=True
+        )
 
     @property
     def overhead_once(self) -> bool:
@@ -121,6 +130,20 @@ class LutCosts:
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"a boundary share is between 0 and 1, got {share}")
         return replace(self, boundary_share=share, boundary_source=source)
+
+    def with_fitted_invocation_us(self, invocation_us: float, source: str) -> LutCosts:
+        """The same LUT with one invocation cost for every entry, fitted on whole networks where the agent measured
+        none: each op adds its median less that cost (never below 0) and a network pays it once."""
+        if invocation_us < 0.0:
+            raise ValueError(f"an invocation cost is at least 0 us, got {invocation_us}")
+        overhead = InvocationOverhead(invocation_us, invocation_us, invocation_us, invocation_us)
+        return replace(
+            self,
+            overhead=dict.fromkeys(self.median_us, overhead),
+            fixed_source=source,
+            boundary_share=0.0,
+            boundary_source="no boundary figures: the invocation cost is the same for every op",
+        )
 
     def _fixed_us(self, key: str) -> float:
         assert self.overhead is not None
@@ -162,6 +185,9 @@ class LutCosts:
         """One line for a command's output: how the entries are added up."""
         if self.overhead is None:
             return f"LUT: sums of medians ({self.raw_reason})"
+        if self.fixed_source != FIXED_MEASURED:
+            invocation_us = next(iter(self.overhead.values())).fixed_us
+            return f"LUT: invocation cost {invocation_us:.1f} us per op, counted once per network ({self.fixed_source})"
         return (
             f"LUT: fixed invocation cost once per network, boundary share {self.boundary_share:.2f} "
             f"({self.boundary_source})"
@@ -177,6 +203,7 @@ class LutCosts:
             "fixed cost and edges once",
             "entries": len(self.median_us),
             "median_fixed_us": fixed[len(fixed) // 2],
+            "fixed_source": self.fixed_source,
             "boundary_share": round(self.boundary_share, 4),
             "boundary_source": self.boundary_source,
         }

@@ -163,7 +163,7 @@ class Searched:
 def budget_target_ms(lut_file: Path, space_flags: dict[str, str]) -> tuple[float, float, float]:
     """(fastest, uniform, target): the LUT's fastest architecture, the expected latency every search starts from
     (theta = 0: each layer's candidates alike) and the demo's budget halfway between them, in ms."""
-    from fbnet_core.boundary_fit import fit_boundary_share
+    from fbnet_core.boundary_fit import fit_network_costs
     from fbnet_core.lut_costs import LutCosts
     from fbnet_core.space import fbnet_space
     from search_client.lut.latency import latency_table_for_space
@@ -172,7 +172,7 @@ def budget_target_ms(lut_file: Path, space_flags: dict[str, str]) -> tuple[float
         int(space_flags["--resolution"]), float(space_flags["--width"]), 10, int(space_flags["--head-channels"]),
         small_input=True,
     )  # fmt: skip
-    costs = fit_boundary_share(LutCosts.from_body(json.loads(lut_file.read_text())), space)
+    costs = fit_network_costs(LutCosts.from_body(json.loads(lut_file.read_text())), space)
     table = latency_table_for_space(space, costs)
     uniform_ms = float(table.block_ms.mean(dim=1).sum()) + table.fixed_ms
     return table.min_ms(), uniform_ms, round((table.min_ms() + uniform_ms) / 2, 3)

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from fbnet_core.arch import Architecture
 from fbnet_core.blocks import CANDIDATES
-from fbnet_core.boundary_fit import fit_boundary_share
+from fbnet_core.boundary_fit import fit_network_costs
 from fbnet_core.formats.architecture_file import save_architecture
 from fbnet_core.lut_costs import LutCosts, as_lut_costs
 from fbnet_core.predict import predict_latency_us
@@ -431,7 +431,7 @@ def run_search(
     data = load_data(config.data, config.resolution, config.seed)
     config.check_classes(data.num_classes)
     space = config.space(data.num_classes)
-    costs = fit_boundary_share(costs, space)  # share 0 where the LUT lacks the fit networks: said in the summary
+    costs = fit_network_costs(costs, space)  # share 0 where the LUT lacks the fit networks: said in the summary
     table = latency_table_for_space(space, costs)
     if config.loss.target_ms is not None:
         check_target(table, config.loss.target_ms)

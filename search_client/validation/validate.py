@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from fbnet_core.arch import Architecture
 from fbnet_core.arch_draw import random_architectures
-from fbnet_core.boundary_fit import fit_architectures, fit_boundary_share, fit_ops
+from fbnet_core.boundary_fit import fit_architectures, fit_network_costs, fit_ops
 from fbnet_core.client import ProfilerClient
 from fbnet_core.fidelity import FidelitySummary, summarize
 from fbnet_core.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
@@ -252,7 +252,7 @@ def measure_and_compare(
         raise ValidationTimeout(missing)
     costs = LutCosts.from_entries(client.get_lut(device, keys=keys).entries)
     if fit_space is not None:
-        costs = fit_boundary_share(costs, fit_space)
+        costs = fit_network_costs(costs, fit_space)
     if on_costs is not None:
         on_costs(costs)
     if rounds == 1:

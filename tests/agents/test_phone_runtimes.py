@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -69,6 +71,20 @@ def test_an_op_without_a_file_in_the_backends_format_is_a_failed_op():
     missing = OpInput(KEY, None, "0" * 64, SPEC)
     record = measure_op(load_backend("litert", BackendOptions(threads=1)), missing, FAST)
     assert record.is_failure and "no .tflite file was given" in record.error
+
+
+def test_executorch_runs_torchs_intra_op_pool_at_the_agents_thread_count():
+    """The runtime takes torch tensors: with torch's default pool (a thread per core) a run whose input torch
+    splits waits for a second thread, milliseconds on a busy machine. A fresh process, as an agent is."""
+    code = (
+        "import torch\n"
+        "from device_agents.backends import BackendOptions, load_backend\n"
+        "backend = load_backend('executorch', BackendOptions(threads=1))\n"
+        "print(torch.get_num_threads(), backend.runtime_info().extra['torch_threads'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]
 
 
 def test_executorch_refuses_a_second_thread_count_in_one_process_instead_of_aborting():

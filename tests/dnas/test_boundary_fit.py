@@ -1,5 +1,6 @@
-"""The boundary share: fitted from whole networks measured on the device, applied by the predictor and the
-search's latency table alike, and left at 0 (said so) where the LUT lacks the networks that fit it."""
+"""The boundary share (or, where the agent measured no overhead, one invocation cost per op): fitted from whole
+networks measured on the device, applied by the predictor and the search's latency table alike, and left out (said
+so) where the LUT lacks the networks that fit it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from fbnet_core.arch import Architecture
 from fbnet_core.boundary_fit import (
     FitNetworkTerms,
     fit_architectures,
-    fit_boundary_share,
+    fit_network_costs,
     fit_ops,
+    least_squares_invocation_us,
     least_squares_share,
     lut_ops,
 )
@@ -76,7 +78,7 @@ def with_fit_networks(
 
 def test_the_fit_recovers_the_share_of_networks_measured_at_it_and_predicts_with_the_formula() -> None:
     entries = space_entries()
-    costs = fit_boundary_share(LutCosts.from_entries(with_fit_networks(entries, 0.6)), SPACE)
+    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(entries, 0.6)), SPACE)
     assert costs.boundary_share == pytest.approx(0.6)
     assert "fitted on 4 whole networks" in costs.boundary_source
     assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(by_hand_us(entries, ARCH, 0.6))
@@ -88,7 +90,7 @@ def test_the_fit_recovers_the_share_of_networks_measured_at_it_and_predicts_with
 
 
 def test_the_search_table_predicts_what_the_predictor_does_with_a_fitted_share() -> None:
-    costs = fit_boundary_share(LutCosts.from_entries(with_fit_networks(space_entries(), 0.8)), SPACE)
+    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(space_entries(), 0.8)), SPACE)
     table = latency_table_for_space(SPACE, costs)
     for arch in (ARCH, Architecture(("skip",) * 22), *fit_architectures()):
         assert table_ms(table, list(arch.blocks)) * 1000.0 == pytest.approx(
@@ -103,7 +105,7 @@ def test_noisy_networks_give_the_least_squares_share_of_their_relative_errors() 
     numerator = (20 / 90) * (10 / 90) + (30 / 170) * (30 / 170)
     denominator = (20 / 90) ** 2 + (30 / 170) ** 2
     assert share == pytest.approx(numerator / denominator)
-    costs = fit_boundary_share(
+    costs = fit_network_costs(
         LutCosts.from_entries(with_fit_networks(space_entries(), 0.5, noise=(1.02, 0.98, 1.01, 0.99))), SPACE
     )
     assert 0.3 < costs.boundary_share < 0.7
@@ -111,7 +113,7 @@ def test_noisy_networks_give_the_least_squares_share_of_their_relative_errors() 
 
 @pytest.mark.parametrize(("measured_share", "fitted"), [(1.6, 1.0), (-0.7, 0.0)])
 def test_the_share_stays_between_0_and_1(measured_share: float, fitted: float) -> None:
-    costs = fit_boundary_share(
+    costs = fit_network_costs(
         LutCosts.from_entries(with_fit_networks(space_entries(), measured_share)), SPACE
     )
     assert costs.boundary_share == fitted
@@ -120,7 +122,7 @@ def test_the_share_stays_between_0_and_1(measured_share: float, fitted: float) -
 def test_a_lut_without_the_fit_networks_keeps_share_0_and_says_why() -> None:
     entries = with_fit_networks(space_entries(), 0.6)
     del entries[fit_ops(SPACE.params)[2].key]
-    costs = fit_boundary_share(LutCosts.from_entries(entries), SPACE)
+    costs = fit_network_costs(LutCosts.from_entries(entries), SPACE)
     assert costs.boundary_share == 0.0
     assert (
         "lacks 1 of the 4 whole networks" in costs.boundary_source
@@ -129,10 +131,73 @@ def test_a_lut_without_the_fit_networks_keeps_share_0_and_says_why() -> None:
     assert costs.describe()["boundary_source"] == costs.boundary_source
 
 
-def test_a_lut_without_overhead_figures_stays_a_raw_sum() -> None:
-    medians = {key: entry["median_us"] for key, entry in with_fit_networks(space_entries(), 0.6).items()}
-    costs = fit_boundary_share(LutCosts(medians), SPACE)
-    assert not costs.overhead_once and costs.boundary_share == 0.0
+def medians_with_networks_at(invocation_us: float, noise: tuple[float, ...] = ()) -> dict[str, float]:
+    """Medians of the space's ops, without overhead figures, and of the fit networks measured as a runtime that
+    pays `invocation_us` once per run would run them (times a noise factor)."""
+    medians = {key: entry["median_us"] for key, entry in space_entries().items()}
+    cheap = ops_for_architecture(fit_architectures()[0], SPACE)[2].key
+    medians[cheap] = invocation_us / 2  # an op cheaper than the invocation itself adds 0 inside a network
+    for index, (arch, op) in enumerate(zip(fit_architectures(), fit_ops(SPACE.params), strict=True)):
+        keys = [block.key for block in ops_for_architecture(arch, SPACE)]
+        whole_us = sum(max(0.0, medians[key] - invocation_us) for key in keys) + invocation_us
+        medians[op.key] = whole_us * (noise[index] if noise else 1.0)
+    return medians
+
+
+def test_without_overhead_figures_one_invocation_cost_is_fitted_on_the_networks_and_counted_once() -> None:
+    medians = medians_with_networks_at(12.0)
+    costs = fit_network_costs(LutCosts(medians), SPACE)
+    assert costs.overhead_once and costs.fixed_source.startswith("fitted on 4 whole networks")
+    assert "invocation cost 12.0 us per op, counted once per network" in costs.summary_line()
+    assert fit_network_costs(costs, SPACE) is costs  # a fitted LUT is not fitted again (as a search re-reads it)
+    keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
+    expected = sum(max(0.0, medians[key] - 12.0) for key in keys) + 12.0
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(expected)
+    table = latency_table_for_space(SPACE, costs)
+    assert table_ms(table, list(ARCH.blocks)) * 1000.0 == pytest.approx(expected)
+
+
+def test_the_invocation_cost_is_the_least_squares_one_and_never_negative() -> None:
+    noise = (1.03, 0.97, 1.02, 0.99)
+    fitted_us = least_squares_invocation_us(
+        [
+            ([medians_with_networks_at(8.0)[block.key] for block in ops_for_architecture(arch, SPACE)],
+             medians_with_networks_at(8.0, noise)[op.key])
+            for arch, op in zip(fit_architectures(), fit_ops(SPACE.params), strict=True)
+        ]
+    )  # fmt: skip
+    # A coarse scan of the same squared relative errors finds no better cost.
+    assert 6.0 < fitted_us < 10.0
+
+    def loss(invocation_us: float) -> float:
+        total = 0.0
+        for measured_us, medians in (
+            (100.0, [30.0, 40.0, 50.0]),
+            (60.0, [20.0, 45.0]),
+        ):
+            predicted = sum(max(0.0, m - invocation_us) for m in medians) + invocation_us
+            total += ((predicted - measured_us) / measured_us) ** 2
+        return total
+
+    by_hand = least_squares_invocation_us([([30.0, 40.0, 50.0], 100.0), ([20.0, 45.0], 60.0)])
+    assert loss(by_hand) <= min(loss(step / 10.0) for step in range(0, 600)) + 1e-12
+    # networks measured above their raw sums: no cost explains them, and none below 0 is taken
+    assert least_squares_invocation_us([([30.0, 40.0], 90.0)]) == 0.0
+
+
+def test_raw_sums_asked_for_are_never_fitted() -> None:
+    costs = fit_network_costs(LutCosts(medians_with_networks_at(12.0)).raw(), SPACE)
+    assert not costs.overhead_once and costs.raw_reason == "raw sums asked for"
+    keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(sum(costs.median_us[key] for key in keys))
+
+
+def test_a_lut_without_overhead_figures_or_fit_networks_stays_a_raw_sum_and_says_why() -> None:
+    medians = medians_with_networks_at(12.0)
+    del medians[fit_ops(SPACE.params)[0].key]
+    costs = fit_network_costs(LutCosts(medians), SPACE)
+    assert not costs.overhead_once
+    assert "lacks 1 of the 4 whole networks" in costs.summary_line()
     expected = sum(medians[op.key] for op in ops_for_architecture(ARCH, SPACE))
     assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(expected)
 
@@ -158,5 +223,5 @@ def test_a_lut_lacking_a_block_of_the_fit_networks_keeps_share_0_and_names_it() 
     entries = with_fit_networks(space_entries(), 0.6)
     block = ops_for_architecture(fit_architectures()[0], SPACE)[1].key
     del entries[block]
-    costs = fit_boundary_share(LutCosts.from_entries(entries), SPACE)
+    costs = fit_network_costs(LutCosts.from_entries(entries), SPACE)
     assert costs.boundary_share == 0.0 and f"(e.g. {block})" in costs.boundary_source
