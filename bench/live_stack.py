@@ -71,6 +71,11 @@ def pinned(cpus: Sequence[int]) -> list[str]:
     return ["taskset", "-c", ",".join(str(cpu) for cpu in cpus)]
 
 
+def _dnas_command(args: Sequence[str], cpus: Sequence[int] | None) -> list[str]:
+    prefix = pinned(cpus) if cpus else []
+    return [*prefix, sys.executable, "-c", "from search_client.commands.cli import main; main()", *args]
+
+
 @dataclass
 class Stack:
     workdir: Path
@@ -154,9 +159,7 @@ class Stack:
 
     def dnas(self, *args: str, cpus: Sequence[int] | None = None) -> subprocess.CompletedProcess[str]:
         """Run `dnas ARGS` (pinned to `cpus` if given); its output streams to the terminal and is returned."""
-        prefix = pinned(cpus) if cpus else []
-        command = [*prefix, sys.executable, "-c", "from search_client.commands.cli import main; main()", *args]
-        result = subprocess.run(command, env=self.env, stdout=subprocess.PIPE, text=True)
+        result = subprocess.run(_dnas_command(args, cpus), env=self.env, stdout=subprocess.PIPE, text=True)
         sys.stdout.write(result.stdout)
         if result.returncode != 0:
             raise SystemExit(f"dnas {' '.join(args[:1])} failed with exit code {result.returncode}")
@@ -164,9 +167,7 @@ class Stack:
 
     def dnas_in_background(self, *args: str, cpus: Sequence[int] | None = None) -> subprocess.Popen[bytes]:
         """Start `dnas ARGS` (pinned to `cpus` if given), its output streaming to the terminal; stopped on close."""
-        prefix = pinned(cpus) if cpus else []
-        command = [*prefix, sys.executable, "-c", "from search_client.commands.cli import main; main()", *args]
-        process = subprocess.Popen(command, env=self.env)
+        process = subprocess.Popen(_dnas_command(args, cpus), env=self.env)
         self._processes.append(process)
         return process
 
