@@ -59,9 +59,6 @@ class FitNetworkTerms:
     boundary_us: float
     measured_us: float
 
-    def predicted_us(self, share: float) -> float:
-        return self.fixed_only_us - share * self.boundary_us
-
 
 def least_squares_share(networks: list[FitNetworkTerms]) -> float:
     """The share in [0, 1] minimising the squared relative errors of `networks`' predictions."""
@@ -129,30 +126,35 @@ def fit_network_costs(costs: LutCosts, space: SearchSpace) -> LutCosts:
             ([costs.median_us[op] for op in keys_of_one], costs.median_us[key])
             for keys_of_one, key in zip(op_keys, keys, strict=True)
         ]
-        invocation_us = least_squares_invocation_us(networks)
-        fitted = costs.with_fitted_invocation_us(invocation_us, "")
-        errors = [
-            abs(network_latency_us(fitted, keys_of_one) / costs.median_us[key] - 1.0) * 100.0
-            for keys_of_one, key in zip(op_keys, keys, strict=True)
-        ]
-        return costs.with_fitted_invocation_us(
-            invocation_us,
-            f"fitted on {len(networks)} whole networks measured on the device, their mean error then "
-            f"{sum(errors) / len(errors):.1f} %; the agent measured no overhead",
+        fitted = costs.with_fitted_invocation_us(least_squares_invocation_us(networks), "")
+        return replace(
+            fitted,
+            fixed_source=f"fitted on {len(keys)} whole networks measured on the device, their mean error then "
+            f"{_mean_error_pct(fitted, op_keys, keys):.1f} %; the agent measured no overhead",
         )
     if reason:
         return costs.with_boundary_share(0.0, f"{reason}; only the fixed cost is counted once")
-    networks = [
-        network_terms(costs, keys_of_one, costs.median_us[key])
+    share = least_squares_share(
+        [
+            network_terms(costs, keys_of_one, costs.median_us[key])
+            for keys_of_one, key in zip(op_keys, keys, strict=True)
+        ]
+    )
+    fitted = costs.with_boundary_share(share, "")
+    return replace(
+        fitted,
+        boundary_source=f"fitted on {len(keys)} whole networks measured on the device (their mean error then "
+        f"{_mean_error_pct(fitted, op_keys, keys):.1f} %)",
+    )
+
+
+def _mean_error_pct(costs: LutCosts, op_keys: list[list[str]], keys: list[str]) -> float:
+    """The mean |relative error| of `costs`' predictions of the fit networks (`keys`, running `op_keys`)."""
+    errors = [
+        abs(network_latency_us(costs, keys_of_one) / costs.median_us[key] - 1.0) * 100.0
         for keys_of_one, key in zip(op_keys, keys, strict=True)
     ]
-    share = least_squares_share(networks)
-    errors = [abs(n.predicted_us(share) / n.measured_us - 1.0) * 100.0 for n in networks]
-    return costs.with_boundary_share(
-        share,
-        f"fitted on {len(networks)} whole networks measured on the device (their mean error then "
-        f"{sum(errors) / len(errors):.1f} %)",
-    )
+    return sum(errors) / len(errors)
 
 
 def lut_ops(space: SearchSpace) -> list[Op]:
