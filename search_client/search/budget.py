@@ -65,7 +65,7 @@ def most_probable_within(table: LatencyTable, theta: torch.Tensor, target_ms: fl
     layers, candidates = block_ms.shape
     best = np.full(GRID_BINS + 1, -math.inf)
     best[0] = 0.0
-    choice = np.zeros((layers, GRID_BINS + 1), dtype=np.int64)
+    choice_per_bin = np.zeros((layers, GRID_BINS + 1), dtype=np.int64)
     for layer in range(layers):
         scores = np.full(GRID_BINS + 1, -math.inf)
         for candidate in range(candidates):
@@ -76,25 +76,32 @@ def most_probable_within(table: LatencyTable, theta: torch.Tensor, target_ms: fl
             shifted[cost:] = best[: GRID_BINS + 1 - cost] + log_p[layer, candidate]
             better = shifted > scores
             scores[better] = shifted[better]
-            choice[layer, better] = candidate
+            choice_per_bin[layer, better] = candidate
         best = scores
     if not np.isfinite(best).any():  # rounding up can push the fastest architecture off a tight grid
         blocks = fastest_architecture(table)
         return _choice(table, blocks, log_p, target_ms)
     low_bin = max(0, math.floor(((1.0 - WINDOW) * target_ms - table.fixed_ms) / bin_ms))
-    window = np.arange(GRID_BINS + 1) >= low_bin
-    candidates_in_window = np.where(window & np.isfinite(best), best, -math.inf)
-    end = (
-        int(np.argmax(candidates_in_window))
-        if np.isfinite(candidates_in_window).any()
-        else int(np.argmax(best))
-    )
+    in_window_scores = np.where(np.arange(GRID_BINS + 1) >= low_bin, best, -math.inf)
+    # A grid total overstates the true one by up to one bin per layer, so an end bin inside the window can hold an
+    # architecture truly just under it: the bins are tried from the most probable down, each checked exactly.
+    for end in np.argsort(-in_window_scores, kind="stable"):
+        if not np.isfinite(in_window_scores[end]):
+            break
+        choice = _choice(table, _backtrack(choice_per_bin, cost_bins, int(end)), log_p, target_ms)
+        if choice.in_window:
+            return choice
+    return _choice(table, _backtrack(choice_per_bin, cost_bins, int(np.argmax(best))), log_p, target_ms)
+
+
+def _backtrack(choice_per_bin: np.ndarray, cost_bins: np.ndarray, end: int) -> list[str]:
+    """The blocks of the best architecture whose grid total is `end` bins."""
     picked: list[int] = []
-    for layer in reversed(range(layers)):
-        candidate = int(choice[layer, end])
+    for layer in reversed(range(choice_per_bin.shape[0])):
+        candidate = int(choice_per_bin[layer, end])
         picked.append(candidate)
         end -= int(cost_bins[layer, candidate])
-    return _choice(table, [CANDIDATES[index] for index in reversed(picked)], log_p, target_ms)
+    return [CANDIDATES[index] for index in reversed(picked)]
 
 
 def _choice(table: LatencyTable, blocks: list[str], log_p: np.ndarray, target_ms: float) -> BudgetChoice:

@@ -47,6 +47,19 @@ def test_the_choice_is_the_most_probable_architecture_in_the_window(seed: int, t
         assert choice.log_probability == pytest.approx(score, abs=1e-9)
 
 
+def test_an_architecture_whose_rounded_cost_is_in_the_window_but_its_true_one_is_not_is_passed_over() -> None:
+    # Target 1 ms: grid bins of 0.25 us. Four k3_e1 blocks of 237.4 us round up to 950 bins each, 0.95 ms on the
+    # grid - inside the window - but truly 0.9496 ms, just under it. The choice is the most probable one truly in it.
+    block_ms = torch.tensor([[0.2374, 0.24, 0.30]] * 4)
+    table = LatencyTable(block_ms=block_ms, fixed_ms=0.0)
+    theta = torch.tensor([[3.0, 0.0, -3.0]] * 4)
+    choice = most_probable_within(table, theta, 1.0)
+    score, blocks = brute_force(table, theta, (1 - WINDOW) * 1.0, 1.0)
+    assert choice.in_window and choice.predicted_ms >= 0.95
+    assert choice.log_probability == pytest.approx(score)
+    assert sorted(choice.blocks) == sorted(blocks) == sorted([CANDIDATES[0]] * 3 + [CANDIDATES[1]])
+
+
 def test_without_an_architecture_in_the_window_the_best_under_the_target_is_taken() -> None:
     table = small_table()
     # The fastest architecture takes 0.47 ms; the next one up 0.57 ms: nothing lies in [0.5225, 0.55].
