@@ -48,6 +48,7 @@ from shared_machine import timing_lock  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fbnet_core.fidelity import summarize  # noqa: E402
 from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, read_validation_file  # noqa: E402
+from fbnet_core.space import SMALL_INPUT_BELOW_PX  # noqa: E402
 from search_client.validation.validate import measure_rounds  # noqa: E402
 
 # The device per agent backend (with --precision int8: cpu-ort-t1-int8); each op and network is compiled for the
@@ -129,8 +130,11 @@ def main() -> None:
         help="measure the whole networks a second time and print how well the first measurement predicts it",
     )  # fmt: skip
     parser.add_argument(
-        "--speed-reference", default="fbnet_a",
-        help="zoo model the agent times every run against (device-agent --speed-reference; 'none': off)",
+        "--speed-reference", default=None,
+        help="zoo model the agent times every run against (device-agent --speed-reference; 'none': off); default: "
+             "fbnet_a at 100 px and above, where a whole network lasts milliseconds and a virtual machine's speed "
+             "drifts between measurements, none below (a 6 ms reference between runs disturbs them more) and for the "
+             "backends without one",
     )  # fmt: skip
     parser.add_argument(
         "--precision", choices=("fp32", "int8"), default="fp32",
@@ -148,6 +152,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="keep the server's database and logs here")
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
+    if args.speed_reference is None:
+        drifts = args.resolution >= SMALL_INPUT_BELOW_PX and args.backend == "onnxruntime"  # the reference's runtime
+        args.speed_reference = "fbnet_a" if drifts else "none"
     exit_on_sigterm()
 
     device = DEVICES[args.backend] if args.precision == "fp32" else f"{DEVICES[args.backend]}-{args.precision}"
