@@ -25,7 +25,14 @@ def run(program: str, *args: str, env: Mapping[str, str] | None = None, timeout:
 
 def start(program: str, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(command(program, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(env), stdin=subprocess.DEVNULL)
+                            env=_env(env), stdin=subprocess.DEVNULL, preexec_fn=_as_from_a_terminal)
+
+
+def _as_from_a_terminal() -> None:
+    """In the child before it runs: Ctrl-C acts as it does for a command typed at a terminal. A test run started in
+    the background by a non-interactive shell (`make test &`) ignores SIGINT, every child inherits that, and Python
+    then turns no SIGINT into KeyboardInterrupt: the interrupt tests would wait for nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
