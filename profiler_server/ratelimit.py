@@ -4,9 +4,10 @@ cannot take the service from the others.
 Each bearer token but the admin's has a token bucket: a request costs 1, plus 1 per MiB of body as it is read
 (whatever Content-Length says, chunked or not); the bucket holds `burst` and refills at `rate_per_s`. Requests
 whose caller is not known without the database (no token, a token never verified) also draw on their address's
-bucket. An empty bucket answers 429 with `Retry-After` before the body is read or the database touched (or, for
-the body's own cost, as soon as it runs out); the agent's client treats 429 like 503 (keep the results, back
-off, retry).
+bucket. An empty bucket answers 429 with `Retry-After` before the body is read or the database touched; the
+body's chunks may overdraw it by one chunk (the debt delays the caller's next request), and a body that reaches
+an indebted bucket is cut off with 429. The agent's client treats 429 like 503 (keep the results, back off,
+retry).
 The admin token is exempt (the operator's own tools). Buckets live in this process: with N replicas a token may
 use N times the rate. See docs/reliability.md for the defaults and why.
 """
@@ -47,6 +48,22 @@ class TokenBuckets:
     def wait_s(self, key: str, cost: float = 1.0) -> float:
         """What `take` would answer, taking nothing."""
         return self._charge(key, cost, take=False)
+
+    def overdraw(self, key: str, cost: float) -> float:
+        """Charge `cost` whenever the bucket is not in debt, even beyond its level; else the seconds until it is
+        out of debt. A body is charged as it arrives, after its request's own 1: with a burst of 1 a plain
+        `take` could never admit the first byte of any body, however long the caller waited."""
+        now = self._clock()
+        with self._lock:
+            level, updated = self._buckets.pop(key, (self.burst, now))
+            level = min(self.burst, level + (now - updated) * self.rate_per_s)
+            wait = 0.0 if level >= 0.0 else -level / self.rate_per_s
+            if wait == 0.0:
+                level -= cost
+            self._buckets[key] = (level, now)
+            while len(self._buckets) > MAX_BUCKETS:
+                self._buckets.popitem(last=False)
+        return wait
 
     def _charge(self, key: str, cost: float, take: bool) -> float:
         now = self._clock()
@@ -147,7 +164,7 @@ def _charging(receive: Receive, buckets: TokenBuckets | None, key: str | None) -
         message = await receive()
         size = len(message.get("body", b"")) if message["type"] == "http.request" else 0
         if size:
-            wait = buckets.take(key, size / MIB)
+            wait = buckets.overdraw(key, size / MIB)
             if wait > 0:
                 refusal = _refusal(wait, buckets, "token or address")
                 raise TooManyRequests(refusal.detail, refusal.retry_after_s)

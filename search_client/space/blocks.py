@@ -16,10 +16,25 @@ match and a 1x1 conv (stride s) + BN + ReLU projection where they do not: there 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from fbnet_core.blocks import check_block_geometry, is_identity
 from search_client.space.depthwise import DepthwiseConv2d
+
+
+class StridedPointwiseConv2d(nn.Conv2d):
+    """The skip projection's 1x1 convolution with a stride: while training on the CPU it reads every stride-th
+    pixel and convolves those with stride 1 - the same output and gradients. torch's CPU backward of a strided
+    1x1 convolution on channels-last data with 4 - 12 channels crashes the process (segmentation fault; torch
+    2.13, e.g. 8 channels at 112x112 or 56x56, the 224 px space at width 0.25). In eval mode, and so in every
+    exported or compiled op and network, it is the plain strided convolution the LUT measures."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stride_h, stride_w = self.stride
+        if not self.training or x.device.type != "cpu" or (stride_h, stride_w) == (1, 1):
+            return super().forward(x)
+        return F.conv2d(x[:, :, ::stride_h, ::stride_w], self.weight, self.bias, 1, 0, 1, self.groups)
 
 
 class ConvBNAct(nn.Sequential):
@@ -124,5 +139,5 @@ def make_block(name: str, in_channels: int, out_channels: int, stride: int) -> n
     if spec.kernel_size is None or spec.expansion is None:
         if is_identity(name, in_channels, out_channels, stride):
             return nn.Identity()
-        return ConvBNAct(in_channels, out_channels, 1, stride=stride)
+        return ConvBNAct(in_channels, out_channels, 1, stride=stride, conv=StridedPointwiseConv2d)
     return InvertedResidual(in_channels, out_channels, stride, spec.kernel_size, spec.expansion, spec.groups)

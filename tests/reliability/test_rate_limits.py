@@ -4,6 +4,7 @@ and a real agent under a tight limit still delivers everything (it backs off on 
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from device_agents.state import AgentPaths, Credentials, save_credentials
 from profiler_server.ratelimit import MAX_BUCKETS, TokenBuckets
@@ -96,3 +97,12 @@ def test_a_real_agent_under_a_tight_limit_backs_off_and_delivers_everything(live
     assert "failed (429" in log  # it did hit the limit...
     assert "measured 4, failed 0, posted 4, rejected 0" in stdout  # ...and lost nothing to it
     assert set(measurements_by_task(server.database_url, "limited").values()) == {1}
+
+
+def test_a_body_may_overdraw_the_bucket_by_one_charge_and_the_debt_delays_the_next():
+    clock = FakeClock()
+    buckets = TokenBuckets(rate_per_s=5.0, burst=1.0, clock=clock)
+    assert buckets.take("a") == 0.0  # the request's own 1 empties a bucket of 1...
+    assert buckets.overdraw("a", 0.01) == 0.0  # ...and its small body is still admitted
+    assert buckets.overdraw("a", 0.01) == pytest.approx(0.01 / 5.0)  # in debt: the next chunk is refused
+    assert buckets.take("a") == pytest.approx((1.0 + 0.01) / 5.0)  # the next request waits the debt out too

@@ -97,3 +97,42 @@ def test_unknown_block_lists_valid_names() -> None:
 def test_bad_block_geometry_is_a_typed_error(args: tuple[str, int, int, int], message: str) -> None:
     with pytest.raises(InvalidOpSpecError, match=message):
         make_block(*args)
+
+
+# Trained in a child process: on the affected torch builds the failure is a segmentation fault, not an exception.
+STRIDED_PROJECTION_STEP = """
+import torch
+from search_client.space.blocks import make_block
+torch.manual_seed(0)
+block = make_block("skip", 8, 8, 2).train().to(memory_format=torch.channels_last)
+x = torch.randn(8, 8, 56, 56).to(memory_format=torch.channels_last).requires_grad_(True)
+block(x).square().sum().backward()
+print("trained", tuple(x.grad.shape))
+"""
+
+
+def test_a_strided_skip_projection_with_few_channels_trains_on_channels_last_cpu_data() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", STRIDED_PROJECTION_STEP], capture_output=True, text=True,
+                            timeout=300, check=False)  # fmt: skip
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert "trained (8, 8, 56, 56)" in result.stdout
+
+
+def test_the_strided_projection_computes_what_the_plain_strided_convolution_does() -> None:
+    torch.manual_seed(0)
+    block = make_block("skip", 16, 24, 2)
+    plain = nn.Conv2d(16, 24, 1, stride=2, bias=False)
+    plain.load_state_dict(block[0].state_dict())
+    x = torch.randn(2, 16, 9, 9, requires_grad=True)  # odd size: the last row and column are read
+    x_plain = x.detach().clone().requires_grad_(True)
+    trained = block[0].train()(x)
+    expected = plain(x_plain)
+    torch.testing.assert_close(trained, expected)
+    trained.square().sum().backward()
+    expected.square().sum().backward()
+    torch.testing.assert_close(x.grad, x_plain.grad)
+    torch.testing.assert_close(block[0].weight.grad, plain.weight.grad)
+    torch.testing.assert_close(block[0].eval()(x), expected)  # eval (export, compile): the plain convolution
