@@ -53,29 +53,28 @@ class TokenBuckets:
         """Charge `cost` whenever the bucket is not in debt, even beyond its level; else the seconds until it is
         out of debt. A body is charged as it arrives, after its request's own 1: with a burst of 1 a plain
         `take` could never admit the first byte of any body, however long the caller waited."""
-        now = self._clock()
-        with self._lock:
-            level, updated = self._buckets.pop(key, (self.burst, now))
-            level = min(self.burst, level + (now - updated) * self.rate_per_s)
-            wait = 0.0 if level >= 0.0 else -level / self.rate_per_s
-            if wait == 0.0:
-                level -= cost
-            self._buckets[key] = (level, now)
-            while len(self._buckets) > MAX_BUCKETS:
-                self._buckets.popitem(last=False)
-        return wait
+
+        def charge(level: float) -> tuple[float, float]:
+            return (level - cost, 0.0) if level >= 0.0 else (level, -level / self.rate_per_s)
+
+        return self._settle(key, charge)
 
     def _charge(self, key: str, cost: float, take: bool) -> float:
+        cost = min(cost, self.burst)  # a request bigger than the bucket waits for a full one, not forever
+
+        def charge(level: float) -> tuple[float, float]:
+            if level >= cost:
+                return (level - cost if take else level), 0.0
+            return level, (cost - level) / self.rate_per_s
+
+        return self._settle(key, charge)
+
+    def _settle(self, key: str, charge: Callable[[float], tuple[float, float]]) -> float:
+        """Refill `key`'s bucket to now, apply `charge` (level -> new level, wait in s), keep it; the wait."""
         now = self._clock()
         with self._lock:
             level, updated = self._buckets.pop(key, (self.burst, now))
-            level = min(self.burst, level + (now - updated) * self.rate_per_s)
-            cost = min(cost, self.burst)  # a request bigger than the bucket waits for a full one, not forever
-            if level >= cost:
-                level -= cost if take else 0.0
-                wait = 0.0
-            else:
-                wait = (cost - level) / self.rate_per_s
+            level, wait = charge(min(self.burst, level + (now - updated) * self.rate_per_s))
             self._buckets[key] = (level, now)
             while len(self._buckets) > MAX_BUCKETS:
                 self._buckets.popitem(last=False)

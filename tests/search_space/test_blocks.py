@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -112,9 +115,6 @@ print("trained", tuple(x.grad.shape))
 
 
 def test_a_strided_skip_projection_with_few_channels_trains_on_channels_last_cpu_data() -> None:
-    import subprocess
-    import sys
-
     result = subprocess.run([sys.executable, "-c", STRIDED_PROJECTION_STEP], capture_output=True, text=True,
                             timeout=300, check=False)  # fmt: skip
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
