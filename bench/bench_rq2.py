@@ -46,9 +46,9 @@ from device_agents.measure import measure_op
 from device_agents.overhead import OverheadMeasuringBackend
 from device_agents.timing import TimingPolicy
 from fbnet_core.arch import Architecture
-from fbnet_core.boundary_fit import fit_network_costs, lut_ops
 from fbnet_core.lut_costs import LutCosts
 from fbnet_core.measurement import MeasurementRecord
+from fbnet_core.network_fit import fit_network_costs, lut_ops
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import SearchSpace
 from search_client.errors import InvalidSearchConfigError
@@ -84,7 +84,7 @@ def measure_median_us(backend: Backend, key: str, onnx: bytes, spec: dict, folde
 
 def measured_lut(space: SearchSpace, backend: Backend, folder: Path, lock: Path | None) -> LutCosts:
     """The LUT kept in `folder`, or a fresh measurement saved there (a resumed or split run uses one LUT), with
-    its boundary share fitted for `space` as a search fits it."""
+    its boundary share and network offset fitted for `space` as a search fits it."""
     saved = folder / LUT_NAME
     if saved.is_file():
         body = json.loads(saved.read_text())

@@ -12,10 +12,10 @@ each op statically quantised by the agent, device_agents/quantize.py), both 1 th
 differ most (grouped convolutions 1.5-3x dearer in int8, wide expansions cheaper). End to end, nothing mocked:
 
 1. A real `profiler-server serve --dev` (SQLite, temp folder); both devices register through real
-   `device-agent run` processes; the search space's ops and the whole networks that fit the LUT's boundary share
+   `device-agent run` processes; the search space's ops and the whole networks that fit the LUT's boundary share and network offset
    (what `dnas lut request` queues) are uploaded, compiled for each device's format, and queued for both
    (search_client.lut.client), and each agent drains its queue alone (`--once`), never both at the same time.
-   Each device's LUT is then read as `dnas search` reads it (fbnet_core/lut_costs.py, boundary_fit.py).
+   Each device's LUT is then read as `dnas search` reads it (fbnet_core/lut_costs.py, network_fit.py).
 2. One DNAS search per device (search_client.search.loop.loop.run_search, digits, identical settings and seed; only the
    LUT differs), each device's argmax architecture kept. The default loss is the additive CE + lambda * LAT with
    lambda = --latency-weight / (the device's expected latency under uniform theta): the same *relative* latency
@@ -55,10 +55,10 @@ from shared_machine import low_priority, timing_lock  # noqa: E402
 
 from fbnet_core.arch import Architecture  # noqa: E402
 from fbnet_core.blocks import CANDIDATES  # noqa: E402
-from fbnet_core.boundary_fit import fit_network_costs, lut_ops  # noqa: E402
 from fbnet_core.client import ProfilerClient  # noqa: E402
 from fbnet_core.keys import Op, make_op, network_spec  # noqa: E402
 from fbnet_core.lut_costs import LutCosts  # noqa: E402
+from fbnet_core.network_fit import fit_network_costs, lut_ops  # noqa: E402
 from fbnet_core.predict import predict_latency_us  # noqa: E402
 from fbnet_core.space import SearchSpace  # noqa: E402
 from search_client.lut.client import Waiter, missing_keys, request_lut  # noqa: E402
@@ -157,7 +157,7 @@ def measure_in_rounds(
 
 def device_costs(entries: Mapping[str, Mapping[str, Any]], space: SearchSpace, raw: bool) -> LutCosts:
     """The device's LUT as `dnas search` reads it: each op's invocation overhead counted once per network where
-    the agent measured it, with the boundary share fitted on the LUT's whole networks (fbnet_core/boundary_fit.py);
+    the agent measured it, with the boundary share and network offset fitted on the LUT's whole networks (fbnet_core/network_fit.py);
     with `raw`, sums of medians (`dnas search --raw-lut`)."""
     costs = LutCosts.from_entries(entries)
     return costs.raw() if raw else fit_network_costs(costs, space)

@@ -1,7 +1,7 @@
 """Seeded draws of architectures of the FBNet space: uniform over the 9 candidates per layer, or skewed toward
 cheap blocks (skips, expansion 1) or toward expensive ones (expansion 6) - the regions a latency-aware search ends
-in. Whole networks drawn here are measured to check a LUT (`dnas validate`) and to fit how much of each op's
-boundary cost a network pays (boundary_fit.py)."""
+in. Whole networks drawn here are measured to check a LUT (`dnas validate`) and to fit what a network pays beyond its
+ops (network_fit.py)."""
 
 from __future__ import annotations
 

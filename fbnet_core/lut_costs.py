@@ -8,19 +8,22 @@ The agent also measures each op's boundary overhead at its input and output shap
 its blocked layout at a convolution's input and back at its output). Inside a network part of that boundary work
 disappears (two convolutions in a row stay blocked) and part remains (onnxruntime leaves layout conversions around
 grouped convolutions' channel shuffles and residual additions). The share that disappears, `boundary_share`
-(0 - 1), depends on the runtime and the device; boundary_fit.py fits it from a few whole networks measured on the
-device. A network's prediction is
+(0 - 1), depends on the runtime and the device. Beside it a network pays an amount that hardly depends on its
+blocks, `network_offset_us` (negative: less): every network of a space has the same stem, head, classifier and
+stage transitions, and what their standalone runs pay beyond their work a network may not pay between them.
+network_fit.py fits both from a few whole networks measured on the device. A network's prediction is
 
     sum over its ops of (median_us - fixed_us - share * (us - fixed_us))
       + fixed_us + share * ((first op's input_us - fixed_us) + (last op's output_us - fixed_us)) / 2
+      + network_offset_us
 
-which counts the fixed cost once per network and the network's own two edges once. With share 0 (no fit yet)
-only the fixed cost is taken out: at 224 px that is within about 2 % of whole networks on this project's CPU, at
-16 px it over-predicts them by 12 - 33 %, where the boundary work is a quarter of a small block's time.
+which counts the fixed cost once per network and the network's own two edges once. Without a fit (share 0,
+offset 0) only the fixed cost is taken out: at 224 px that is within about 5 % of whole networks on this
+project's CPU, at 16 px it over-predicts them by 4 - 30 % depending on the CPU (docs/search.md).
 
 Where some entry has no fixed cost (a runtime the agent cannot probe: ExecuTorch, LiteRT, a phone's benchmark tool;
 a LUT from an older agent), no entry's figure is used, so that two networks are never predicted under different
-models: boundary_fit.py then fits one invocation cost for every op from the same whole networks (ExecuTorch at
+models: network_fit.py then fits one invocation cost for every op from the same whole networks (ExecuTorch at
 16 px pays about 14 us a run, most of a small block's time), each op adds its median less that cost (never below
 0) and a network pays it once. Without those networks every prediction is the raw sum of medians. The raw medians
 stay in the LUT and `LutCosts.raw()` predicts with them.
@@ -73,10 +76,11 @@ class LutCosts:
     median_us: Mapping[str, float]
     overhead: Mapping[str, InvocationOverhead] | None = None
     raw_reason: str = "no overhead figures"  # why `overhead` is None
-    # The share of each op's boundary overhead beyond the fixed cost that a network does not pay (0 - 1), and where
-    # it comes from (boundary_fit.py).
+    # The share of each op's boundary overhead beyond the fixed cost that a network does not pay (0 - 1), what a
+    # network pays once beyond its ops (negative: less), and where both come from (network_fit.py).
     boundary_share: float = 0.0
-    boundary_source: str = "not fitted: only the fixed cost is counted once per network"
+    network_offset_us: float = 0.0
+    fit_source: str = "not fitted: only the fixed cost is counted once per network"
     # Where the fixed cost comes from: the agent's probes, or one cost for every op fitted on whole networks.
     fixed_source: str = FIXED_MEASURED
     raw_asked: bool = False  # `raw()`: sums of medians, never fitted
@@ -112,7 +116,7 @@ class LutCosts:
     def raw(self) -> LutCosts:
         """The same LUT predicting raw sums of medians."""
         return LutCosts(
-            self.median_us, None, "raw sums asked for", 0.0, "raw sums: no overhead taken out", raw_asked=True
+            self.median_us, None, "raw sums asked for", 0.0, 0.0, "raw sums: no overhead taken out", raw_asked=True
         )
 
     @property
@@ -125,11 +129,12 @@ class LutCosts:
         if missing:
             raise MissingLutEntries(missing)
 
-    def with_boundary_share(self, share: float, source: str) -> LutCosts:
-        """The same LUT predicting with `share` of each op's boundary overhead (beyond the fixed cost) taken out."""
+    def with_network_fit(self, share: float, offset_us: float, source: str) -> LutCosts:
+        """The same LUT predicting with `share` of each op's boundary overhead (beyond the fixed cost) taken out and
+        `offset_us` added once per network."""
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"a boundary share is between 0 and 1, got {share}")
-        return replace(self, boundary_share=share, boundary_source=source)
+        return replace(self, boundary_share=share, network_offset_us=offset_us, fit_source=source)
 
     def with_fitted_invocation_us(self, invocation_us: float, source: str) -> LutCosts:
         """The same LUT with one invocation cost for every entry, fitted on whole networks where the agent measured
@@ -142,7 +147,8 @@ class LutCosts:
             overhead=dict.fromkeys(self.median_us, overhead),
             fixed_source=source,
             boundary_share=0.0,
-            boundary_source="no boundary figures: the invocation cost is the same for every op",
+            network_offset_us=0.0,
+            fit_source="no boundary figures: the invocation cost is the same for every op",
         )
 
     def _fixed_us(self, key: str) -> float:
@@ -175,11 +181,12 @@ class LutCosts:
         return max(0.0, self.median_us[key] - taken_out_us)
 
     def network_once_us(self, first_key: str, last_key: str) -> float:
-        """The invocation overhead a network running from `first_key` to `last_key` pays once per run (0 for raw
-        sums): the fixed cost measured with its first op, and the boundary share of its own two edges."""
+        """What a network running from `first_key` to `last_key` pays once per run (0 for raw sums): the fixed cost
+        measured with its first op, the boundary share of its own two edges and the network offset."""
         if self.overhead is None:
             return 0.0
-        return self._fixed_us(first_key) + self.boundary_share * self.edges_beyond_fixed_us(first_key, last_key)
+        edges_us = self.boundary_share * self.edges_beyond_fixed_us(first_key, last_key)
+        return self._fixed_us(first_key) + edges_us + self.network_offset_us
 
     def summary_line(self) -> str:
         """One line for a command's output: how the entries are added up."""
@@ -189,8 +196,8 @@ class LutCosts:
             invocation_us = next(iter(self.overhead.values())).fixed_us
             return f"LUT: invocation cost {invocation_us:.1f} us per op, counted once per network ({self.fixed_source})"
         return (
-            f"LUT: fixed invocation cost once per network, boundary share {self.boundary_share:.2f} "
-            f"({self.boundary_source})"
+            f"LUT: fixed invocation cost once per network, boundary share {self.boundary_share:.2f}, network offset "
+            f"{self.network_offset_us:+.1f} us ({self.fit_source})"
         )
 
     def describe(self) -> dict[str, Any]:
@@ -200,12 +207,13 @@ class LutCosts:
         fixed = sorted(self._fixed_us(key) for key in self.overhead)
         return {
             "prediction": "sum of (median - fixed cost - boundary share x boundary beyond it) + the network's own "
-            "fixed cost and edges once",
+            "fixed cost and edges once + the network offset",
             "entries": len(self.median_us),
             "median_fixed_us": fixed[len(fixed) // 2],
             "fixed_source": self.fixed_source,
             "boundary_share": round(self.boundary_share, 4),
-            "boundary_source": self.boundary_source,
+            "network_offset_us": round(self.network_offset_us, 3),
+            "fit_source": self.fit_source,
         }
 
 

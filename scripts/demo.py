@@ -163,8 +163,8 @@ class Searched:
 def budget_target_ms(lut_file: Path, space_flags: dict[str, str]) -> tuple[float, float, float]:
     """(fastest, uniform, target): the LUT's fastest architecture, the expected latency every search starts from
     (theta = 0: each layer's candidates alike) and the demo's budget halfway between them, in ms."""
-    from fbnet_core.boundary_fit import fit_network_costs
     from fbnet_core.lut_costs import LutCosts
+    from fbnet_core.network_fit import fit_network_costs
     from fbnet_core.space import fbnet_space
     from search_client.lut.latency import latency_table_for_space
 

@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from fbnet_core.boundary_fit import FIT_NETWORKS, lut_ops
 from fbnet_core.client import ProfilerClient, ProfilerError
 from fbnet_core.dev_tokens import read_dev_tokens
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.lut_file import write_lut_file
+from fbnet_core.network_fit import FIT_NETWORKS, lut_ops
 from fbnet_core.space import SpaceParams, build_space
 from fbnet_core.space_manifest import space_manifest
 from fbnet_core.space_manifest import space_name as server_space_name
@@ -129,7 +129,8 @@ def request(
             compiled = f" ({report.compiled} compiled to .{report.model_format})" if report.compiled else ""
             typer.echo(
                 f"{device}: space {name}: {report.needed} entries needed ({len(ops) - FIT_NETWORKS} ops and "
-                f"{FIT_NETWORKS} whole networks that fit the boundary share), {len(report.missing)} missing; "
+                f"{FIT_NETWORKS} whole networks that fit the boundary share and network offset), "
+                f"{len(report.missing)} missing; "
                 f"uploaded {len(report.uploaded)} ops{compiled}, queued {report.queued} jobs "
                 f"({report.already_queued} already queued)"
             )

@@ -13,12 +13,12 @@ from rich.progress import track
 from rich.table import Table
 
 from fbnet_core.blocks import CANDIDATES
-from fbnet_core.boundary_fit import FIT_NETWORKS, lut_ops
 from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError
 from fbnet_core.formats.ops_manifest import OPS_MANIFEST_NAME, ManifestEntry, write_manifest
 from fbnet_core.keys import Op, candidate_ops, make_op, ops_for_space
 from fbnet_core.model_formats import FORMAT_SUFFIX, check_format
+from fbnet_core.network_fit import FIT_NETWORKS, lut_ops
 from fbnet_core.space import SearchSpace, build_space
 from search_client.commands.lut_cmds import Server, Token, connect
 from search_client.commands.space_options import (
@@ -164,8 +164,7 @@ def space(
         f"{summary['layers']} layers, {summary['layer_signatures']} distinct layer signatures x {len(CANDIDATES)} candidates = "
         f"{summary['candidate_entries']} entries, of which {summary['identity_skips']} identity skips are free: "
         f"{summary['block_ops']} block ops + {summary['fixed_ops']} fixed ops = {summary['ops']} ops to measure; "
-        f"`dnas lut request` adds {FIT_NETWORKS} whole networks that fit how much of each op's "
-        "boundary overhead a network pays"
+        f"`dnas lut request` adds {FIT_NETWORKS} whole networks that fit what a network pays beyond its ops"
     )
 
 

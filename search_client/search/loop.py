@@ -23,9 +23,9 @@ from torch.utils.data import Dataset
 
 from fbnet_core.arch import Architecture
 from fbnet_core.blocks import CANDIDATES
-from fbnet_core.boundary_fit import fit_network_costs
 from fbnet_core.formats.architecture_file import save_architecture
 from fbnet_core.lut_costs import LutCosts, as_lut_costs
+from fbnet_core.network_fit import fit_network_costs
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import SearchSpace, SpaceParams, fbnet_space, space_params
 from search_client.errors import CheckpointError, InvalidSearchConfigError
@@ -388,7 +388,7 @@ class SearchResult:
     table: LatencyTable
     schedule: ResolvedSchedule
     outputs: list[Path]
-    costs: LutCosts  # the LUT's cost model as the search used it (boundary share fitted for its space)
+    costs: LutCosts  # the LUT's cost model as the search used it (boundary share and network offset fitted for its space)
 
 
 def _check_sync_bn(config: SearchConfig, context: DistContext, device: torch.device) -> None:
@@ -431,7 +431,7 @@ def run_search(
     data = load_data(config.data, config.resolution, config.seed)
     config.check_classes(data.num_classes)
     space = config.space(data.num_classes)
-    costs = fit_network_costs(costs, space)  # share 0 where the LUT lacks the fit networks: said in the summary
+    costs = fit_network_costs(costs, space)  # share and offset 0 where the LUT lacks the fit networks: said in the summary
     table = latency_table_for_space(space, costs)
     if config.loss.target_ms is not None:
         check_target(table, config.loss.target_ms)

@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from fbnet_core.arch import Architecture
 from fbnet_core.arch_draw import random_architectures
-from fbnet_core.boundary_fit import fit_architectures, fit_network_costs, fit_ops
 from fbnet_core.client import ProfilerClient
 from fbnet_core.fidelity import FidelitySummary, summarize
 from fbnet_core.keys import Op, make_op, mobilenetv2_spec, network_spec, ops_for_architecture
 from fbnet_core.lut_costs import LutCosts, as_lut_costs
+from fbnet_core.network_fit import fit_architectures, fit_network_costs, fit_ops
 from fbnet_core.predict import latency_breakdown_us, predict_latency_us
 from fbnet_core.space import IMAGENET_CLASSES, SpaceParams, build_space
 from fbnet_core.space_manifest import space_manifest, space_name
@@ -229,7 +229,7 @@ def measure_and_compare(
     it is known. Needs the admin token (uploading ops, queueing jobs)."""
     if rounds < 1:
         raise SearchClientError(f"rounds must be at least 1, got {rounds}")
-    # The share of each op's boundary overhead a network does not pay (fbnet_core/boundary_fit.py) is fitted in
+    # The boundary share and the network offset (fbnet_core/network_fit.py) are fitted in
     # the space most of the networks are in (the zoo's FBNet-C has a head of its own) and holds for the device:
     # its four fit networks and their blocks are measured with the set, never as points of it.
     spaces = Counter(model.params for model in models if model.params is not None)

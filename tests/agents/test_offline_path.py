@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fbnet_core.boundary_fit import lut_ops
+from fbnet_core.network_fit import lut_ops
 from fbnet_core.space import fbnet_space
 from tests.cli_process import assert_one_line_error, run
 
@@ -37,7 +37,7 @@ def test_export_profile_upload_to_a_fresh_server_pull_and_search(backend, live_s
     _, results = measured
     env = {"PROFILER_STATE_DIR": str(tmp_path / "state"), "PROFILER_ENROLL_TOKEN": server.enroll_token,
            "PROFILER_ADMIN_TOKEN": server.admin_token}
-    needed = len(lut_ops(SPACE))  # the space's ops and the whole networks that fit the boundary share
+    needed = len(lut_ops(SPACE))  # the space's ops and the whole networks that fit the LUT's prediction
 
     uploaded = run("device-agent", "upload", str(results), "--server", server.url, "--name", "lab-cpu", env=env)
     assert uploaded.returncode == 0, uploaded.stderr

@@ -156,24 +156,29 @@ def test_the_measured_fixed_cost_applied_predicts_a_network_of_known_time_exactl
     assert raw_us == pytest.approx(network_us + 2 * FIXED_US)
 
 
-def test_a_network_that_converts_only_at_its_edges_fits_share_1_and_is_predicted_exactly(tmp_path: Path) -> None:
-    """The stand-in runtime converts layouts only at a graph's edges, so a network of three ops pays none of its
-    ops' inner boundaries: measured by the agent, the boundary share fitted from the whole network is 1 and the
-    prediction matches the network to the microsecond, where the fixed cost alone over-predicts it."""
-    from fbnet_core.boundary_fit import least_squares_share, network_terms
+def test_networks_that_convert_only_at_their_edges_fit_share_1_and_are_predicted_exactly(tmp_path: Path) -> None:
+    """The stand-in runtime converts layouts only at a graph's edges, so a network pays none of its ops' inner
+    boundaries: measured by the agent, the boundary share fitted from two whole networks (of three ops and of two)
+    is 1, the network offset 0, and the prediction matches each network to the microsecond, where the fixed cost
+    alone over-predicts it. (An offset alone cannot explain both: the networks skip two and one inner edges.)"""
     from fbnet_core.lut_costs import LutCosts
+    from fbnet_core.network_fit import least_squares_fit, network_terms
 
     entries, network_us = three_convs_measured_and_their_network_us(tmp_path, BOUNDARY_US_PER_CHANNEL)
+    shorter = tmp_path / "network2.onnx"
+    write_conv_chain_onnx(shorter, convs=2)
+    shorter_us = scripted_us(shorter, BOUNDARY_US_PER_CHANNEL)
     costs = LutCosts.from_entries(entries)
     keys = list(entries)
-    terms = network_terms(costs, keys, network_us)
+    terms = [network_terms(costs, keys, network_us), network_terms(costs, keys[:2], shorter_us)]
     inner_edges_us = 2 * (2 * BOUNDARY_US_PER_CHANNEL * 8)  # two edges between ops, each converting in and out
-    assert terms.fixed_only_us == pytest.approx(network_us + inner_edges_us)
-    share = least_squares_share([terms])
-    assert share == pytest.approx(1.0)
-    fitted = costs.with_boundary_share(share, "fitted on the network")
-    predicted_us = sum(fitted.in_network_us(key) for key in keys) + fitted.network_once_us(keys[0], keys[-1])
-    assert predicted_us == pytest.approx(network_us)
+    assert terms[0].fixed_only_us == pytest.approx(network_us + inner_edges_us)
+    fit = least_squares_fit(terms, lowest_offset_us=-network_us / 2)
+    assert fit.share == pytest.approx(1.0) and fit.offset_us == pytest.approx(0.0, abs=1e-6)
+    fitted = costs.with_network_fit(fit.share, fit.offset_us, "fitted on the networks")
+    for ops, whole_us in ((keys, network_us), (keys[:2], shorter_us)):
+        predicted_us = sum(fitted.in_network_us(key) for key in ops) + fitted.network_once_us(ops[0], ops[-1])
+        assert predicted_us == pytest.approx(whole_us)
 
 
 def test_the_op_side_shares_follow_its_input_and_output_shapes(tmp_path: Path) -> None:

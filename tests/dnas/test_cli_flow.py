@@ -17,9 +17,9 @@ import onnxruntime
 import pytest
 from typer.testing import CliRunner
 
-from fbnet_core.boundary_fit import lut_ops
 from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
 from fbnet_core.keys import ops_for_space
+from fbnet_core.network_fit import lut_ops
 from fbnet_core.space import fbnet_space
 from fbnet_core.space_manifest import space_name
 from search_client.commands.cli import app
@@ -87,11 +87,11 @@ def test_request_measure_pull_search_show_train_export(
         device_token = enroll.register_device(device, "android").token
     auth = ["--server", server.url, "--token", server.admin_token]
     space_ops = len(ops_for_space(SPACE))
-    needed = len(lut_ops(SPACE))  # the space's ops and the whole networks that fit the boundary share
+    needed = len(lut_ops(SPACE))  # the space's ops and the whole networks that fit the LUT's prediction
     assert needed == space_ops + 4
 
     first = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
-    assert f"{needed} entries needed ({space_ops} ops and 4 whole networks that fit the boundary share)" in first
+    assert f"{needed} entries needed ({space_ops} ops and 5 whole networks that fit the boundary share and network offset)" in first
     assert f"{needed} missing; uploaded {needed} ops, queued {needed} jobs" in first
     again = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
     assert f"uploaded 0 ops, queued 0 jobs ({needed} already queued)" in again

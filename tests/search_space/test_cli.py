@@ -67,9 +67,9 @@ def test_export_ops_writes_what_the_agent_reads(tmp_path: Path) -> None:
     result = runner.invoke(app, ["export-ops", *SMALL, "--out", str(out), "--model", "fbnet_96_035_1"])
     assert result.exit_code == 0, result.output
     ops = read_ops(out / "ops.jsonl")  # the device agent's own reader
-    # the space's 105 ops, the 4 whole networks that fit the boundary share, the model asked for
-    assert len(ops) == 105 + 4 + 1
-    assert [op.spec["kind"] for op in ops[105:]] == ["network"] * 5
+    # the space's 105 ops, the 5 whole networks that fit the LUT's prediction, the model asked for
+    assert len(ops) == 105 + 5 + 1
+    assert [op.spec["kind"] for op in ops[105:]] == ["network"] * 6
     for op in ops:
         verify_files(op)  # sha256 of each file matches its manifest line
         assert op_key(op.spec) == op.key and op.onnx_path.name == f"{op.key}.onnx"

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from fbnet_core.boundary_fit import fit_network_costs
 from fbnet_core.lut_costs import LutCosts
+from fbnet_core.network_fit import fit_network_costs
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import build_space
 from search_client.validation.validate import validation_models
@@ -97,9 +97,9 @@ def test_validate_measures_the_networks_and_reports_what_the_lut_says(agent, tmp
     models = validation_models(RANDOM_NETWORKS, seed=3, resolution=RESOLUTION)
     unfitted = LutCosts.from_entries(server.client(server.admin_token).get_lut(device).entries)
     assert unfitted.overhead_once  # the agent measured the per-invocation overhead of every op, by default
-    # The four whole networks that fit the boundary share were measured with the set, never as points of it.
+    # The five whole networks that fit the prediction were measured with the set, never as points of it.
     lut = fit_network_costs(unfitted, build_space(models[-1].params))
-    assert "fitted on 4 whole networks" in lut.boundary_source
+    assert "fitted on 5 whole networks" in lut.fit_source
     assert lut.summary_line() in result.stdout
     points = {point["name"]: point for point in document["points"]}
     assert list(points) == [model.name for model in models]

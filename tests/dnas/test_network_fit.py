@@ -1,5 +1,5 @@
-"""The boundary share (or, where the agent measured no overhead, one invocation cost per op): fitted from whole
-networks measured on the device, applied by the predictor and the search's latency table alike, and left out (said
+"""The boundary share and network offset (or, where the agent measured no overhead, one invocation cost per op):
+fitted from whole networks measured on the device, applied by the predictor and the search's latency table alike, and left out (said
 so) where the LUT lacks the networks that fit it."""
 
 from __future__ import annotations
@@ -7,17 +7,19 @@ from __future__ import annotations
 import pytest
 
 from fbnet_core.arch import Architecture
-from fbnet_core.boundary_fit import (
+from fbnet_core.keys import ops_for_architecture, ops_for_space
+from fbnet_core.lut_costs import LutCosts
+from fbnet_core.network_fit import (
     FitNetworkTerms,
+    NetworkFit,
+    fastest_network_us,
     fit_architectures,
     fit_network_costs,
     fit_ops,
+    least_squares_fit,
     least_squares_invocation_us,
-    least_squares_share,
     lut_ops,
 )
-from fbnet_core.keys import ops_for_architecture, ops_for_space
-from fbnet_core.lut_costs import LutCosts
 from fbnet_core.predict import predict_latency_us
 from fbnet_core.space import fbnet_space
 from search_client.lut.latency import latency_table_for_space
@@ -45,26 +47,28 @@ def space_entries() -> dict[str, dict]:
     return entries
 
 
-def by_hand_us(entries: dict[str, dict], arch: Architecture, share: float) -> float:
+def by_hand_us(entries: dict[str, dict], arch: Architecture, share: float, offset_us: float = 0.0) -> float:
     """lut_costs.py's formula written out: each op less fixed and share x its boundary beyond fixed, plus the
-    network's fixed cost and share x its own two edges."""
+    network's fixed cost, share x its own two edges and the offset."""
     keys = [op.key for op in ops_for_architecture(arch, SPACE)]
     total = 0.0
     for key in keys:
         overhead = entries[key]["invocation_overhead"]
         total += entries[key]["median_us"] - FIXED_US - share * (overhead["us"] - FIXED_US)
     first, last = entries[keys[0]]["invocation_overhead"], entries[keys[-1]]["invocation_overhead"]
-    return total + FIXED_US + share * ((first["input_us"] - FIXED_US) + (last["output_us"] - FIXED_US)) / 2
+    edges_us = ((first["input_us"] - FIXED_US) + (last["output_us"] - FIXED_US)) / 2
+    return total + FIXED_US + share * edges_us + offset_us
 
 
 def with_fit_networks(
-    entries: dict[str, dict], share: float, noise: tuple[float, ...] = ()
+    entries: dict[str, dict], share: float, noise: tuple[float, ...] = (), offset_us: float = 0.0
 ) -> dict[str, dict]:
-    """`entries` plus the fit networks, each measured at what `share` predicts (times a noise factor)."""
+    """`entries` plus the fit networks, each measured at what `share` and `offset_us` predict (times a noise
+    factor)."""
     measured = dict(entries)
     for index, (arch, op) in enumerate(zip(fit_architectures(), fit_ops(SPACE.params), strict=True)):
         factor = noise[index] if noise else 1.0
-        measured[op.key] = {"median_us": by_hand_us(entries, arch, share) * factor}
+        measured[op.key] = {"median_us": by_hand_us(entries, arch, share, offset_us) * factor}
     # A network entry has its own overhead figure in a real LUT; the fit does not use it.
     for op in fit_ops(SPACE.params):
         measured[op.key]["invocation_overhead"] = {
@@ -76,12 +80,20 @@ def with_fit_networks(
     return measured
 
 
-def test_the_fit_recovers_the_share_of_networks_measured_at_it_and_predicts_with_the_formula() -> None:
+@pytest.mark.parametrize("offset_us", [-40.0, 0.0, 25.0])
+def test_the_fit_recovers_the_share_and_offset_of_networks_measured_at_them_and_predicts_with_the_formula(
+    offset_us: float,
+) -> None:
     entries = space_entries()
-    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(entries, 0.6)), SPACE)
+    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(entries, 0.6, offset_us=offset_us)), SPACE)
     assert costs.boundary_share == pytest.approx(0.6)
-    assert "fitted on 4 whole networks" in costs.boundary_source
-    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(by_hand_us(entries, ARCH, 0.6))
+    assert costs.network_offset_us == pytest.approx(offset_us, abs=1e-6)
+    assert "fitted on 5 whole networks" in costs.fit_source and "mean error then 0.0 %" in costs.fit_source
+    assert f"boundary share 0.60, network offset {offset_us:+.1f} us" in costs.summary_line()
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(by_hand_us(entries, ARCH, 0.6, offset_us))
+    # A LUT fitted already (a search re-reads what validate fitted) fits to the same values, not to 0 beside them.
+    refitted = fit_network_costs(costs, SPACE)
+    assert (refitted.boundary_share, refitted.network_offset_us) == pytest.approx((0.6, offset_us), abs=1e-6)
     # share 0 is the fixed cost alone, counted once
     unfitted = LutCosts.from_entries(entries)
     keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
@@ -89,26 +101,71 @@ def test_the_fit_recovers_the_share_of_networks_measured_at_it_and_predicts_with
     assert predict_latency_us(unfitted, ARCH, SPACE) == pytest.approx(raw_us - FIXED_US * (len(keys) - 1))
 
 
-def test_the_search_table_predicts_what_the_predictor_does_with_a_fitted_share() -> None:
-    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(space_entries(), 0.8)), SPACE)
+def test_the_search_table_predicts_what_the_predictor_does_with_a_fitted_share_and_offset() -> None:
+    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(space_entries(), 0.8, offset_us=-12.0)), SPACE)
     table = latency_table_for_space(SPACE, costs)
     for arch in (ARCH, Architecture(("skip",) * 22), *fit_architectures()):
         assert table_ms(table, list(arch.blocks)) * 1000.0 == pytest.approx(
             predict_latency_us(costs, arch, SPACE)
         )
+    assert table.min_ms() * 1000.0 == pytest.approx(fastest_network_us(costs, SPACE))
 
 
-def test_noisy_networks_give_the_least_squares_share_of_their_relative_errors() -> None:
-    networks = [FitNetworkTerms(100.0, 20.0, 90.0), FitNetworkTerms(200.0, 30.0, 170.0)]
-    share = least_squares_share(networks)
-    # d/ds of sum(((A - sB - m)/m)^2) = 0, solved by hand for these two networks
-    numerator = (20 / 90) * (10 / 90) + (30 / 170) * (30 / 170)
-    denominator = (20 / 90) ** 2 + (30 / 170) ** 2
-    assert share == pytest.approx(numerator / denominator)
+def test_noisy_networks_give_the_least_squares_share_and_offset_of_their_relative_errors() -> None:
+    networks = [FitNetworkTerms(100.0, 20.0, 90.0), FitNetworkTerms(200.0, 30.0, 170.0), FitNetworkTerms(50.0, 4.0, 49.0)]
+    fit = least_squares_fit(networks, lowest_offset_us=-1000.0)
+
+    def loss(share: float, offset_us: float) -> float:
+        return sum(((n.fixed_only_us - share * n.boundary_us + offset_us - n.measured_us) / n.measured_us) ** 2
+                   for n in networks)  # fmt: skip
+
+    # inside the bounds the least-squares point: no point of a fine grid around it does better
+    assert 0.0 < fit.share < 1.0
+    grid = [(fit.share + i / 1000.0, fit.offset_us + j / 100.0) for i in range(-20, 21) for j in range(-20, 21)]
+    assert loss(fit.share, fit.offset_us) <= min(loss(s, d) for s, d in grid if 0.0 <= s <= 1.0) + 1e-15
     costs = fit_network_costs(
-        LutCosts.from_entries(with_fit_networks(space_entries(), 0.5, noise=(1.02, 0.98, 1.01, 0.99))), SPACE
+        LutCosts.from_entries(
+            with_fit_networks(space_entries(), 0.5, noise=(1.02, 0.98, 1.01, 0.99, 1.0), offset_us=-10.0)
+        ),
+        SPACE,
     )
-    assert 0.3 < costs.boundary_share < 0.7
+    assert 0.2 < costs.boundary_share < 0.8 and -30.0 < costs.network_offset_us < 10.0
+
+
+@pytest.mark.parametrize(
+    ("networks", "lowest_us", "expected"),
+    [
+        # the larger network measured further above share 0 (exactly fitted by share -1, offset 0): share 0
+        ([FitNetworkTerms(100.0, 20.0, 120.0), FitNetworkTerms(50.0, 5.0, 55.0)], -500.0, NetworkFit(0.0, 0.0)),
+        # exactly fitted by share 1.5, offset 0: share 1
+        ([FitNetworkTerms(100.0, 20.0, 70.0), FitNetworkTerms(50.0, 10.0, 35.0)], -500.0, NetworkFit(1.0, 0.0)),
+        # an offset below the floor is held at it
+        ([FitNetworkTerms(100.0, 0.0, 40.0), FitNetworkTerms(50.0, 0.0, 10.0)], -20.0, NetworkFit(0.0, -20.0)),
+    ],
+)
+def test_the_fit_keeps_to_its_bounds_at_the_best_point_there(
+    networks: list[FitNetworkTerms], lowest_us: float, expected: NetworkFit
+) -> None:
+    fit = least_squares_fit(networks, lowest_offset_us=lowest_us)
+    assert fit.share == pytest.approx(expected.share)
+    if fit.offset_us > lowest_us:
+        # on a share bound the offset is the best one for that share: sum((M - A + sB) / M^2) / sum(1 / M^2)
+        numerator = sum((n.measured_us - n.fixed_only_us + fit.share * n.boundary_us) / n.measured_us**2
+                        for n in networks)  # fmt: skip
+        assert fit.offset_us == pytest.approx(numerator / sum(1 / n.measured_us**2 for n in networks))
+    else:
+        assert fit.offset_us == expected.offset_us
+
+
+def test_the_offset_never_takes_more_than_half_the_fastest_architecture() -> None:
+    entries = space_entries()
+    fastest_us = fastest_network_us(LutCosts.from_entries(entries), SPACE)
+    # networks measured far below their ops' sum: the offset that explains them would predict the fastest
+    # architecture at a tenth of itself, and a noisier fit at 0 or below, where the log-latency loss has no value
+    measured = with_fit_networks(entries, 0.0, offset_us=-0.9 * fastest_us)
+    costs = fit_network_costs(LutCosts.from_entries(measured), SPACE)
+    assert costs.network_offset_us == pytest.approx(-fastest_us / 2, rel=1e-6)
+    assert fastest_network_us(costs, SPACE) > 0.0
 
 
 @pytest.mark.parametrize(("measured_share", "fitted"), [(1.6, 1.0), (-0.7, 0.0)])
@@ -125,10 +182,10 @@ def test_a_lut_without_the_fit_networks_keeps_share_0_and_says_why() -> None:
     costs = fit_network_costs(LutCosts.from_entries(entries), SPACE)
     assert costs.boundary_share == 0.0
     assert (
-        "lacks 1 of the 4 whole networks" in costs.boundary_source
-        and "dnas lut request" in costs.boundary_source
+        "lacks 1 of the 5 whole networks" in costs.fit_source
+        and "dnas lut request" in costs.fit_source
     )
-    assert costs.describe()["boundary_source"] == costs.boundary_source
+    assert costs.describe()["fit_source"] == costs.fit_source
 
 
 def medians_with_networks_at(invocation_us: float, noise: tuple[float, ...] = ()) -> dict[str, float]:
@@ -147,7 +204,7 @@ def medians_with_networks_at(invocation_us: float, noise: tuple[float, ...] = ()
 def test_without_overhead_figures_one_invocation_cost_is_fitted_on_the_networks_and_counted_once() -> None:
     medians = medians_with_networks_at(12.0)
     costs = fit_network_costs(LutCosts(medians), SPACE)
-    assert costs.overhead_once and costs.fixed_source.startswith("fitted on 4 whole networks")
+    assert costs.overhead_once and costs.fixed_source.startswith("fitted on 5 whole networks")
     assert "invocation cost 12.0 us per op, counted once per network" in costs.summary_line()
     assert fit_network_costs(costs, SPACE) is costs  # a fitted LUT is not fitted again (as a search re-reads it)
     keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
@@ -158,7 +215,7 @@ def test_without_overhead_figures_one_invocation_cost_is_fitted_on_the_networks_
 
 
 def test_the_invocation_cost_is_the_least_squares_one_and_never_negative() -> None:
-    noise = (1.03, 0.97, 1.02, 0.99)
+    noise = (1.03, 0.97, 1.02, 0.99, 1.01)
     fitted_us = least_squares_invocation_us(
         [
             ([medians_with_networks_at(8.0)[block.key] for block in ops_for_architecture(arch, SPACE)],
@@ -197,26 +254,27 @@ def test_a_lut_without_overhead_figures_or_fit_networks_stays_a_raw_sum_and_says
     del medians[fit_ops(SPACE.params)[0].key]
     costs = fit_network_costs(LutCosts(medians), SPACE)
     assert not costs.overhead_once
-    assert "lacks 1 of the 4 whole networks" in costs.summary_line()
+    assert "lacks 1 of the 5 whole networks" in costs.summary_line()
     expected = sum(medians[op.key] for op in ops_for_architecture(ARCH, SPACE))
     assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(expected)
 
 
 def test_the_fit_networks_are_fixed_distinct_and_requested_with_the_space() -> None:
     architectures = fit_architectures()
-    assert architectures == fit_architectures() and len(set(architectures)) == 4
+    assert architectures == fit_architectures() and len(set(architectures)) == 5
     skips = [arch.blocks.count("skip") for arch in architectures]
     assert (
         skips[2] > max(skips[0], skips[1]) > skips[3]
     )  # one skewed toward cheap blocks, one toward expensive
+    assert skips[4] == len(architectures[4].blocks)  # and the smallest network a search can reach
     ops = lut_ops(SPACE)
     assert ops[: len(ops_for_space(SPACE))] == ops_for_space(SPACE)
-    assert [op.spec["kind"] for op in ops[len(ops_for_space(SPACE)) :]] == ["network"] * 4
+    assert [op.spec["kind"] for op in ops[len(ops_for_space(SPACE)) :]] == ["network"] * 5
 
 
 def test_a_share_outside_0_to_1_is_refused() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
-        LutCosts.from_entries(space_entries()).with_boundary_share(1.5, "by hand")
+        LutCosts.from_entries(space_entries()).with_network_fit(1.5, 0.0, "by hand")
 
 
 def test_a_lut_lacking_a_block_of_the_fit_networks_keeps_share_0_and_names_it() -> None:
@@ -224,4 +282,4 @@ def test_a_lut_lacking_a_block_of_the_fit_networks_keeps_share_0_and_names_it() 
     block = ops_for_architecture(fit_architectures()[0], SPACE)[1].key
     del entries[block]
     costs = fit_network_costs(LutCosts.from_entries(entries), SPACE)
-    assert costs.boundary_share == 0.0 and f"(e.g. {block})" in costs.boundary_source
+    assert costs.boundary_share == 0.0 and f"(e.g. {block})" in costs.fit_source
