@@ -84,7 +84,7 @@ def measure_median_us(backend: Backend, key: str, onnx: bytes, spec: dict, folde
 
 def measured_lut(space: SearchSpace, backend: Backend, folder: Path, lock: Path | None) -> LutCosts:
     """The LUT kept in `folder`, or a fresh measurement saved there (a resumed or split run uses one LUT), with
-    its boundary share and network offset fitted for `space` as a search fits it."""
+    its work scale and boundary share fitted for `space` as a search fits it."""
     saved = folder / LUT_NAME
     if saved.is_file():
         body = json.loads(saved.read_text())

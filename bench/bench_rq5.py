@@ -12,7 +12,7 @@ each op statically quantised by the agent, device_agents/quantize.py), both 1 th
 differ most (grouped convolutions 1.5-3x dearer in int8, wide expansions cheaper). End to end, nothing mocked:
 
 1. A real `profiler-server serve --dev` (SQLite, temp folder); both devices register through real
-   `device-agent run` processes; the search space's ops and the whole networks that fit the LUT's boundary share and network offset
+   `device-agent run` processes; the search space's ops and the whole networks that fit how the LUT's ops add up
    (what `dnas lut request` queues) are uploaded, compiled for each device's format, and queued for both
    (search_client.lut.client), and each agent drains its queue alone (`--once`), never both at the same time.
    Each device's LUT is then read as `dnas search` reads it (fbnet_core/lut_costs.py, network_fit.py).
@@ -157,7 +157,7 @@ def measure_in_rounds(
 
 def device_costs(entries: Mapping[str, Mapping[str, Any]], space: SearchSpace, raw: bool) -> LutCosts:
     """The device's LUT as `dnas search` reads it: each op's invocation overhead counted once per network where
-    the agent measured it, with the boundary share and network offset fitted on the LUT's whole networks (fbnet_core/network_fit.py);
+    the agent measured it, with the work scale and boundary share fitted on the LUT's whole networks (fbnet_core/network_fit.py);
     with `raw`, sums of medians (`dnas search --raw-lut`)."""
     costs = LutCosts.from_entries(entries)
     return costs.raw() if raw else fit_network_costs(costs, space)

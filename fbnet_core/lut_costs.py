@@ -8,18 +8,16 @@ The agent also measures each op's boundary overhead at its input and output shap
 its blocked layout at a convolution's input and back at its output). Inside a network part of that boundary work
 disappears (two convolutions in a row stay blocked) and part remains (onnxruntime leaves layout conversions around
 grouped convolutions' channel shuffles and residual additions). The share that disappears, `boundary_share`
-(0 - 1), depends on the runtime and the device. Beside it a network pays an amount that hardly depends on its
-blocks, `network_offset_us` (negative: less): every network of a space has the same stem, head, classifier and
-stage transitions, and what their standalone runs pay beyond their work a network may not pay between them.
+(0 - 1), depends on the runtime and the device. And an op's own work (its median less the fixed cost) runs
+faster or slower inside a network than alone, by a factor `work_scale` (what is in the caches differs).
 network_fit.py fits both from a few whole networks measured on the device. A network's prediction is
 
-    sum over its ops of (median_us - fixed_us - share * (us - fixed_us))
+    sum over its ops of max(0, work_scale * (median_us - fixed_us) - share * (us - fixed_us))
       + fixed_us + share * ((first op's input_us - fixed_us) + (last op's output_us - fixed_us)) / 2
-      + network_offset_us
 
-which counts the fixed cost once per network and the network's own two edges once. Without a fit (share 0,
-offset 0) only the fixed cost is taken out: at 224 px that is within about 5 % of whole networks on this
-project's CPU, at 16 px it over-predicts them by 4 - 30 % depending on the CPU (docs/search.md).
+which counts the fixed cost once per network and the network's own two edges once. Without a fit (scale 1,
+share 0) only the fixed cost is taken out: at 224 px that is within about 5 % of whole networks on this
+project's CPUs, at 16 px it over-predicts them by 4 - 30 % depending on the CPU (docs/search.md).
 
 Where some entry has no fixed cost (a runtime the agent cannot probe: ExecuTorch, LiteRT, a phone's benchmark tool;
 a LUT from an older agent), no entry's figure is used, so that two networks are never predicted under different
@@ -76,10 +74,10 @@ class LutCosts:
     median_us: Mapping[str, float]
     overhead: Mapping[str, InvocationOverhead] | None = None
     raw_reason: str = "no overhead figures"  # why `overhead` is None
-    # The share of each op's boundary overhead beyond the fixed cost that a network does not pay (0 - 1), what a
-    # network pays once beyond its ops (negative: less), and where both come from (network_fit.py).
+    # The share of each op's boundary overhead beyond the fixed cost that a network does not pay (0 - 1), the
+    # factor on each op's work inside a network, and where both come from (network_fit.py).
     boundary_share: float = 0.0
-    network_offset_us: float = 0.0
+    work_scale: float = 1.0
     fit_source: str = "not fitted: only the fixed cost is counted once per network"
     # Where the fixed cost comes from: the agent's probes, or one cost for every op fitted on whole networks.
     fixed_source: str = FIXED_MEASURED
@@ -116,7 +114,7 @@ class LutCosts:
     def raw(self) -> LutCosts:
         """The same LUT predicting raw sums of medians."""
         return LutCosts(
-            self.median_us, None, "raw sums asked for", 0.0, 0.0, "raw sums: no overhead taken out", raw_asked=True
+            self.median_us, None, "raw sums asked for", 0.0, 1.0, "raw sums: no overhead taken out", raw_asked=True
         )
 
     @property
@@ -129,12 +127,14 @@ class LutCosts:
         if missing:
             raise MissingLutEntries(missing)
 
-    def with_network_fit(self, share: float, offset_us: float, source: str) -> LutCosts:
-        """The same LUT predicting with `share` of each op's boundary overhead (beyond the fixed cost) taken out and
-        `offset_us` added once per network."""
+    def with_network_fit(self, work_scale: float, share: float, source: str) -> LutCosts:
+        """The same LUT predicting with each op's work scaled by `work_scale` and `share` of its boundary overhead
+        (beyond the fixed cost) taken out."""
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"a boundary share is between 0 and 1, got {share}")
-        return replace(self, boundary_share=share, network_offset_us=offset_us, fit_source=source)
+        if work_scale <= 0.0:
+            raise ValueError(f"a work scale is above 0, got {work_scale}")
+        return replace(self, boundary_share=share, work_scale=work_scale, fit_source=source)
 
     def with_fitted_invocation_us(self, invocation_us: float, source: str) -> LutCosts:
         """The same LUT with one invocation cost for every entry, fitted on whole networks where the agent measured
@@ -147,7 +147,7 @@ class LutCosts:
             overhead=dict.fromkeys(self.median_us, overhead),
             fixed_source=source,
             boundary_share=0.0,
-            network_offset_us=0.0,
+            work_scale=1.0,
             fit_source="no boundary figures: the invocation cost is the same for every op",
         )
 
@@ -173,20 +173,20 @@ class LutCosts:
         return max(0.0, (input_us + output_us) / 2.0)
 
     def in_network_us(self, key: str) -> float:
-        """What the op adds to a network: its median, less the fixed invocation cost and the boundary share (never
-        below 0: where noise puts the overhead above a tiny op's median, the op adds nothing measurable)."""
+        """What the op adds to a network: its work (median less the fixed invocation cost) scaled, less the
+        boundary share (never below 0: where noise puts the overhead above a tiny op's median, the op adds nothing
+        measurable)."""
         if self.overhead is None:
             return self.median_us[key]
-        taken_out_us = self._fixed_us(key) + self.boundary_share * self.boundary_beyond_fixed_us(key)
-        return max(0.0, self.median_us[key] - taken_out_us)
+        work_us = self.work_scale * (self.median_us[key] - self._fixed_us(key))
+        return max(0.0, work_us - self.boundary_share * self.boundary_beyond_fixed_us(key))
 
     def network_once_us(self, first_key: str, last_key: str) -> float:
-        """What a network running from `first_key` to `last_key` pays once per run (0 for raw sums): the fixed cost
-        measured with its first op, the boundary share of its own two edges and the network offset."""
+        """The invocation overhead a network running from `first_key` to `last_key` pays once per run (0 for raw
+        sums): the fixed cost measured with its first op, and the boundary share of its own two edges."""
         if self.overhead is None:
             return 0.0
-        edges_us = self.boundary_share * self.edges_beyond_fixed_us(first_key, last_key)
-        return self._fixed_us(first_key) + edges_us + self.network_offset_us
+        return self._fixed_us(first_key) + self.boundary_share * self.edges_beyond_fixed_us(first_key, last_key)
 
     def summary_line(self) -> str:
         """One line for a command's output: how the entries are added up."""
@@ -196,8 +196,8 @@ class LutCosts:
             invocation_us = next(iter(self.overhead.values())).fixed_us
             return f"LUT: invocation cost {invocation_us:.1f} us per op, counted once per network ({self.fixed_source})"
         return (
-            f"LUT: fixed invocation cost once per network, boundary share {self.boundary_share:.2f}, network offset "
-            f"{self.network_offset_us:+.1f} us ({self.fit_source})"
+            f"LUT: fixed invocation cost once per network, work scale {self.work_scale:.2f}, boundary share "
+            f"{self.boundary_share:.2f} ({self.fit_source})"
         )
 
     def describe(self) -> dict[str, Any]:
@@ -206,13 +206,13 @@ class LutCosts:
             return {"prediction": "sum of medians", "reason": self.raw_reason}
         fixed = sorted(self._fixed_us(key) for key in self.overhead)
         return {
-            "prediction": "sum of (median - fixed cost - boundary share x boundary beyond it) + the network's own "
-            "fixed cost and edges once + the network offset",
+            "prediction": "sum of (work scale x (median - fixed cost) - boundary share x boundary beyond it) + the "
+            "network's own fixed cost and edges once",
             "entries": len(self.median_us),
             "median_fixed_us": fixed[len(fixed) // 2],
             "fixed_source": self.fixed_source,
             "boundary_share": round(self.boundary_share, 4),
-            "network_offset_us": round(self.network_offset_us, 3),
+            "work_scale": round(self.work_scale, 4),
             "fit_source": self.fit_source,
         }
 

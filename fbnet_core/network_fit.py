@@ -1,18 +1,17 @@
-"""The boundary share and the network offset of a LUT, fitted from whole networks measured on the device.
+"""The work scale and the boundary share of a LUT, fitted from whole networks measured on the device.
 
 An op timed alone pays the runtime's work at the edges of its graph (lut_costs.py): the fixed invocation cost,
-which a network pays once, and layout conversions, of which a network pays only a part; and a network pays an
-offset that hardly depends on its blocks. How large each is depends on the runtime, the device and the tensor
-sizes, so it is measured, not assumed. `dnas lut request` queues five whole networks of the space with its ops (two
-drawn uniformly, one skewed toward cheap blocks, one toward expensive ones, and the one with a skip in every layer,
-the smallest a search can reach; `fit_ops`): with share s and offset d a network's prediction is A - s B + d (A
-with only the fixed cost taken out, B the boundary work its ops count beyond a network's own edges), and (s, d)
-minimise the squared relative errors (sum of ((A - s B + d - measured) / measured)^2, linear least squares) with
-s kept in [0, 1] and d above minus half the prediction of the space's fastest architecture, so that none is
-predicted at 0 or below. The smallest network is what pins the offset down: the four others differ in size by a
-factor of about two, and on them a share and an offset trade off against each other. The networks are drawn with
-their own seed, apart from any `dnas validate` set, so a validation still judges the prediction on networks the
-fit never saw.
+which a network pays once, and layout conversions, of which a network pays only a part; and its own work runs
+faster or slower inside a network than alone (what is in the caches differs). How large each is depends on the
+runtime, the device and the tensor sizes, so it is measured, not assumed. `dnas lut request` queues five whole
+networks of the space with its ops (two drawn uniformly, one skewed toward cheap blocks, one toward expensive
+ones, and the one with a skip in every layer, the smallest a search can reach; `fit_ops`): with work scale k and
+share s a network's prediction is k W - s B + F (W its ops' medians less the fixed cost, B the boundary work its
+ops count beyond a network's own edges, F the fixed cost it pays once), and (k, s) minimise the squared relative
+errors (sum of ((k W - s B + F - measured) / measured)^2, linear least squares) with k in [0.5, 2] and s in
+[0, 1]. The smallest network matters: the four others differ in size by a factor of about two only, and a
+search for a tight budget ends in networks of a few ops. The networks are drawn with their own seed, apart from
+any `dnas validate` set, so a validation still judges the prediction on networks the fit never saw.
 
 Where the agent measured no overhead (lut_costs.py), the same networks fit one invocation cost c for every op
 instead: a network is predicted as sum over its ops of max(0, median - c) + c, and c minimises the same squared
@@ -30,8 +29,6 @@ from fbnet_core.arch import Architecture
 from fbnet_core.arch_draw import random_architectures
 from fbnet_core.keys import (
     Op,
-    candidate_ops,
-    fixed_ops,
     make_op,
     network_spec,
     ops_for_architecture,
@@ -48,8 +45,7 @@ FIT_NETWORKS = FIT_UNIFORM + 2 * FIT_SKEWED + 1  # and the smallest: a skip in e
 
 
 def fit_architectures() -> list[Architecture]:
-    """The architectures whose whole networks fit the boundary share and the network offset (the same for every
-    space)."""
+    """The architectures whose whole networks fit the work scale and boundary share (the same for every space)."""
     return [
         *random_architectures(FIT_UNIFORM, FIT_SEED),
         *random_architectures(FIT_SKEWED, FIT_SEED, "cheap"),
@@ -63,64 +59,60 @@ def fit_ops(params: SpaceParams) -> list[Op]:
     return [make_op(network_spec(arch, params)) for arch in fit_architectures()]
 
 
+WORK_SCALE_RANGE = (0.5, 2.0)  # a network's work against its ops' alone: beyond this the LUT is not this device's
+
+
 @dataclass(frozen=True)
 class FitNetworkTerms:
-    """One measured network: its prediction with only the fixed cost taken out, the boundary work a share scales,
-    and its measured median, in us."""
+    """One measured network, in us: its ops' work (medians less the fixed cost), the boundary work a share scales,
+    the fixed cost it pays once, and its measured median."""
 
-    fixed_only_us: float
+    work_us: float
     boundary_us: float
+    once_us: float
     measured_us: float
 
 
 @dataclass(frozen=True)
 class NetworkFit:
-    """A fitted boundary share (0 - 1) and network offset (us)."""
+    """A fitted work scale (0.5 - 2) and boundary share (0 - 1)."""
 
+    work_scale: float
     share: float
-    offset_us: float
 
 
-def least_squares_fit(networks: Sequence[FitNetworkTerms], lowest_offset_us: float) -> NetworkFit:
-    """The share in [0, 1] and the offset of at least `lowest_offset_us` minimising the squared relative errors of
-    `networks`' predictions A - s B + d."""
-
-    def best_offset_us(share: float) -> float:
-        # d/dd of sum(((A - sB + d - M) / M)^2) = 0: d = sum((M - A + sB) / M^2) / sum(1 / M^2)
-        numerator = sum((n.measured_us - n.fixed_only_us + share * n.boundary_us) / n.measured_us**2 for n in networks)
-        return max(lowest_offset_us, numerator / sum(1.0 / n.measured_us**2 for n in networks))
-
-    def best_share(offset_us: float) -> float:
-        # d/ds = 0: s = sum(b (a + d/M - 1)) / sum(b^2) with a = A / M, b = B / M
-        numerator = sum(
-            (n.boundary_us / n.measured_us) * ((n.fixed_only_us + offset_us - n.measured_us) / n.measured_us)
-            for n in networks
-        )
-        denominator = sum((n.boundary_us / n.measured_us) ** 2 for n in networks)
-        return 0.0 if denominator == 0.0 else min(1.0, max(0.0, numerator / denominator))
-
-    # Both unknowns enter linearly: solve the 2 x 2 normal equations; where the optimum lies outside the bounds,
-    # the constrained one lies on a bound (the loss is a convex quadratic), found by fixing one and solving the other.
-    rows = [(n.boundary_us / n.measured_us, 1.0 / n.measured_us, (n.fixed_only_us - n.measured_us) / n.measured_us)
+def least_squares_fit(networks: Sequence[FitNetworkTerms]) -> NetworkFit:
+    """The work scale and share within their ranges minimising the squared relative errors of `networks`'
+    predictions k W - s B + F."""
+    # residual_i = k w_i - s b_i - r_i with w = W / M, b = B / M, r = (M - F) / M
+    rows = [(n.work_us / n.measured_us, n.boundary_us / n.measured_us, (n.measured_us - n.once_us) / n.measured_us)
             for n in networks]  # fmt: skip
-    # residual = a_i - s b_i + d c_i with a_i = (A - M) / M
-    sbb = sum(b * b for b, _, _ in rows)
-    scc = sum(c * c for _, c, _ in rows)
-    sbc = sum(b * c for b, c, _ in rows)
-    sab = sum(a * b for b, _, a in rows)
-    sac = sum(a * c for _, c, a in rows)
-    determinant = sbb * scc - sbc * sbc
-    if determinant > 1e-12 * max(sbb * scc, 1e-300):
-        share = (sab * scc - sac * sbc) / determinant
-        offset_us = (sab * sbc - sac * sbb) / determinant
-        if 0.0 <= share <= 1.0 and offset_us >= lowest_offset_us:
-            return NetworkFit(share, offset_us)
-    candidates = [NetworkFit(share, best_offset_us(share)) for share in (0.0, 1.0)]
-    candidates.append(NetworkFit(best_share(lowest_offset_us), lowest_offset_us))
+    sww = sum(w * w for w, _, _ in rows)
+    sbb = sum(b * b for _, b, _ in rows)
+    swb = sum(w * b for w, b, _ in rows)
+    swr = sum(w * r for w, _, r in rows)
+    sbr = sum(b * r for _, b, r in rows)
+    low_k, high_k = WORK_SCALE_RANGE
+
+    def best_scale(share: float) -> float:
+        return min(high_k, max(low_k, (swr + share * swb) / sww))
+
+    def best_share(scale: float) -> float:
+        return 0.0 if sbb == 0.0 else min(1.0, max(0.0, (scale * swb - sbr) / sbb))
 
     def loss(fit: NetworkFit) -> float:
-        return sum((a - fit.share * b + fit.offset_us * c) ** 2 for b, c, a in rows)
+        return sum((fit.work_scale * w - fit.share * b - r) ** 2 for w, b, r in rows)
 
+    # The normal equations k sww - s swb = swr and k swb - s sbb = sbr; where their solution lies outside the
+    # ranges, the constrained optimum lies on a bound (the loss is a convex quadratic): one fixed, the other solved.
+    determinant = sww * sbb - swb * swb
+    if determinant > 1e-12 * sww * sbb:
+        scale = (swr * sbb - swb * sbr) / determinant
+        share = (swr * swb - sww * sbr) / determinant
+        if low_k <= scale <= high_k and 0.0 <= share <= 1.0:
+            return NetworkFit(scale, share)
+    candidates = [NetworkFit(best_scale(share), share) for share in (0.0, 1.0)]
+    candidates += [NetworkFit(scale, best_share(scale)) for scale in WORK_SCALE_RANGE]
     return min(candidates, key=loss)
 
 
@@ -146,14 +138,15 @@ def least_squares_invocation_us(networks: Sequence[tuple[Sequence[float], float]
 
 def network_terms(costs: LutCosts, keys: list[str], measured_us: float) -> FitNetworkTerms:
     """The terms of a network running the ops `keys` in order, measured whole at `measured_us`."""
-    fixed_only_us = network_latency_us(costs.with_network_fit(0.0, 0.0, "the fit's baseline"), keys)
+    baseline = costs.with_network_fit(1.0, 0.0, "the fit's baseline")
+    work_us = sum(baseline.in_network_us(key) for key in keys)
     boundary_us = sum(costs.boundary_beyond_fixed_us(key) for key in keys)
     boundary_us -= costs.edges_beyond_fixed_us(keys[0], keys[-1])
-    return FitNetworkTerms(fixed_only_us, boundary_us, measured_us)
+    return FitNetworkTerms(work_us, boundary_us, baseline.network_once_us(keys[0], keys[-1]), measured_us)
 
 
 def fit_network_costs(costs: LutCosts, space: SearchSpace) -> LutCosts:
-    """`costs` predicting with the boundary share and network offset fitted on the fit networks of `space` in the
+    """`costs` predicting with the work scale and boundary share fitted on the fit networks of `space` in the
     LUT or, where the agent measured no overhead, with one invocation cost fitted on them; unchanged (its summary saying why) where
     the LUT lacks one of those networks or their blocks, and for raw sums asked for."""
     if costs.raw_asked or costs.fixed_source != FIXED_MEASURED:  # raw sums asked for, or fitted already
@@ -185,32 +178,16 @@ def fit_network_costs(costs: LutCosts, space: SearchSpace) -> LutCosts:
             f"{_mean_error_pct(fitted, op_keys, keys):.1f} %; the agent measured no overhead",
         )
     if reason:
-        return costs.with_network_fit(0.0, 0.0, f"{reason}; only the fixed cost is counted once")
-    baseline = costs.with_network_fit(0.0, 0.0, "the fit's baseline")
+        return costs.with_network_fit(1.0, 0.0, f"{reason}; only the fixed cost is counted once")
     fit = least_squares_fit(
-        [
-            network_terms(baseline, keys_of_one, costs.median_us[key])
-            for keys_of_one, key in zip(op_keys, keys, strict=True)
-        ],
-        lowest_offset_us=-fastest_network_us(baseline, space) / 2.0,
+        [network_terms(costs, keys_of_one, costs.median_us[key]) for keys_of_one, key in zip(op_keys, keys, strict=True)]
     )
-    fitted = costs.with_network_fit(fit.share, fit.offset_us, "")
+    fitted = costs.with_network_fit(fit.work_scale, fit.share, "")
     return replace(
         fitted,
         fit_source=f"fitted on {len(keys)} whole networks measured on the device (their mean error then "
         f"{_mean_error_pct(fitted, op_keys, keys):.1f} %)",
     )
-
-
-def fastest_network_us(costs: LutCosts, space: SearchSpace) -> float:
-    """The prediction of the space's fastest architecture: its fixed ops, the cheapest candidate of each layer (an
-    identity skip costs 0) and what a network pays once; the LUT must hold every op of the space."""
-    fixed_keys = [op.key for op in fixed_ops(space)]
-    cheapest_us = sum(
-        min(0.0 if op is None else costs.in_network_us(op.key) for op in row) for row in candidate_ops(space)
-    )
-    once_us = costs.network_once_us(fixed_keys[0], fixed_keys[-1])
-    return sum(costs.in_network_us(key) for key in fixed_keys) + cheapest_us + once_us
 
 
 def _mean_error_pct(costs: LutCosts, op_keys: list[list[str]], keys: list[str]) -> float:
@@ -224,5 +201,5 @@ def _mean_error_pct(costs: LutCosts, op_keys: list[list[str]], keys: list[str]) 
 
 def lut_ops(space: SearchSpace) -> list[Op]:
     """What a device's LUT needs for `space`: the space's ops, then the whole networks that fit its boundary
-    share and network offset (`dnas lut request` and `dnas export-ops` take this list)."""
+    share and work scale (`dnas lut request` and `dnas export-ops` take this list)."""
     return [*ops_for_space(space), *fit_ops(space.params)]

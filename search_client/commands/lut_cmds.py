@@ -129,7 +129,7 @@ def request(
             compiled = f" ({report.compiled} compiled to .{report.model_format})" if report.compiled else ""
             typer.echo(
                 f"{device}: space {name}: {report.needed} entries needed ({len(ops) - FIT_NETWORKS} ops and "
-                f"{FIT_NETWORKS} whole networks that fit the boundary share and network offset), "
+                f"{FIT_NETWORKS} whole networks that fit how the ops add up), "
                 f"{len(report.missing)} missing; "
                 f"uploaded {len(report.uploaded)} ops{compiled}, queued {report.queued} jobs "
                 f"({report.already_queued} already queued)"

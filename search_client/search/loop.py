@@ -388,7 +388,7 @@ class SearchResult:
     table: LatencyTable
     schedule: ResolvedSchedule
     outputs: list[Path]
-    costs: LutCosts  # the LUT's cost model as the search used it (boundary share and network offset fitted for its space)
+    costs: LutCosts  # the LUT's cost model as the search used it (work scale and boundary share fitted for its space)
 
 
 def _check_sync_bn(config: SearchConfig, context: DistContext, device: torch.device) -> None:

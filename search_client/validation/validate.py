@@ -229,9 +229,9 @@ def measure_and_compare(
     it is known. Needs the admin token (uploading ops, queueing jobs)."""
     if rounds < 1:
         raise SearchClientError(f"rounds must be at least 1, got {rounds}")
-    # The boundary share and the network offset (fbnet_core/network_fit.py) are fitted in
+    # The work scale and the boundary share (fbnet_core/network_fit.py) are fitted in
     # the space most of the networks are in (the zoo's FBNet-C has a head of its own) and holds for the device:
-    # its four fit networks and their blocks are measured with the set, never as points of it.
+    # its five fit networks and their blocks are measured with the set, never as points of it.
     spaces = Counter(model.params for model in models if model.params is not None)
     fit_space = build_space(spaces.most_common(1)[0][0]) if spaces else None
     fit_models = (

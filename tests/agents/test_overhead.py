@@ -159,8 +159,8 @@ def test_the_measured_fixed_cost_applied_predicts_a_network_of_known_time_exactl
 def test_networks_that_convert_only_at_their_edges_fit_share_1_and_are_predicted_exactly(tmp_path: Path) -> None:
     """The stand-in runtime converts layouts only at a graph's edges, so a network pays none of its ops' inner
     boundaries: measured by the agent, the boundary share fitted from two whole networks (of three ops and of two)
-    is 1, the network offset 0, and the prediction matches each network to the microsecond, where the fixed cost
-    alone over-predicts it. (An offset alone cannot explain both: the networks skip two and one inner edges.)"""
+    is 1, the work scale 1, and the prediction matches each network to the microsecond, where the fixed cost
+    alone over-predicts it."""
     from fbnet_core.lut_costs import LutCosts
     from fbnet_core.network_fit import least_squares_fit, network_terms
 
@@ -172,10 +172,10 @@ def test_networks_that_convert_only_at_their_edges_fit_share_1_and_are_predicted
     keys = list(entries)
     terms = [network_terms(costs, keys, network_us), network_terms(costs, keys[:2], shorter_us)]
     inner_edges_us = 2 * (2 * BOUNDARY_US_PER_CHANNEL * 8)  # two edges between ops, each converting in and out
-    assert terms[0].fixed_only_us == pytest.approx(network_us + inner_edges_us)
-    fit = least_squares_fit(terms, lowest_offset_us=-network_us / 2)
-    assert fit.share == pytest.approx(1.0) and fit.offset_us == pytest.approx(0.0, abs=1e-6)
-    fitted = costs.with_network_fit(fit.share, fit.offset_us, "fitted on the networks")
+    assert terms[0].work_us + terms[0].once_us == pytest.approx(network_us + inner_edges_us)
+    fit = least_squares_fit(terms)
+    assert (fit.work_scale, fit.share) == pytest.approx((1.0, 1.0))
+    fitted = costs.with_network_fit(fit.work_scale, fit.share, "fitted on the networks")
     for ops, whole_us in ((keys, network_us), (keys[:2], shorter_us)):
         predicted_us = sum(fitted.in_network_us(key) for key in ops) + fitted.network_once_us(ops[0], ops[-1])
         assert predicted_us == pytest.approx(whole_us)

@@ -91,7 +91,7 @@ def test_request_measure_pull_search_show_train_export(
     assert needed == space_ops + 4
 
     first = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
-    assert f"{needed} entries needed ({space_ops} ops and 5 whole networks that fit the boundary share and network offset)" in first
+    assert f"{needed} entries needed ({space_ops} ops and 5 whole networks that fit how the ops add up)" in first
     assert f"{needed} missing; uploaded {needed} ops, queued {needed} jobs" in first
     again = invoke("lut", "request", "--device", device, *SPACE_ARGS, *auth)
     assert f"uploaded 0 ops, queued 0 jobs ({needed} already queued)" in again

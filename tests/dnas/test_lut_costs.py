@@ -37,8 +37,8 @@ def test_the_fixed_invocation_cost_is_counted_once_per_network() -> None:
     raw_us = sum(entries[key]["median_us"] for key in keys)
     assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(raw_us - 2.5 * len(keys) + 2.5)
     assert predict_latency_us(costs.raw(), ARCH, SPACE) == pytest.approx(raw_us)  # raw figures stay available
-    assert costs.describe()["prediction"].startswith("sum of (median - fixed cost - boundary share")
-    assert costs.describe()["boundary_share"] == 0.0  # not fitted: only the fixed cost is taken out
+    assert costs.describe()["prediction"].startswith("sum of (work scale x (median - fixed cost) - boundary share")
+    assert (costs.describe()["boundary_share"], costs.describe()["work_scale"]) == (0.0, 1.0)  # not fitted: only the fixed cost is taken out
     assert (
         costs.overhead is not None
         and costs.overhead[keys[1]].us == entries[keys[1]]["invocation_overhead"]["us"]

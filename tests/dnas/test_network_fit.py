@@ -1,4 +1,4 @@
-"""The boundary share and network offset (or, where the agent measured no overhead, one invocation cost per op):
+"""The work scale and boundary share (or, where the agent measured no overhead, one invocation cost per op):
 fitted from whole networks measured on the device, applied by the predictor and the search's latency table alike, and left out (said
 so) where the LUT lacks the networks that fit it."""
 
@@ -12,7 +12,6 @@ from fbnet_core.lut_costs import LutCosts
 from fbnet_core.network_fit import (
     FitNetworkTerms,
     NetworkFit,
-    fastest_network_us,
     fit_architectures,
     fit_network_costs,
     fit_ops,
@@ -47,28 +46,28 @@ def space_entries() -> dict[str, dict]:
     return entries
 
 
-def by_hand_us(entries: dict[str, dict], arch: Architecture, share: float, offset_us: float = 0.0) -> float:
-    """lut_costs.py's formula written out: each op less fixed and share x its boundary beyond fixed, plus the
-    network's fixed cost, share x its own two edges and the offset."""
+def by_hand_us(entries: dict[str, dict], arch: Architecture, share: float, work_scale: float = 1.0) -> float:
+    """lut_costs.py's formula written out: each op's work (median less fixed) scaled, less share x its boundary
+    beyond fixed, plus the network's fixed cost and share x its own two edges."""
     keys = [op.key for op in ops_for_architecture(arch, SPACE)]
     total = 0.0
     for key in keys:
         overhead = entries[key]["invocation_overhead"]
-        total += entries[key]["median_us"] - FIXED_US - share * (overhead["us"] - FIXED_US)
+        total += work_scale * (entries[key]["median_us"] - FIXED_US) - share * (overhead["us"] - FIXED_US)
     first, last = entries[keys[0]]["invocation_overhead"], entries[keys[-1]]["invocation_overhead"]
     edges_us = ((first["input_us"] - FIXED_US) + (last["output_us"] - FIXED_US)) / 2
-    return total + FIXED_US + share * edges_us + offset_us
+    return total + FIXED_US + share * edges_us
 
 
 def with_fit_networks(
-    entries: dict[str, dict], share: float, noise: tuple[float, ...] = (), offset_us: float = 0.0
+    entries: dict[str, dict], share: float, noise: tuple[float, ...] = (), work_scale: float = 1.0
 ) -> dict[str, dict]:
-    """`entries` plus the fit networks, each measured at what `share` and `offset_us` predict (times a noise
+    """`entries` plus the fit networks, each measured at what `share` and `work_scale` predict (times a noise
     factor)."""
     measured = dict(entries)
     for index, (arch, op) in enumerate(zip(fit_architectures(), fit_ops(SPACE.params), strict=True)):
         factor = noise[index] if noise else 1.0
-        measured[op.key] = {"median_us": by_hand_us(entries, arch, share, offset_us) * factor}
+        measured[op.key] = {"median_us": by_hand_us(entries, arch, share, work_scale) * factor}
     # A network entry has its own overhead figure in a real LUT; the fit does not use it.
     for op in fit_ops(SPACE.params):
         measured[op.key]["invocation_overhead"] = {
@@ -80,92 +79,86 @@ def with_fit_networks(
     return measured
 
 
-@pytest.mark.parametrize("offset_us", [-40.0, 0.0, 25.0])
-def test_the_fit_recovers_the_share_and_offset_of_networks_measured_at_them_and_predicts_with_the_formula(
-    offset_us: float,
+@pytest.mark.parametrize("work_scale", [0.8, 1.0, 1.3])
+def test_the_fit_recovers_the_scale_and_share_of_networks_measured_at_them_and_predicts_with_the_formula(
+    work_scale: float,
 ) -> None:
     entries = space_entries()
-    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(entries, 0.6, offset_us=offset_us)), SPACE)
-    assert costs.boundary_share == pytest.approx(0.6)
-    assert costs.network_offset_us == pytest.approx(offset_us, abs=1e-6)
+    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(entries, 0.6, work_scale=work_scale)), SPACE)
+    assert (costs.work_scale, costs.boundary_share) == pytest.approx((work_scale, 0.6))
     assert "fitted on 5 whole networks" in costs.fit_source and "mean error then 0.0 %" in costs.fit_source
-    assert f"boundary share 0.60, network offset {offset_us:+.1f} us" in costs.summary_line()
-    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(by_hand_us(entries, ARCH, 0.6, offset_us))
-    # A LUT fitted already (a search re-reads what validate fitted) fits to the same values, not to 0 beside them.
+    assert f"work scale {work_scale:.2f}, boundary share 0.60" in costs.summary_line()
+    assert predict_latency_us(costs, ARCH, SPACE) == pytest.approx(by_hand_us(entries, ARCH, 0.6, work_scale))
+    # A LUT fitted already (a search re-reads what validate fitted) fits to the same values.
     refitted = fit_network_costs(costs, SPACE)
-    assert (refitted.boundary_share, refitted.network_offset_us) == pytest.approx((0.6, offset_us), abs=1e-6)
-    # share 0 is the fixed cost alone, counted once
+    assert (refitted.work_scale, refitted.boundary_share) == pytest.approx((work_scale, 0.6))
+    # scale 1 and share 0 is the fixed cost alone, counted once
     unfitted = LutCosts.from_entries(entries)
     keys = [op.key for op in ops_for_architecture(ARCH, SPACE)]
     raw_us = sum(entries[key]["median_us"] for key in keys)
     assert predict_latency_us(unfitted, ARCH, SPACE) == pytest.approx(raw_us - FIXED_US * (len(keys) - 1))
 
 
-def test_the_search_table_predicts_what_the_predictor_does_with_a_fitted_share_and_offset() -> None:
-    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(space_entries(), 0.8, offset_us=-12.0)), SPACE)
+def test_the_search_table_predicts_what_the_predictor_does_with_a_fitted_scale_and_share() -> None:
+    costs = fit_network_costs(LutCosts.from_entries(with_fit_networks(space_entries(), 0.8, work_scale=1.1)), SPACE)
     table = latency_table_for_space(SPACE, costs)
     for arch in (ARCH, Architecture(("skip",) * 22), *fit_architectures()):
         assert table_ms(table, list(arch.blocks)) * 1000.0 == pytest.approx(
             predict_latency_us(costs, arch, SPACE)
         )
-    assert table.min_ms() * 1000.0 == pytest.approx(fastest_network_us(costs, SPACE))
 
 
-def test_noisy_networks_give_the_least_squares_share_and_offset_of_their_relative_errors() -> None:
-    networks = [FitNetworkTerms(100.0, 20.0, 90.0), FitNetworkTerms(200.0, 30.0, 170.0), FitNetworkTerms(50.0, 4.0, 49.0)]
-    fit = least_squares_fit(networks, lowest_offset_us=-1000.0)
+def loss(networks: list[FitNetworkTerms], fit: NetworkFit) -> float:
+    """The squared relative errors least_squares_fit minimises, written out."""
+    return sum(
+        ((fit.work_scale * n.work_us - fit.share * n.boundary_us + n.once_us - n.measured_us) / n.measured_us) ** 2
+        for n in networks
+    )
 
-    def loss(share: float, offset_us: float) -> float:
-        return sum(((n.fixed_only_us - share * n.boundary_us + offset_us - n.measured_us) / n.measured_us) ** 2
-                   for n in networks)  # fmt: skip
 
-    # inside the bounds the least-squares point: no point of a fine grid around it does better
-    assert 0.0 < fit.share < 1.0
-    grid = [(fit.share + i / 1000.0, fit.offset_us + j / 100.0) for i in range(-20, 21) for j in range(-20, 21)]
-    assert loss(fit.share, fit.offset_us) <= min(loss(s, d) for s, d in grid if 0.0 <= s <= 1.0) + 1e-15
+def test_noisy_networks_give_the_least_squares_scale_and_share_of_their_relative_errors() -> None:
+    networks = [
+        FitNetworkTerms(100.0, 20.0, 2.0, 90.0),
+        FitNetworkTerms(200.0, 30.0, 2.0, 185.0),
+        FitNetworkTerms(30.0, 15.0, 2.0, 20.0),
+    ]
+    fit = least_squares_fit(networks)
+    # inside the ranges the least-squares point: no point of a fine grid around it does better
+    assert 0.5 < fit.work_scale < 2.0 and 0.0 < fit.share < 1.0
+    grid = [NetworkFit(fit.work_scale + i / 1000.0, fit.share + j / 1000.0) for i in range(-20, 21) for j in range(-20, 21)]
+    assert loss(networks, fit) <= min(loss(networks, point) for point in grid) + 1e-15
     costs = fit_network_costs(
         LutCosts.from_entries(
-            with_fit_networks(space_entries(), 0.5, noise=(1.02, 0.98, 1.01, 0.99, 1.0), offset_us=-10.0)
+            with_fit_networks(space_entries(), 0.5, noise=(1.02, 0.98, 1.01, 0.99, 1.0), work_scale=0.9)
         ),
         SPACE,
     )
-    assert 0.2 < costs.boundary_share < 0.8 and -30.0 < costs.network_offset_us < 10.0
+    # 2 % noise on networks whose boundary work is a tenth of their work: the scale is found, the share loosely
+    assert 0.85 < costs.work_scale < 0.95 and 0.0 <= costs.boundary_share <= 1.0
 
 
 @pytest.mark.parametrize(
-    ("networks", "lowest_us", "expected"),
+    ("networks", "expected"),
     [
-        # the larger network measured further above share 0 (exactly fitted by share -1, offset 0): share 0
-        ([FitNetworkTerms(100.0, 20.0, 120.0), FitNetworkTerms(50.0, 5.0, 55.0)], -500.0, NetworkFit(0.0, 0.0)),
-        # exactly fitted by share 1.5, offset 0: share 1
-        ([FitNetworkTerms(100.0, 20.0, 70.0), FitNetworkTerms(50.0, 10.0, 35.0)], -500.0, NetworkFit(1.0, 0.0)),
-        # an offset below the floor is held at it
-        ([FitNetworkTerms(100.0, 0.0, 40.0), FitNetworkTerms(50.0, 0.0, 10.0)], -20.0, NetworkFit(0.0, -20.0)),
+        # exactly fitted by share 1.5 at scale 1: the share held at 1
+        ([FitNetworkTerms(100.0, 20.0, 0.0, 70.0), FitNetworkTerms(50.0, 20.0, 0.0, 20.0)], (None, 1.0)),
+        # exactly fitted by scale 3 at share 0.5: the scale held at 2, where the best share is 0
+        ([FitNetworkTerms(100.0, 20.0, 0.0, 290.0), FitNetworkTerms(50.0, 30.0, 0.0, 135.0)], (2.0, 0.0)),
+        # no boundary work: the share stays 0, the scale explains both networks
+        ([FitNetworkTerms(100.0, 0.0, 5.0, 95.0), FitNetworkTerms(50.0, 0.0, 5.0, 50.0)], (0.9, 0.0)),
     ],
 )
-def test_the_fit_keeps_to_its_bounds_at_the_best_point_there(
-    networks: list[FitNetworkTerms], lowest_us: float, expected: NetworkFit
+def test_the_fit_keeps_to_its_ranges_at_the_best_point_there(
+    networks: list[FitNetworkTerms], expected: tuple[float | None, float]
 ) -> None:
-    fit = least_squares_fit(networks, lowest_offset_us=lowest_us)
-    assert fit.share == pytest.approx(expected.share)
-    if fit.offset_us > lowest_us:
-        # on a share bound the offset is the best one for that share: sum((M - A + sB) / M^2) / sum(1 / M^2)
-        numerator = sum((n.measured_us - n.fixed_only_us + fit.share * n.boundary_us) / n.measured_us**2
-                        for n in networks)  # fmt: skip
-        assert fit.offset_us == pytest.approx(numerator / sum(1 / n.measured_us**2 for n in networks))
-    else:
-        assert fit.offset_us == expected.offset_us
-
-
-def test_the_offset_never_takes_more_than_half_the_fastest_architecture() -> None:
-    entries = space_entries()
-    fastest_us = fastest_network_us(LutCosts.from_entries(entries), SPACE)
-    # networks measured far below their ops' sum: the offset that explains them would predict the fastest
-    # architecture at a tenth of itself, and a noisier fit at 0 or below, where the log-latency loss has no value
-    measured = with_fit_networks(entries, 0.0, offset_us=-0.9 * fastest_us)
-    costs = fit_network_costs(LutCosts.from_entries(measured), SPACE)
-    assert costs.network_offset_us == pytest.approx(-fastest_us / 2, rel=1e-6)
-    assert fastest_network_us(costs, SPACE) > 0.0
+    fit = least_squares_fit(networks)
+    scale, share = expected
+    assert fit.share == pytest.approx(share)
+    if scale is not None:
+        assert fit.work_scale == pytest.approx(scale)
+    # no point of the ranges does better (a grid over them)
+    grid = [NetworkFit(0.5 + i * 1.5 / 300, j / 100) for i in range(301) for j in range(101)]
+    assert loss(networks, fit) <= min(loss(networks, point) for point in grid) + 1e-12
 
 
 @pytest.mark.parametrize(("measured_share", "fitted"), [(1.6, 1.0), (-0.7, 0.0)])
@@ -274,7 +267,7 @@ def test_the_fit_networks_are_fixed_distinct_and_requested_with_the_space() -> N
 
 def test_a_share_outside_0_to_1_is_refused() -> None:
     with pytest.raises(ValueError, match="between 0 and 1"):
-        LutCosts.from_entries(space_entries()).with_network_fit(1.5, 0.0, "by hand")
+        LutCosts.from_entries(space_entries()).with_network_fit(1.0, 1.5, "by hand")
 
 
 def test_a_lut_lacking_a_block_of_the_fit_networks_keeps_share_0_and_names_it() -> None:
