@@ -115,7 +115,8 @@ def test_validate_measures_the_networks_and_reports_what_the_lut_says(agent, tmp
             assert point["predicted_raw_us"] == pytest.approx(
                 predict_latency_us(lut.raw(), model.arch, space)
             )
-            assert point["predicted_us"] < point["predicted_raw_us"]  # the overhead counted once, not per op
+            # the fixed cost counted once, not per op (the fitted scale may put the prediction above either)
+            assert predict_latency_us(unfitted, model.arch, space) < point["predicted_raw_us"]
     fit = {name for name, point in points.items() if point["split"] == "fit"}
     holdout = {name for name, point in points.items() if point["split"] == "holdout"}
     assert len(fit) == RANDOM_NETWORKS // 2 and not fit & holdout
