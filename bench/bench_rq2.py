@@ -90,12 +90,14 @@ def measured_lut(space: SearchSpace, backend: Backend, folder: Path, lock: Path 
         body = json.loads(saved.read_text())
         # A LUT saved as plain key -> median (no overhead figures) is read as such.
         lut = fit_network_costs(LutCosts.from_body(body) if "entries" in body else LutCosts(body), space)
-        print(f"LUT: {len(lut.median_us)} ops from {saved} ({lut.describe()['prediction']})")
+        print(f"LUT: {len(lut.median_us)} ops from {saved}; {lut.summary_line()}")
         return lut
     with timing_lock(lock):
         body = measure_lut(space, backend, folder)
     saved.write_text(json.dumps(body, indent=1, sort_keys=True))
-    return fit_network_costs(LutCosts.from_body(body), space)
+    lut = fit_network_costs(LutCosts.from_body(body), space)
+    print(lut.summary_line())
+    return lut
 
 
 def measure_lut(space: SearchSpace, backend: Backend, folder: Path) -> dict:
