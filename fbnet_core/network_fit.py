@@ -27,13 +27,7 @@ from dataclasses import dataclass, replace
 
 from fbnet_core.arch import Architecture
 from fbnet_core.arch_draw import random_architectures
-from fbnet_core.keys import (
-    Op,
-    make_op,
-    network_spec,
-    ops_for_architecture,
-    ops_for_space,
-)
+from fbnet_core.keys import Op, make_op, network_spec, ops_for_architecture, ops_for_space
 from fbnet_core.lut_costs import FIXED_MEASURED, LutCosts
 from fbnet_core.predict import network_latency_us
 from fbnet_core.space import NUM_LAYERS, SearchSpace, SpaceParams
@@ -147,8 +141,8 @@ def network_terms(costs: LutCosts, keys: list[str], measured_us: float) -> FitNe
 
 def fit_network_costs(costs: LutCosts, space: SearchSpace) -> LutCosts:
     """`costs` predicting with the work scale and boundary share fitted on the fit networks of `space` in the
-    LUT or, where the agent measured no overhead, with one invocation cost fitted on them; unchanged (its summary saying why) where
-    the LUT lacks one of those networks or their blocks, and for raw sums asked for."""
+    LUT or, where the agent measured no overhead, with one invocation cost fitted on them; unchanged (its summary
+    saying why) where the LUT lacks one of those networks or their blocks, and for raw sums asked for."""
     if costs.raw_asked or costs.fixed_source != FIXED_MEASURED:  # raw sums asked for, or fitted already
         return costs
     keys = [op.key for op in fit_ops(space.params)]
@@ -180,7 +174,10 @@ def fit_network_costs(costs: LutCosts, space: SearchSpace) -> LutCosts:
     if reason:
         return costs.with_network_fit(1.0, 0.0, f"{reason}; only the fixed cost is counted once")
     fit = least_squares_fit(
-        [network_terms(costs, keys_of_one, costs.median_us[key]) for keys_of_one, key in zip(op_keys, keys, strict=True)]
+        [
+            network_terms(costs, keys_of_one, costs.median_us[key])
+            for keys_of_one, key in zip(op_keys, keys, strict=True)
+        ]
     )
     fitted = costs.with_network_fit(fit.work_scale, fit.share, "")
     return replace(
