@@ -1,6 +1,6 @@
 """The work scale and boundary share (or, where the agent measured no overhead, one invocation cost per op):
-fitted from whole networks measured on the device, applied by the predictor and the search's latency table alike, and left out (said
-so) where the LUT lacks the networks that fit it."""
+fitted from whole networks measured on the device, applied by the predictor and the search's latency table
+alike, and left out (said so) where the LUT lacks the networks that fit it."""
 
 from __future__ import annotations
 
@@ -125,7 +125,8 @@ def test_noisy_networks_give_the_least_squares_scale_and_share_of_their_relative
     fit = least_squares_fit(networks)
     # inside the ranges the least-squares point: no point of a fine grid around it does better
     assert 0.5 < fit.work_scale < 2.0 and 0.0 < fit.share < 1.0
-    grid = [NetworkFit(fit.work_scale + i / 1000.0, fit.share + j / 1000.0) for i in range(-20, 21) for j in range(-20, 21)]
+    steps = range(-20, 21)
+    grid = [NetworkFit(fit.work_scale + i / 1000.0, fit.share + j / 1000.0) for i in steps for j in steps]
     assert loss(networks, fit) <= min(loss(networks, point) for point in grid) + 1e-15
     costs = fit_network_costs(
         LutCosts.from_entries(
