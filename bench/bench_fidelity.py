@@ -166,8 +166,14 @@ def main() -> None:
         agent_args = ["--backend", args.backend, "--precision", args.precision, *agent_arguments(args)]
         if args.speed_reference != "none":
             reference = workdir / f"{args.speed_reference}.onnx"
+            # In the small-input space the reference is the zoo model's blocks at the ops' own size: a 224 px
+            # network would take hundreds of times as long as the op it is paired with, every run.
+            in_space = [] if args.resolution >= SMALL_INPUT_BELOW_PX else [
+                "--resolution", str(args.resolution), "--width", str(args.width),
+                "--head-channels", str(args.head_channels), "--num-classes", str(args.num_classes),
+            ]  # fmt: skip
             stack.dnas(
-                "export", "--model", args.speed_reference, "-o", str(reference), cpus=(args.server_cpu,)
+                "export", "--model", args.speed_reference, *in_space, "-o", str(reference), cpus=(args.server_cpu,)
             )
             agent_args += ["--speed-reference", str(reference)]
         # Registered first, by an agent that measures nothing yet (its queue is empty): `dnas validate` compiles for

@@ -10,7 +10,7 @@
    and measured with the same engine, all of them in --network-rounds alternating rounds (median of the rounds).
 
     .venv/bin/python bench/bench_target.py --out DIR [--target-fractions 0.1,0.2,0.35] [--seeds 0,1]
-    bench_target.py --out DIR --only 0.2:1 ...   # one search (target fraction or ms : seed), e.g. one per core
+    bench_target.py --out DIR --only 1:0 ...    # one search (index of the target : seed), e.g. one per core
     bench_target.py --out DIR ...                # all searched: measures and compares
 
 Prints per run the target, the predicted latency and how far under the target it landed (goal: within 5 % under

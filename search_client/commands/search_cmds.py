@@ -15,6 +15,7 @@ from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError, InvalidSpaceError, MissingLutEntries
 from fbnet_core.formats.architecture_file import load_architecture
 from fbnet_core.formats.lut_file import read_lut_file
+from fbnet_core.keys import OpSpec, network_spec
 from fbnet_core.lut_costs import LutCosts
 from fbnet_core.space import SpaceParams, build_space
 from search_client.commands.lut_cmds import CacheDir, Server, Token, connect, fail
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from search_client.search.distributed import DistContext
     from search_client.search.loop import EpochRecord, PhaseStats, ResolvedSchedule, SearchConfig
+    from search_client.space.zoo import ZooEntry
 
 DataSpec = Annotated[str, typer.Option("--data", help="digits | fake | cifar10:PATH | imagefolder:PATH")]
 TorchDevice = Annotated[str, typer.Option("--torch-device", help="Where to train: cpu, cuda, cuda:1 ...")]
@@ -466,9 +468,7 @@ def export(
         if model_name is not None:
             if weights is not None:
                 raise fail("--weights goes with --arch (a zoo model is exported freshly initialised)")
-            if flags.given() or space_name is not None:
-                raise fail("space options go with --arch (a zoo model has its own space)")
-            spec = get_model(model_name).spec()
+            spec = _zoo_spec(get_model(model_name), flags, space_name, server, token)
             output.write_bytes(compile_op(spec, fmt))
             input_shape = list(spec["input_shape"])
         else:
@@ -486,6 +486,23 @@ def export(
     except (ProfilerError, FbnetLutError, OSError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"wrote {output} ({output.stat().st_size:,} bytes, input {input_shape})")
+
+
+def _zoo_spec(
+    entry: ZooEntry, flags: SpaceFlags, name: str | None, server: str | None, token: str | None
+) -> OpSpec:
+    """A zoo model as an op: in its own space, or - with space options - an FBNet model's blocks in the space
+    they give (e.g. a speed reference as small as the ops an agent measures at 16 px)."""
+    from search_client.space.zoo import FBNetEntry
+
+    if name is None and not flags.given():
+        return entry.spec()
+    if not isinstance(entry, FBNetEntry):
+        raise InvalidSpaceError(
+            f"{entry.name} is not built from the FBNet space's blocks: space options go with an FBNet zoo model "
+            "(fbnet_a, ...) or --arch"
+        )
+    return network_spec(entry.arch, resolve_space(flags, name, lambda: connect(server, token)))
 
 
 def show(

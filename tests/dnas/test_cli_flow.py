@@ -18,12 +18,14 @@ import pytest
 from typer.testing import CliRunner
 
 from fbnet_core.formats.lut_file import median_us_by_key, read_lut_file
-from fbnet_core.keys import ops_for_space
+from fbnet_core.keys import network_spec, ops_for_space
 from fbnet_core.network_fit import lut_ops
-from fbnet_core.space import fbnet_space
+from fbnet_core.space import fbnet_space, space_params
 from fbnet_core.space_manifest import space_name
 from search_client.commands.cli import app
 from search_client.lut.latency import latency_table_for_space
+from search_client.space.compile import compile_op
+from search_client.space.zoo import FBNetEntry, get_model
 
 SPACE_ARGS = [
     "--resolution",
@@ -291,6 +293,21 @@ def test_export_writes_a_zoo_model_and_refuses_ambiguous_or_unknown_requests(tmp
         (["--model", "resnet50"], "unknown model 'resnet50'"),
         ([], "give exactly one of --arch and --model"),
         (["--model", "fbnet_a", "--arch", str(onnx_path)], "give exactly one of --arch and --model"),
+        (["--model", "mobilenetv2_100", "--resolution", "16"], "mobilenetv2_100 is not built from the FBNet"),
     ]:
         result = CliRunner().invoke(app, ["export", *args, "-o", str(tmp_path / "x.onnx")])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_export_puts_a_zoo_models_blocks_in_the_space_given(tmp_path: Path) -> None:
+    """A speed reference for an agent measuring a 16 px space: FBNet-A's blocks at the ops' own size."""
+    small = tmp_path / "fbnet_a-16.onnx"
+    space = ["--resolution", "16", "--width", "0.25", "--head-channels", "64"]
+    assert "input [1, 3, 16, 16]" in invoke("export", "--model", "fbnet_a", *space, "-o", str(small))
+    session = onnxruntime.InferenceSession(str(small), providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, 16, 16), np.float32)})
+    assert output.shape == (1, 10)
+    fbnet_a = get_model("fbnet_a")
+    assert isinstance(fbnet_a, FBNetEntry)
+    params = space_params(resolution=16, width=0.25, head_channels=64)
+    assert compile_op(network_spec(fbnet_a.arch, params), "onnx") == small.read_bytes()  # what validate measures
