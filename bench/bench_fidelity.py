@@ -42,13 +42,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_stack import Stack, add_agent_arguments, agent_arguments, exit_on_sigterm  # noqa: E402
+from live_stack import (  # noqa: E402
+    Stack,
+    add_agent_arguments,
+    agent_arguments,
+    exit_on_sigterm,
+    speed_reference_arguments,
+)
 from shared_machine import timing_lock  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fbnet_core.fidelity import summarize  # noqa: E402
 from fbnet_core.formats.validation_file import VALIDATION_FILE_NAME, read_validation_file  # noqa: E402
-from fbnet_core.space import SMALL_INPUT_BELOW_PX  # noqa: E402
+from fbnet_core.space import space_params  # noqa: E402
 from search_client.validation.validate import measure_rounds  # noqa: E402
 
 # The device per agent backend (with --precision int8: cpu-ort-t1-int8); each op and network is compiled for the
@@ -131,10 +137,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--speed-reference", default=None,
-        help="zoo model the agent times every run against (device-agent --speed-reference; 'none': off); default: "
-             "fbnet_a at 100 px and above, where a whole network lasts milliseconds and a virtual machine's speed "
-             "drifts between measurements, none below (a 6 ms reference between runs disturbs them more) and for the "
-             "backends without one",
+        help="zoo model the agent times every run against (device-agent --speed-reference; 'none': off), compiled "
+             "for the backend's runtime and, below 100 px, built in the bench's small-input space, so that it lasts "
+             "about as long as the networks measured; default: fbnet_a (a shared machine's speed drifts between "
+             "the LUT's measurement and the networks')",
     )  # fmt: skip
     parser.add_argument(
         "--precision", choices=("fp32", "int8"), default="fp32",
@@ -153,8 +159,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="copy validation.json and scatter.png here")
     args = parser.parse_args()
     if args.speed_reference is None:
-        drifts = args.resolution >= SMALL_INPUT_BELOW_PX and args.backend == "onnxruntime"  # the reference's runtime
-        args.speed_reference = "fbnet_a" if drifts else "none"
+        args.speed_reference = "fbnet_a"
     exit_on_sigterm()
 
     device = DEVICES[args.backend] if args.precision == "fp32" else f"{DEVICES[args.backend]}-{args.precision}"
@@ -164,18 +169,8 @@ def main() -> None:
     try:
         stack.start_server()
         agent_args = ["--backend", args.backend, "--precision", args.precision, *agent_arguments(args)]
-        if args.speed_reference != "none":
-            reference = workdir / f"{args.speed_reference}.onnx"
-            # In the small-input space the reference is the zoo model's blocks at the ops' own size: a 224 px
-            # network would take hundreds of times as long as the op it is paired with, every run.
-            in_space = [] if args.resolution >= SMALL_INPUT_BELOW_PX else [
-                "--resolution", str(args.resolution), "--width", str(args.width),
-                "--head-channels", str(args.head_channels), "--num-classes", str(args.num_classes),
-            ]  # fmt: skip
-            stack.dnas(
-                "export", "--model", args.speed_reference, *in_space, "-o", str(reference), cpus=(args.server_cpu,)
-            )
-            agent_args += ["--speed-reference", str(reference)]
+        space = space_params(args.resolution, args.width, args.num_classes, args.head_channels)
+        agent_args += speed_reference_arguments(stack, args.speed_reference, args.backend, space, args.server_cpu)
         # Registered first, by an agent that measures nothing yet (its queue is empty): `dnas validate` compiles for
         # the device's format, and the measuring agent starts only when the timing lock is held.
         with timing_lock(args.timing_lock):  # a speed reference calibrates at the agent's first start

@@ -54,7 +54,13 @@ from scipy.stats import kendalltau, rankdata
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from live_stack import Stack, add_agent_arguments, agent_arguments, exit_on_sigterm  # noqa: E402
+from live_stack import (  # noqa: E402
+    Stack,
+    add_agent_arguments,
+    agent_arguments,
+    exit_on_sigterm,
+    speed_reference_arguments,
+)
 from shared_machine import timing_lock  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -62,7 +68,7 @@ from fbnet_core.client import OpUpload, ProfilerClient  # noqa: E402
 from fbnet_core.errors import FbnetLutError  # noqa: E402
 from fbnet_core.keys import Op, candidate_ops, ops_for_space  # noqa: E402
 from fbnet_core.model_formats import FORMAT_SUFFIX, ModelFormat, header_problem  # noqa: E402
-from fbnet_core.space import SearchSpace, fbnet_space  # noqa: E402
+from fbnet_core.space import SearchSpace, fbnet_space, space_params  # noqa: E402
 from search_client.lut.client import Waiter, missing_keys, wait_for_entries  # noqa: E402
 from search_client.space.compile import compile_ops  # noqa: E402
 from search_client.validation.validate import ValidationTimeout, measure_rounds  # noqa: E402
@@ -251,6 +257,9 @@ def progress_waiter(agent: subprocess.Popen[bytes], log: Path, label: str) -> Wa
 def measure_runtime(stack: Stack, runtime: Runtime, keys: list[str], args: argparse.Namespace) -> RuntimeRun:
     """One agent of `runtime` measures every key twice; only queueing and measuring are timed."""
     agent_args = ["--backend", runtime.backend, *agent_arguments(args)]
+    agent_args += speed_reference_arguments(
+        stack, args.speed_reference, runtime.backend, space_params(args.resolution, args.width, args.num_classes, args.head_channels), args.server_cpu
+    )
     # Started and registered before the clock starts: the runtime's import and start-up are not the LUT's time.
     agent = stack.start_agent(runtime.device, threads=1, cpus=str(args.agent_cpu), agent_args=agent_args)
     log = stack.workdir / f"agent-{runtime.device}.log"
@@ -410,6 +419,11 @@ def parse_args() -> argparse.Namespace:
         help="only these layers' candidates (comma-separated indices; no stem, head or pool+fc); default: every op",
     )  # fmt: skip
     add_agent_arguments(parser)
+    parser.add_argument(
+        "--speed-reference", default="fbnet_a",
+        help="zoo model each agent times every run against, compiled for its runtime (device-agent "
+             "--speed-reference; 'none': off): the machine's speed, which moves between two runs, cancels",
+    )  # fmt: skip
     parser.add_argument(
         "--timing-lock",
         type=Path,

@@ -23,6 +23,8 @@ import httpx
 
 from fbnet_core.client import ProfilerClient
 from fbnet_core.dev_tokens import read_dev_tokens
+from fbnet_core.model_formats import FORMAT_SUFFIX, RUNTIME_FORMAT
+from fbnet_core.space import SMALL_INPUT_BELOW_PX, SpaceParams
 
 # Generous: on a machine shared by many jobs, importing the server's and the agent's packages on one pinned core
 # took over a minute.
@@ -183,3 +185,19 @@ class Stack:
     def close(self) -> None:
         for process in reversed(self._processes):
             self.stop(process)
+
+
+def speed_reference_arguments(stack: Stack, model: str, runtime: str, params: SpaceParams, cpu: int) -> list[str]:
+    """`device-agent run` options that pair every timed run with the zoo `model` ('none': no options), compiled for
+    `runtime`. Below 100 px it is built in the measured space `params`: at 224 px it would last hundreds of times as
+    long as the op paired with it."""
+    if model == "none":
+        return []
+    model_format = RUNTIME_FORMAT[runtime]
+    reference = stack.workdir / f"speed-reference-{model}{FORMAT_SUFFIX[model_format]}"
+    in_space = [] if params.resolution >= SMALL_INPUT_BELOW_PX else [
+        "--resolution", str(params.resolution), "--width", str(params.width),
+        "--head-channels", str(params.head_channels), "--num-classes", str(params.num_classes),
+    ]  # fmt: skip
+    stack.dnas("export", "--model", model, *in_space, "--format", model_format, "-o", str(reference), cpus=(cpu,))
+    return ["--speed-reference", str(reference)]

@@ -55,8 +55,9 @@ RealtimePriority = Annotated[
 ]
 SpeedReferenceOnnx = Annotated[
     Path | None,
-    typer.Option("--speed-reference", help="onnxruntime: time every run against this ONNX model run right after "
-                 "it, so the machine's speed phases cancel (e.g. `dnas export --model fbnet_a`; docs/agents.md)."),
+    typer.Option("--speed-reference", help="Time every run against this model (in the backend's format: .onnx, "
+                 ".pte, .tflite) run right after it, so the machine's speed phases cancel (e.g. `dnas export --model "
+                 "fbnet_a`, with the space's options for a small space; docs/agents.md)."),
 ]
 InvocationOverhead = Annotated[
     bool,

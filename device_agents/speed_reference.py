@@ -35,7 +35,10 @@ from device_agents.backends.base import Backend, InProcessRunner, OpInput, Runti
 from device_agents.errors import BackendUnavailableError, OpFailedError
 from device_agents.system import SensorReadings
 from device_agents.timing import Clock, Measurement, SpeedReference, TimingPolicy
+from fbnet_core.model_formats import FORMAT_SUFFIX
 
+# The backends whose runners time a model in this process (device_agents/backends/base.py InProcessRunner).
+IN_PROCESS_BACKENDS = ("onnxruntime", "executorch", "litert")
 CALIBRATION_S = 5.0  # long enough to span a few of the machine's speed phases; a fifth more of warm-up first
 
 
@@ -132,25 +135,37 @@ class SpeedReferencedBackend:
     """A backend whose every measurement is paired with the speed reference (same runtime, same settings)."""
 
     def __init__(
-        self, backend: Backend, reference_onnx: Path, state_dir: Path, calibration_s: float = CALIBRATION_S
+        self, backend: Backend, reference: Path, state_dir: Path, calibration_s: float = CALIBRATION_S
     ) -> None:
-        if backend.name != "onnxruntime":
+        if backend.name not in IN_PROCESS_BACKENDS:
             raise BackendUnavailableError(
-                f"--speed-reference needs the onnxruntime backend (the reference is an ONNX model run in "
-                f"process); the {backend.name} backend cannot run it"
+                f"--speed-reference needs a backend that runs the reference in its own process "
+                f"({', '.join(IN_PROCESS_BACKENDS)}); the {backend.name} backend cannot run it"
+            )
+        suffix = FORMAT_SUFFIX[backend.model_format]
+        if reference.suffix != suffix:
+            raise BackendUnavailableError(
+                f"--speed-reference: the {backend.name} backend runs {suffix} files, not {reference.name} "
+                f"(`dnas export --model fbnet_a --format {backend.model_format} -o fbnet_a{suffix}` writes one)"
             )
         try:
-            self._sha256 = hashlib.sha256(reference_onnx.read_bytes()).hexdigest()
+            self._sha256 = hashlib.sha256(reference.read_bytes()).hexdigest()
         except OSError as exc:
-            raise BackendUnavailableError(f"--speed-reference: cannot read {reference_onnx}: {exc}") from exc
+            raise BackendUnavailableError(f"--speed-reference: cannot read {reference}: {exc}") from exc
         self._backend = backend
         self.name = backend.name
         self.model_format = backend.model_format
+        # The reference runs in the backend's own runtime and format: it then slows down with what slows the ops.
+        as_op = (
+            OpInput("speed-reference", reference, self._sha256, {})
+            if backend.model_format == "onnx"
+            else OpInput("speed-reference", None, self._sha256, {}, model_path=reference, model_sha256=self._sha256)
+        )
         try:
-            runner = backend.prepare(OpInput("speed-reference", reference_onnx, self._sha256, {}))
+            runner = backend.prepare(as_op)
         except OpFailedError as exc:
             raise BackendUnavailableError(f"--speed-reference: {exc}") from exc
-        assert isinstance(runner, InProcessRunner)  # the onnxruntime backend's runners are
+        assert isinstance(runner, InProcessRunner)  # the in-process backends' runners are
         self._path = calibration_path(state_dir, backend.runtime_info(), self._sha256)
         self._calibration = _load_or_calibrate(
             self._path, runner, backend.runtime_info(), self._sha256, calibration_s
@@ -162,7 +177,7 @@ class SpeedReferencedBackend:
     def runtime_info(self) -> RuntimeInfo:
         info = self._backend.runtime_info()
         reference = {
-            "onnx_sha256": self._sha256,
+            "sha256": self._sha256,
             "nominal_us": self._calibration["nominal_us"],
             "calibrated_at": self._calibration["calibrated_at"],
             "calibration_file": self._path.name,

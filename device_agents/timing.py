@@ -10,7 +10,8 @@ go on until the 95% confidence interval of the median (order statistics, distrib
 With a speed reference (`SpeedReference`), every timed run of the op is followed by a fixed reference workload
 and the sample is the op's time scaled by how fast the reference ran just then: a shared machine whose speed
 drifts in phases (a neighbour's job, the hypervisor) then moves op and reference alike, and the ratio stays.
-Each timed run is then preceded by an untimed one, so that it is warm although the reference evicted the op.
+Each timed run is then preceded by an untimed one, so that it is warm although the reference evicted the op, and
+each timed reference run by an untimed one of the reference, for the same reason.
 """
 
 from __future__ import annotations
@@ -190,6 +191,9 @@ class _Pairing:
         # speed reference): one untimed run first, so the timed one is a warm run, as without a reference.
         self._time_op()
         op_s = self._time_op()
+        # Likewise the op evicted the reference's weights (a network of the space's size fills the core's cache):
+        # timed cold, the reference would run slower after larger ops and shrink exactly their samples.
+        self._reference.time_runs(1)
         reference_s = self._reference.time_runs(self.repeats) / self.repeats
         self._log.append((op_s, reference_s))
         return op_s * self._reference.nominal_s / reference_s if reference_s > 0 else op_s

@@ -33,7 +33,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _op(model_format: str) -> OpInput:
+def compiled_op(model_format: str) -> OpInput:
     path = DATA / f"{KEY}.{model_format}"
     return OpInput(KEY, None, hashlib.sha256(export_onnx(SPEC)).hexdigest(), SPEC, path, _sha256(path))
 
@@ -47,7 +47,7 @@ def test_a_compiled_op_is_timed_with_its_runtimes_provenance(backend_name, model
 
     chosen = load_backend(backend_name, BackendOptions(threads=1))
     assert chosen.model_format == model_format
-    record = measure_op(chosen, _op(model_format), FAST)
+    record = measure_op(chosen, compiled_op(model_format), FAST)
     assert not record.is_failure, record.error
     assert len(record.samples_us) >= 10 and min(record.samples_us) > 0
     runtime = record.runtime
@@ -66,7 +66,7 @@ def test_a_file_that_does_not_match_its_sha256_is_a_failed_op(tmp_path):
 
 
 def test_an_op_without_a_file_in_the_backends_format_is_a_failed_op():
-    record = measure_op(load_backend("litert", BackendOptions(threads=1)), _op("pte"), FAST)
+    record = measure_op(load_backend("litert", BackendOptions(threads=1)), compiled_op("pte"), FAST)
     assert record.is_failure and "LiteRT could not load" in record.error
     missing = OpInput(KEY, None, "0" * 64, SPEC)
     record = measure_op(load_backend("litert", BackendOptions(threads=1)), missing, FAST)

@@ -4,6 +4,7 @@ onnxruntime sessions on real ONNX files (calibration kept and reused, provenance
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -17,6 +18,7 @@ from device_agents.measure import measure_op
 from device_agents.speed_reference import SpeedReferencedBackend
 from device_agents.timing import SpeedReference, TimingPolicy, measure
 from tests.agents.helpers import write_conv_onnx
+from tests.agents.test_phone_runtimes import DATA, FAST, KEY, compiled_op
 from tests.agents.test_timing import FakeClock
 
 OP_S = 2e-3
@@ -103,7 +105,40 @@ def test_reference_repeats_are_capped():
     # A reference 100x shorter than the op would be repeated 200 times; the cap holds it at 3.
     result = measure(machine.run_op, POLICY, clock, clock.sleep, reference=reference)
     assert result.speed is not None and result.speed.repeats == 3
-    assert set(machine.reference_calls[4:]) == {3}
+    assert set(machine.reference_calls[4::2]) == {1} and set(machine.reference_calls[5::2]) == {3}
+
+
+class EvictingMachine:
+    """A fake machine on which the op and the reference evict each other: the first run of either after the
+    other is `cold_factor` times as slow. The machine's speed never changes, so every sample must be the op's
+    warm time."""
+
+    def __init__(self, clock: FakeClock, cold_factor: float) -> None:
+        self.clock = clock
+        self.cold_factor = cold_factor
+        self.last = "op"
+
+    def _runs(self, who: str, one_run_s: float, repeats: int) -> float:
+        duration = one_run_s * (repeats - 1 + (self.cold_factor if self.last != who else 1.0))
+        self.last = who
+        self.clock.now_s += duration
+        return duration
+
+    def run_op(self) -> float:
+        return self._runs("op", OP_S, 1)
+
+    def run_reference(self, repeats: int) -> float:
+        return self._runs("reference", REFERENCE_S, repeats)
+
+
+def test_the_op_and_the_reference_are_both_timed_warm():
+    clock = FakeClock()
+    machine = EvictingMachine(clock, cold_factor=1.5)
+    reference = SpeedReference(time_runs=machine.run_reference, nominal_s=REFERENCE_S)
+    result = measure(machine.run_op, POLICY, clock, clock.sleep, reference=reference)
+    assert result.speed is not None and result.speed.repeats == 2
+    # A cold reference run among the timed ones would make every sample 1.25x too fast.
+    assert result.samples_us == pytest.approx([OP_S * 1e6] * result.timed_runs)
 
 
 @pytest.fixture
@@ -164,9 +199,26 @@ def test_a_measurement_records_what_the_reference_did(
     )
 
 
-def test_only_the_onnxruntime_backend_can_run_the_reference(reference_onnx, tmp_path):
+@pytest.mark.parametrize(("backend_name", "model_format"), [("executorch", "pte"), ("litert", "tflite")])
+def test_the_phone_runtimes_run_a_reference_in_their_own_format(backend_name, model_format, tmp_path):
+    """ExecuTorch and LiteRT time the reference compiled for them, in their own runtime, as they time the ops."""
+    backend = SpeedReferencedBackend(
+        load_backend(backend_name, BackendOptions(threads=1)), DATA / f"{KEY}.{model_format}", tmp_path / "state",
+        calibration_s=0.2,
+    )  # fmt: skip
+    record = measure_op(backend, compiled_op(model_format), FAST)
+    assert not record.is_failure, record.error
+    recorded = record.runtime["extra"]["speed_reference"]
+    assert recorded["repeats"] >= 1 and recorded["reference_median_us"] > 0
+    assert recorded["sha256"] == hashlib.sha256((DATA / f"{KEY}.{model_format}").read_bytes()).hexdigest()
+
+
+def test_a_reference_in_another_format_or_for_an_out_of_process_backend_is_refused(reference_onnx, tmp_path):
+    executorch = load_backend("executorch", BackendOptions(threads=1))
+    with pytest.raises(BackendUnavailableError, match=r"the executorch backend runs \.pte files, not reference\.onnx"):
+        SpeedReferencedBackend(executorch, reference_onnx, tmp_path)
     torch_backend = load_backend("torch", BackendOptions(threads=1))
-    with pytest.raises(BackendUnavailableError, match="needs the onnxruntime backend"):
+    with pytest.raises(BackendUnavailableError, match="the torch backend cannot run it"):
         SpeedReferencedBackend(torch_backend, reference_onnx, tmp_path)
 
 
