@@ -9,8 +9,10 @@ preceded by an untimed one, so that it is warm although the reference evicted th
 The reference must be slowed down by what slows the ops down: on this project's shared VM a whole network of
 the search space (FBNet-A, 224x224) tracked the phases (two passes over 33 networks: Kendall tau 0.93-0.95
 between them, from 0.78-0.91 uncorrected), while a small cache-resident model (two 32-channel 3x3 convolutions)
-made it worse (tau 0.02-0.24): the phases are memory-bound contention, which a model that lives in the cache
-does not feel. So the user gives the reference (`dnas export --model fbnet_a -o fbnet_a.onnx` writes one).
+made it worse (tau 0.02-0.24) for those 224 px ops. For a 16 px space, FBNet-A's blocks at 16 px are the
+reference (same 60 networks measured twice: 0.5 % apart, from 3.1 %). So the user gives the reference, in the
+backend's own format (`dnas export --model fbnet_a [space options] [--format pte|tflite]` writes one), and the
+backend runs it like an op.
 
 Samples are expressed at the reference's *nominal* speed: the median of one reference run, calibrated once per
 host, runtime setting and reference model and kept in the agent's state folder, so that measurements from
