@@ -101,5 +101,5 @@ def test_profile_refuses_a_speed_reference_on_a_backend_that_cannot_run_it(tmp_p
     done = _agent("profile", "--ops", str(manifest), "--out", str(tmp_path / "r.jsonl"), "--backend", "torch",
                   "--speed-reference", str(op), "--state-dir", str(tmp_path / "state"))  # fmt: skip
     assert done.returncode == 2
-    assert "device-agent: --speed-reference needs the onnxruntime backend" in done.stderr
+    assert "device-agent: --speed-reference needs a backend that runs the reference in its own process" in done.stderr
     assert "Traceback" not in done.stderr
