@@ -257,9 +257,8 @@ def progress_waiter(agent: subprocess.Popen[bytes], log: Path, label: str) -> Wa
 def measure_runtime(stack: Stack, runtime: Runtime, keys: list[str], args: argparse.Namespace) -> RuntimeRun:
     """One agent of `runtime` measures every key twice; only queueing and measuring are timed."""
     agent_args = ["--backend", runtime.backend, *agent_arguments(args)]
-    agent_args += speed_reference_arguments(
-        stack, args.speed_reference, runtime.backend, space_params(args.resolution, args.width, args.num_classes, args.head_channels), args.server_cpu
-    )
+    space = space_params(args.resolution, args.width, args.num_classes, args.head_channels)
+    agent_args += speed_reference_arguments(stack, args.speed_reference, runtime.backend, space, args.server_cpu)
     # Started and registered before the clock starts: the runtime's import and start-up are not the LUT's time.
     agent = stack.start_agent(runtime.device, threads=1, cpus=str(args.agent_cpu), agent_args=agent_args)
     log = stack.workdir / f"agent-{runtime.device}.log"

@@ -53,7 +53,7 @@ RealtimePriority = Annotated[
     typer.Option(min=0, max=99, help="Measure under SCHED_FIFO at this priority (1-99; needs root or "
                  "CAP_SYS_NICE), so other processes cannot preempt a timed run; 0: the OS default policy."),
 ]
-SpeedReferenceOnnx = Annotated[
+SpeedReferenceModel = Annotated[
     Path | None,
     typer.Option("--speed-reference", help="Time every run against this model (in the backend's format: .onnx, "
                  ".pte, .tflite) run right after it, so the machine's speed phases cancel (e.g. `dnas export --model "
@@ -188,7 +188,7 @@ def profile(
     cooldown_s: CooldownS = 0.0,
     op_timeout_s: OpTimeoutS = 120.0,
     realtime_priority: RealtimePriority = 0,
-    speed_reference: SpeedReferenceOnnx = None,
+    speed_reference: SpeedReferenceModel = None,
     invocation_overhead: InvocationOverhead = True,
     state_dir: StateDir = None,
 ) -> None:
@@ -312,7 +312,7 @@ def run(
     cooldown_s: CooldownS = 0.0,
     op_timeout_s: OpTimeoutS = 120.0,
     realtime_priority: RealtimePriority = 0,
-    speed_reference: SpeedReferenceOnnx = None,
+    speed_reference: SpeedReferenceModel = None,
     invocation_overhead: InvocationOverhead = True,
     post_batch: Annotated[int, typer.Option(min=1, help="Post results in batches of this many.")] = 16,
     idle_poll_s: Annotated[float, typer.Option(min=0.1, help="Seconds between polls of an empty queue.")] = 5.0,
