@@ -2,8 +2,8 @@
 
 {"format_version": 1, "blocks": [22 block names], "space": {SpaceParams fields}}, plus, from a search, "arch" (the
 compact string form) and "predicted_latency_ms" (the LUT's prediction), and from a search with a latency budget
-"budget": {"target_ms", "landed_pct", "in_budget_window", "log_probability"}. Without "space" the file means the
-ImageNet FBNet space's defaults.
+"budget": {"target_ms", "landed_pct", "in_budget_window", "log_probability"}. Without "space" (a hand-written list
+of blocks) the file has the ImageNet FBNet space's defaults, and commands let their space options say otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class ArchitectureFile:
     params: SpaceParams
     predicted_latency_ms: float | None = None
     budget: dict[str, Any] | None = None
+    space_given: bool = True  # False: the file names no space, and `params` are the defaults
 
 
 def save_architecture(
@@ -65,4 +66,5 @@ def load_architecture(path: Path) -> ArchitectureFile:
         params,
         float(predicted) if isinstance(predicted, int | float) else None,
         budget if isinstance(budget, dict) else None,
+        space_given="space" in data,
     )

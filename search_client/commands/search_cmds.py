@@ -13,7 +13,7 @@ from rich.table import Table
 
 from fbnet_core.client import ProfilerError
 from fbnet_core.errors import FbnetLutError, InvalidSpaceError, MissingLutEntries
-from fbnet_core.formats.architecture_file import load_architecture
+from fbnet_core.formats.architecture_file import ArchitectureFile, load_architecture
 from fbnet_core.formats.lut_file import read_lut_file
 from fbnet_core.keys import OpSpec, network_spec
 from fbnet_core.lut_costs import LutCosts
@@ -352,23 +352,29 @@ def describe_schedule(config: SearchConfig, schedule: ResolvedSchedule) -> str:
     )
 
 
-def _check_arch_space(
-    params: SpaceParams, flags: SpaceFlags, name: str | None, server: str | None, token: str | None, arch: Path
-) -> None:
-    """Space options given with --arch must agree with the architecture's own space (every field of a named
-    space, the fields given as flags); one line says which field differs."""
-    if name is None and not flags.given():
-        return  # the architecture file carries its space
-    wanted = resolve_space(flags, name, lambda: connect(server, token))
+def _arch_space(
+    loaded: ArchitectureFile, flags: SpaceFlags, name: str | None, server: str | None, token: str | None, arch: Path
+) -> SpaceParams:
+    """The space an architecture file is built in. A file that names its space carries it, and space options given
+    too must agree with it (every field of a named space, the fields given as flags; one line says which field
+    differs). A file without one (a hand-written list of blocks) takes the options' space."""
+    wanted = (
+        resolve_space(flags, name, lambda: connect(server, token)) if name is not None or flags.given() else None
+    )
+    if not loaded.space_given:
+        return wanted or loaded.params
+    if wanted is None:
+        return loaded.params
     checked = SpaceParams.__dataclass_fields__ if name is not None else flags.given()
     for field_name in checked:
-        searched, given = getattr(params, field_name), getattr(wanted, field_name)
+        searched, given = getattr(loaded.params, field_name), getattr(wanted, field_name)
         if searched != given:
             source = f"--space {name}" if name else "the options"
             raise InvalidSpaceError(
                 f"{arch} was searched for {field_name}={searched}, {source} say {field_name}={given}: "
                 f"pass {flag_value(field_name, searched)} or give the matching --arch"
             )
+    return loaded.params
 
 
 def train(
@@ -413,10 +419,8 @@ def train(
     try:
         compute_device = usable_torch_device(torch_device)
         loaded = load_architecture(arch)
-        _check_arch_space(loaded.params, flags, space_name, server, token, arch)
-        result = train_architecture(
-            loaded.arch, loaded.params, config, compute_device, on_epoch_end=show
-        )
+        params = _arch_space(loaded, flags, space_name, server, token, arch)
+        result = train_architecture(loaded.arch, params, config, compute_device, on_epoch_end=show)
     except (ProfilerError, FbnetLutError) as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"top-1: {result.top1:.2%}")
@@ -474,8 +478,7 @@ def export(
         else:
             assert arch is not None  # exactly one of the two, checked above
             loaded = load_architecture(arch)
-            _check_arch_space(loaded.params, flags, space_name, server, token, arch)
-            space = build_space(loaded.params)
+            space = build_space(_arch_space(loaded, flags, space_name, server, token, arch))
             model = build_model(loaded.arch, space)
             if weights is not None:
                 model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

@@ -299,6 +299,19 @@ def test_export_writes_a_zoo_model_and_refuses_ambiguous_or_unknown_requests(tmp
         assert result.exit_code == 2 and message in result.output, result.output
 
 
+def test_a_hand_written_list_of_blocks_takes_the_space_the_options_give(tmp_path: Path) -> None:
+    """An architecture file without "space" is the ImageNet space unless space options say otherwise."""
+    arch = tmp_path / "mine.json"
+    arch.write_text(json.dumps({"blocks": ["k3_e1"] * 22}))
+    small = ["--resolution", "16", "--width", "0.25", "--head-channels", "64"]
+    assert "input [1, 3, 16, 16]" in invoke("export", "--arch", str(arch), *small, "-o", str(tmp_path / "s.onnx"))
+    assert "input [1, 3, 224, 224]" in invoke("export", "--arch", str(arch), "-o", str(tmp_path / "l.onnx"))
+    # A file that names its space still holds the options to it.
+    arch.write_text(json.dumps({"blocks": ["k3_e1"] * 22, "space": {"resolution": 32, "small_input": True}}))
+    result = CliRunner().invoke(app, ["export", "--arch", str(arch), *small, "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 2 and "was searched for resolution=32" in result.output
+
+
 def test_export_puts_a_zoo_models_blocks_in_the_space_given(tmp_path: Path) -> None:
     """A speed reference for an agent measuring a 16 px space: FBNet-A's blocks at the ops' own size."""
     small = tmp_path / "fbnet_a-16.onnx"
