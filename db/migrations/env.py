@@ -13,10 +13,13 @@ target_metadata = Base.metadata
 # until the migration transaction ends; SQLite: on the write lock), so the first migrates and the others find
 # the schema at head.
 MIGRATION_LOCK_ID = 0x46424E4554  # "FBNET"
+# SQLite: how long a replica queues behind another's migration before it gives up. Longer than a request's 5 s: a
+# migration holds the write lock for all its revisions (seconds on a loaded machine, more where it moves blobs).
+MIGRATION_BUSY_TIMEOUT_MS = 120_000
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    engine = make_engine(config.get_main_option("sqlalchemy.url"), sqlite_busy_timeout_ms=MIGRATION_BUSY_TIMEOUT_MS)
     try:
         with engine.connect() as conn:
             # SQLite: take the write lock with the first statement, so concurrent migrations queue on it.
