@@ -352,19 +352,24 @@ def describe_schedule(config: SearchConfig, schedule: ResolvedSchedule) -> str:
     )
 
 
+def _space_given(flags: SpaceFlags, name: str | None, server: str | None, token: str | None) -> SpaceParams | None:
+    """The space that --space or the space options ask for; None when neither is given."""
+    if name is None and not flags.given():
+        return None
+    return resolve_space(flags, name, lambda: connect(server, token))
+
+
 def _arch_space(
     loaded: ArchitectureFile, flags: SpaceFlags, name: str | None, server: str | None, token: str | None, arch: Path
 ) -> SpaceParams:
     """The space an architecture file is built in. A file that names its space carries it, and space options given
     too must agree with it (every field of a named space, the fields given as flags; one line says which field
     differs). A file without one (a hand-written list of blocks) takes the options' space."""
-    wanted = (
-        resolve_space(flags, name, lambda: connect(server, token)) if name is not None or flags.given() else None
-    )
-    if not loaded.space_given:
-        return wanted or loaded.params
+    wanted = _space_given(flags, name, server, token)
     if wanted is None:
         return loaded.params
+    if not loaded.space_given:
+        return wanted
     checked = SpaceParams.__dataclass_fields__ if name is not None else flags.given()
     for field_name in checked:
         searched, given = getattr(loaded.params, field_name), getattr(wanted, field_name)
@@ -498,14 +503,15 @@ def _zoo_spec(
     they give (e.g. a speed reference as small as the ops an agent measures at 16 px)."""
     from search_client.space.zoo import FBNetEntry
 
-    if name is None and not flags.given():
+    wanted = _space_given(flags, name, server, token)
+    if wanted is None:
         return entry.spec()
     if not isinstance(entry, FBNetEntry):
         raise InvalidSpaceError(
             f"{entry.name} is not built from the FBNet space's blocks: space options go with an FBNet zoo model "
             "(fbnet_a, ...) or --arch"
         )
-    return network_spec(entry.arch, resolve_space(flags, name, lambda: connect(server, token)))
+    return network_spec(entry.arch, wanted)
 
 
 def show(
